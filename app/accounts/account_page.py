@@ -1,0 +1,191 @@
+"""The buyer's account page: balances of every asset, purchases and the ledger, newest first.
+
+The ledger list pages with ``?before=<entry id>`` (keyset, stable while new entries arrive);
+the "Show older" link is a plain link that htmx turns into an in-place append.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from litestar import Response, get
+from litestar.plugins.htmx import HTMXRequest, HTMXTemplate
+from litestar.response import Redirect, Template
+from litestar.status_codes import HTTP_303_SEE_OTHER
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import i18n
+from app.accounts.auth import current_user, sign_in_url
+from app.catalogue.model import Catalogue
+from app.catalogue.money import format_money
+from app.catalogue.reload import CatalogueHolder
+from app.checkout.models import Order, OrderStatus
+from app.i18n import gettext as _
+from app.ledger.models import LedgerEntry
+from app.ledger.service import balances, entries
+
+ENTRIES_PAGE: Final = 20
+PURCHASES_SHOWN: Final = 50
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceRow:
+    asset_id: str
+    name: str
+    available: int
+    held: int
+    pending: int
+    unit_available: str
+    unit_held: str
+    unit_pending: str
+
+    @property
+    def owed(self) -> int:
+        return -self.available if self.available < 0 else 0
+
+
+def status_label(status: str) -> str:
+    """An order status in the buyer's language."""
+    labels = {
+        OrderStatus.PENDING: _("Starting"),
+        OrderStatus.OPEN: _("Waiting for payment"),
+        OrderStatus.AWAITING_PAYMENT: _("Waiting for bank payment"),
+        OrderStatus.PAID: _("Paid"),
+        OrderStatus.FAILED: _("Failed"),
+        OrderStatus.EXPIRED: _("Expired"),
+        OrderStatus.CANCELED: _("Canceled"),
+        OrderStatus.NEEDS_REVIEW: _("Being checked"),
+    }
+    return labels.get(status, status)  # type: ignore[call-overload,no-any-return]
+
+
+def kind_label(kind: str) -> str:
+    """A ledger entry kind in the buyer's language (unknown kinds are shown as written)."""
+    labels = {
+        "purchase": _("Purchase"),
+        "refund": _("Refund"),
+        "refund_total": _("Refund"),
+        "dispute_hold": _("Held for a dispute"),
+        "dispute_release": _("Dispute won: released"),
+        "dispute_loss": _("Dispute lost"),
+        "adjustment": _("Adjustment"),
+        "spend": _("Used"),
+    }
+    return labels.get(kind, kind)
+
+
+def _unit(catalogue: Catalogue, asset_id: str, count: int, locale: str) -> str:
+    asset = catalogue.asset(asset_id)
+    return asset.unit_label(abs(count), locale) if asset is not None else asset_id
+
+
+async def balance_rows(db: AsyncSession, user_id: int, catalogue: Catalogue, locale: str) -> list[BalanceRow]:
+    """One row per catalogue asset (zero when never bought), then any retired asset still held."""
+    held_by_asset = await balances(db, user_id)
+    pending_rows = await db.execute(
+        select(Order.asset, func.sum(Order.units + Order.bonus))
+        .where(Order.user_id == user_id, Order.status == OrderStatus.AWAITING_PAYMENT)
+        .group_by(Order.asset)
+    )
+    pending = {asset: int(total or 0) for asset, total in pending_rows}
+    asset_ids = [a.id for a in catalogue.assets]
+    asset_ids += sorted((set(held_by_asset) | set(pending)) - set(asset_ids))
+    rows = []
+    for asset_id in asset_ids:
+        view = held_by_asset.get(asset_id)
+        available, held = (view.available, view.held) if view is not None else (0, 0)
+        asset = catalogue.asset(asset_id)
+        rows.append(
+            BalanceRow(
+                asset_id=asset_id,
+                name=asset.name.get(locale) if asset is not None else asset_id,
+                available=available,
+                held=held,
+                pending=pending.get(asset_id, 0),
+                unit_available=_unit(catalogue, asset_id, available, locale),
+                unit_held=_unit(catalogue, asset_id, held, locale),
+                unit_pending=_unit(catalogue, asset_id, pending.get(asset_id, 0), locale),
+            )
+        )
+    return rows
+
+
+async def entries_page(
+    db: AsyncSession, user_id: int, before: int | None
+) -> tuple[list[LedgerEntry], int | None]:
+    """A page of entries and the ``before`` value of the next (older) page, if there is one."""
+    found = await entries(db, user_id, limit=ENTRIES_PAGE + 1, before_id=before)
+    page = found[:ENTRIES_PAGE]
+    return page, (page[-1].id if len(found) > ENTRIES_PAGE and page else None)
+
+
+def _entry_context(catalogue: Catalogue, locale: str, rows: list[LedgerEntry]) -> list[dict[str, Any]]:
+    shown = []
+    for entry in rows:
+        asset = catalogue.asset(entry.asset)
+        shown.append(
+            {
+                "entry": entry,
+                "kind": kind_label(entry.kind),
+                "asset": asset.name.get(locale) if asset is not None else entry.asset,
+                "units": entry.units,
+                "held_units": entry.held_units,
+                "unit": _unit(catalogue, entry.asset, entry.units, locale),
+                "when": entry.created_at.strftime("%Y-%m-%d %H:%M") if entry.created_at else "",
+            }
+        )
+    return shown
+
+
+@get("/account", name="account:page", request_class=HTMXRequest)
+async def account_page(
+    request: HTMXRequest, db_session: AsyncSession, catalogue: CatalogueHolder, before: int | None = None
+) -> Response[Any]:
+    user = await current_user(request, db_session)
+    if user is None:
+        query = request.scope.get("query_string", b"").decode("latin-1")
+        return Redirect(
+            path=sign_in_url("/account" + (f"?{query}" if query else "")), status_code=HTTP_303_SEE_OTHER
+        )
+    live = catalogue.catalogue
+    locale = i18n.current_locale()
+    page, next_before = await entries_page(db_session, user.id, before)
+    entry_rows = _entry_context(live, locale, page)
+    if request.htmx and before is not None:
+        return HTMXTemplate(
+            template_name="partials/account_entries.html",
+            context={"entries": entry_rows, "next_before": next_before},
+        )
+    orders = list(
+        await db_session.scalars(
+            select(Order).where(Order.user_id == user.id).order_by(Order.id.desc()).limit(PURCHASES_SHOWN)
+        )
+    )
+    babel = i18n.BABEL_LOCALES.get(locale, "en_US")
+    purchases = [
+        {
+            "order": o,
+            "status": status_label(o.status),
+            "price": format_money(o.amount, o.currency, babel),
+            "units": o.total_units,
+            "unit": _unit(live, o.asset, o.total_units, locale),
+            "when": o.created_at.strftime("%Y-%m-%d %H:%M") if o.created_at else "",
+        }
+        for o in orders
+    ]
+    return Template(
+        template_name="account/account.html",
+        context={
+            "current_user": user,
+            "balances": await balance_rows(db_session, user.id, live, locale),
+            "purchases": purchases,
+            "entries": entry_rows,
+            "next_before": next_before,
+            "older_page": before is not None,
+        },
+    )
+
+
+ROUTES: list[Any] = [account_page]

@@ -1,0 +1,134 @@
+"""Sign up, sign in, sign out: full HTML pages that work without JavaScript."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from litestar import Request, get, post
+from litestar.middleware.rate_limit import RateLimitConfig
+from litestar.params import QueryParameter
+from litestar.plugins.flash import flash
+from litestar.response import Redirect, Template
+from litestar.status_codes import (
+    HTTP_303_SEE_OTHER,
+    HTTP_400_BAD_REQUEST,
+    HTTP_401_UNAUTHORIZED,
+    HTTP_409_CONFLICT,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import i18n
+from app.accounts.auth import safe_next, sign_in_session
+from app.accounts.models import User
+from app.accounts.service import EmailTaken, authenticate, check_sign_up, create_user, normalise_email
+from app.i18n import gettext as _
+from app.i18n.web import language_cookie, switch_language
+
+AUTH_RATE_LIMIT = RateLimitConfig(
+    rate_limit=("minute", 10),
+    store="rate_limit",
+    check_throttle_handler=lambda request: request.method == "POST",
+)
+"""Ten sign-in or sign-up attempts a minute per client address, counted together."""
+
+
+async def _form(request: Request[Any, Any, Any]) -> dict[str, str]:
+    """The fields we read, as strings; anything missing or odd becomes an empty string."""
+    form = await request.form()
+    out: dict[str, str] = {}
+    for name in ("email", "password", "next"):
+        value = form.get(name)
+        out[name] = value if isinstance(value, str) else ""
+    return out
+
+
+def _page(
+    name: str,
+    *,
+    next_path: str,
+    email: str = "",
+    errors: Mapping[str, str | None] | None = None,
+    status: int = 200,
+) -> Template:
+    return Template(
+        template_name=f"accounts/{name}.html",
+        context={"email": email, "next": next_path, "errors": errors or {}},
+        status_code=status,
+    )
+
+
+def _signed_in(request: Request[Any, Any, Any], user: User, next_path: str) -> Redirect:
+    """Rotate the session, remember the account's language in this browser, and go on."""
+    sign_in_session(request, user)
+    cookies = []
+    if i18n.COOKIE not in request.cookies and user.locale in i18n.SUPPORTED:
+        cookies.append(language_cookie(user.locale))
+    return Redirect(path=safe_next(next_path), status_code=HTTP_303_SEE_OTHER, cookies=cookies)
+
+
+@get("/sign-up", name="sign_up")
+async def sign_up_page(
+    next_path: Annotated[str | None, QueryParameter(name="next", required=False)] = None,
+) -> Template:
+    return _page("sign_up", next_path=safe_next(next_path))
+
+
+@post("/sign-up", middleware=[AUTH_RATE_LIMIT.middleware])
+async def sign_up(request: Request[Any, Any, Any], db_session: AsyncSession) -> Template | Redirect:
+    """Create the account; a taken email is found by the unique constraint, and nothing is written."""
+    form = await _form(request)
+    email, password = normalise_email(form["email"]), form["password"]
+    next_path = safe_next(form["next"])
+    problems = check_sign_up(email, password)
+    if problems:
+        errors = {"email": problems.email, "password": problems.password}
+        return _page("sign_up", email=email, next_path=next_path, errors=errors, status=HTTP_400_BAD_REQUEST)
+    try:
+        # Only an explicit choice (the switcher's cookie) is saved, not a guess from the browser.
+        chosen = request.cookies.get(i18n.COOKIE)
+        locale = chosen if chosen in i18n.SUPPORTED else None
+        user = await create_user(db_session, email, password, locale=locale)
+    except EmailTaken:
+        errors = {"email": _("An account with this email already exists. Please sign in instead.")}
+        return _page("sign_up", email=email, next_path=next_path, errors=errors, status=HTTP_409_CONFLICT)
+    response = _signed_in(request, user, next_path)
+    flash(request, _("Welcome! Your account is ready."), category="success")
+    return response
+
+
+@get("/sign-in", name="sign_in")
+async def sign_in_page(
+    next_path: Annotated[str | None, QueryParameter(name="next", required=False)] = None,
+) -> Template:
+    return _page("sign_in", next_path=safe_next(next_path))
+
+
+@post("/sign-in", middleware=[AUTH_RATE_LIMIT.middleware])
+async def sign_in(request: Request[Any, Any, Any], db_session: AsyncSession) -> Template | Redirect:
+    """Check the password; an unknown email and a wrong password get the same words."""
+    form = await _form(request)
+    email, password = normalise_email(form["email"]), form["password"]
+    next_path = safe_next(form["next"])
+    if not email or not password:
+        errors = {"form": _("Please enter your email address and password.")}
+        return _page("sign_in", email=email, next_path=next_path, errors=errors, status=HTTP_400_BAD_REQUEST)
+    user = await authenticate(db_session, email, password)
+    if user is None:
+        errors = {"form": _("That email and password do not match an account.")}
+        return _page("sign_in", email=email, next_path=next_path, errors=errors, status=HTTP_401_UNAUTHORIZED)
+    return _signed_in(request, user, next_path)
+
+
+@post("/sign-out", name="sign_out")
+async def sign_out(request: Request[Any, Any, Any]) -> Redirect:
+    """Forget the session (a new id for what remains) and go to the pricing page."""
+    from app.web.sessions import rotate_session
+
+    request.set_session({})
+    rotate_session(request)
+    flash(request, _("You have signed out."), category="success")
+    return Redirect(path="/", status_code=HTTP_303_SEE_OTHER)
+
+
+ROUTES: list[Any] = [sign_up_page, sign_up, sign_in_page, sign_in, sign_out, switch_language]

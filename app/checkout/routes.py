@@ -1,0 +1,230 @@
+"""Buying a pack: start Checkout, wait for the payment on the success page, come back from cancel.
+
+Failure pages follow post/redirect/get: ``POST /checkout`` marks the order failed and answers
+303 (so the plugin commits the failed order, one transaction), then ``GET /checkout/failed``
+explains it with a 502/503. A 5xx answer from the POST itself would roll the order back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from litestar import MediaType, Request, Response, get, post
+from litestar.exceptions import NotFoundException
+from litestar.response import Redirect, Template
+from litestar.status_codes import HTTP_303_SEE_OTHER
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import i18n
+from app.accounts.account_page import ROUTES as ACCOUNT_PAGE_ROUTES
+from app.accounts.auth import current_user, session_user_id, sign_in_url
+from app.accounts.models import User
+from app.catalogue.reload import CatalogueHolder
+from app.checkout import status as fragments
+from app.checkout.models import Order, OrderStatus
+from app.checkout.service import (
+    FINAL_STATUSES,
+    CheckoutFailed,
+    buy_again_pack,
+    cancel_order,
+    order_of,
+    refresh_from_stripe,
+    start_checkout,
+)
+from app.i18n import gettext as _
+from app.settings import Settings
+from app.stripe_gateway import PaymentProviderError, StripeGateway, message_for
+
+log = structlog.get_logger(__name__)
+
+
+def _here(request: Request[Any, Any, Any]) -> str:
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    return request.url.path + (f"?{query}" if query else "")
+
+
+def _problem(status: int, message: str) -> Template:
+    return Template(
+        template_name="errors/error.html", context={"status": status, "message": message}, status_code=status
+    )
+
+
+async def _own_order(db: AsyncSession, user: User, order: Order | None) -> Order:
+    """The order if it is this buyer's; anything else is a 404 (no hint that it exists)."""
+    if order is None or order.user_id != user.id:
+        raise NotFoundException()
+    return order
+
+
+@post("/checkout", name="checkout:start")
+async def start(
+    request: Request[Any, Any, Any],
+    db_session: AsyncSession,
+    catalogue: CatalogueHolder,
+    stripe: StripeGateway,
+    settings: Settings,
+) -> Response[Any]:
+    """Only the pack id is read from the form: price, amount, currency... all come from the catalogue."""
+    if session_user_id(request) is None:
+        return Redirect(path=sign_in_url("/"), status_code=HTTP_303_SEE_OTHER)
+    form = await request.form()
+    raw_pack = form.get("pack")
+    pack_id = raw_pack.strip() if isinstance(raw_pack, str) else ""
+    if not pack_id:
+        return _problem(400, _("Please choose a pack to buy."))
+    pack = catalogue.catalogue.get(pack_id)
+    if pack is None:
+        return _problem(404, _("We could not find that pack. Please choose one from the pricing page."))
+    if not pack.active:
+        return _problem(400, _("That pack is no longer on sale. Please choose another one."))
+    user = await current_user(request, db_session)
+    if user is None:
+        return Redirect(path=sign_in_url("/"), status_code=HTTP_303_SEE_OTHER)
+    try:
+        started = await start_checkout(
+            db_session, stripe, settings, user=user, pack=pack, locale=i18n.current_locale()
+        )
+    except CheckoutFailed as exc:
+        return Redirect(path=f"/checkout/failed?order={exc.order.id}", status_code=HTTP_303_SEE_OTHER)
+    return Redirect(path=started.url, status_code=HTTP_303_SEE_OTHER)
+
+
+@get("/checkout/failed", name="checkout:failed")
+async def failed(
+    request: Request[Any, Any, Any], db_session: AsyncSession, catalogue: CatalogueHolder, order: int
+) -> Response[Any]:
+    user = await current_user(request, db_session)
+    if user is None:
+        return Redirect(path=sign_in_url(_here(request)), status_code=HTTP_303_SEE_OTHER)
+    found = await _own_order(db_session, user, await order_of(db_session, order_id=order))
+    reason = found.status_reason or "stripe_rejected"
+    status_code = 503 if reason in ("stripe_unreachable", "rate_limit") else 502
+    if found.status != OrderStatus.FAILED:
+        status_code = 200
+    return Template(
+        template_name="checkout/failed.html",
+        context={
+            "current_user": user,
+            "order": found,
+            "message": message_for(reason),
+            "retry_pack": buy_again_pack(catalogue.catalogue, found),
+        },
+        status_code=status_code,
+    )
+
+
+async def _status_body(
+    request: Request[Any, Any, Any], db: AsyncSession, catalogue: CatalogueHolder, order: Order, locale: str
+) -> bytes:
+    balance = await fragments.credited_balance(db, order) if order.status == OrderStatus.PAID else None
+    context = fragments.status_context(order, catalogue.catalogue, locale, balance_after=balance)
+    engine = request.app.template_engine
+    assert engine is not None
+    html: str = engine.get_template("partials/order_status.html").render(**context)
+    body = html.encode()
+    fragments.remember_fragment(order, locale, body)
+    return body
+
+
+@get("/checkout/success", name="checkout:success")
+async def success(
+    request: Request[Any, Any, Any],
+    db_session: AsyncSession,
+    catalogue: CatalogueHolder,
+    stripe: StripeGateway,
+    session_id: str = "",
+) -> Response[Any]:
+    """The buyer's landing page after paying; only the buyer may see it."""
+    user = await current_user(request, db_session)
+    if user is None:
+        return Redirect(path=sign_in_url(_here(request)), status_code=HTTP_303_SEE_OTHER)
+    order = await _own_order(
+        db_session, user, await order_of(db_session, session_id=session_id[:255] or None)
+    )
+    await refresh_from_stripe(db_session, stripe, order)
+    locale = i18n.current_locale()
+    body = await _status_body(request, db_session, catalogue, order, locale)
+    return Template(
+        template_name="checkout/success.html",
+        context={
+            "current_user": user,
+            "order": order,
+            "status_html": body.decode(),
+            "final": order.status in FINAL_STATUSES,
+        },
+    )
+
+
+@get(
+    "/checkout/status/{order_id:int}",
+    name="checkout:status",
+    opt={"skip_session": True},
+    media_type=MediaType.HTML,
+)
+async def order_status(
+    request: Request[Any, Any, Any],
+    db_session: AsyncSession,
+    catalogue: CatalogueHolder,
+    stripe: StripeGateway,
+    order_id: int,
+    lang: str = "",
+) -> Response[bytes]:
+    """The polled fragment: 200 while waiting (at most one Stripe check per few seconds), 286 once final."""
+    locale = lang if lang in i18n.SUPPORTED else i18n.current_locale()
+    i18n.set_locale(locale)
+    user_id = await fragments.viewer_id(request)
+    if user_id is None:
+        return Response(
+            content=_("Please sign in first.").encode(), status_code=401, media_type=MediaType.TEXT
+        )
+    cached = fragments.cached_fragment(order_id, locale, user_id)
+    if cached is not None:
+        return Response(content=cached, status_code=fragments.STOP_POLLING, media_type=MediaType.HTML)
+    order = await order_of(db_session, order_id=order_id)
+    if order is None or order.user_id != user_id:
+        raise NotFoundException()
+    await refresh_from_stripe(db_session, stripe, order)
+    body = await _status_body(request, db_session, catalogue, order, locale)
+    final = order.status in FINAL_STATUSES
+    return Response(
+        content=body, status_code=fragments.STOP_POLLING if final else 200, media_type=MediaType.HTML
+    )
+
+
+@get("/checkout/cancel", name="checkout:cancel")
+async def cancel(
+    request: Request[Any, Any, Any],
+    db_session: AsyncSession,
+    catalogue: CatalogueHolder,
+    stripe: StripeGateway,
+    order: int,
+) -> Response[Any]:
+    """Where Stripe sends a buyer who backs out: close the session (unless paid) and offer a retry."""
+    user = await current_user(request, db_session)
+    if user is None:
+        return Redirect(path=sign_in_url(_here(request)), status_code=HTTP_303_SEE_OTHER)
+    found = await _own_order(db_session, user, await order_of(db_session, order_id=order))
+    problem: str | None = None
+    try:
+        await cancel_order(db_session, stripe, found)
+    except PaymentProviderError as exc:
+        log.warning("checkout.cancel_failed", order_id=found.id, code=exc.code)
+        problem = exc.user_message()
+    await db_session.refresh(found)
+    locale = i18n.current_locale()
+    body = await _status_body(request, db_session, catalogue, found, locale)
+    return Template(
+        template_name="checkout/cancel.html",
+        context={
+            "current_user": user,
+            "order": found,
+            "status_html": body.decode(),
+            "final": found.status in FINAL_STATUSES,
+            "problem": problem,
+            "retry_pack": buy_again_pack(catalogue.catalogue, found),
+        },
+    )
+
+
+ROUTES: list[Any] = [start, failed, success, order_status, cancel, *ACCOUNT_PAGE_ROUTES]

@@ -1,0 +1,206 @@
+"""The buyer's side of the money path: start a Checkout, look after an order while the buyer waits.
+
+Nothing here commits: the request (or the reconcile job) owns the one transaction. Crediting
+is the ledger engineer's ``fulfil_checkout``; state changes go through ``states.transition``
+so they stay monotonic whoever races us (webhook, poll, reconcile).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import structlog
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.accounts.models import User
+from app.catalogue.model import Catalogue, Pack, language_of
+from app.checkout.models import Order, OrderStatus
+from app.settings import Settings
+from app.stripe_gateway import PaymentProviderError, ProviderRejected, StripeGateway, as_mapping
+
+log = structlog.get_logger(__name__)
+
+FINAL_STATUSES: Final = frozenset(
+    {
+        OrderStatus.PAID,
+        OrderStatus.FAILED,
+        OrderStatus.EXPIRED,
+        OrderStatus.CANCELED,
+        OrderStatus.NEEDS_REVIEW,
+    }
+)
+"""Statuses after which nothing the buyer waits for can happen any more."""
+IMMUTABLE_STATUSES: Final = frozenset({OrderStatus.PAID})
+"""The one status nothing moves an order out of (a late Stripe success may still turn a
+canceled/expired/failed order into paid, see ``states``): only its fragment is cached."""
+WAITING_STATUSES: Final = frozenset({OrderStatus.PENDING, OrderStatus.OPEN, OrderStatus.AWAITING_PAYMENT})
+CHECK_INTERVAL: Final = timedelta(seconds=3)
+"""How often the success page may ask Stripe about one order (every buyer tab together)."""
+
+
+class CheckoutFailed(Exception):
+    """Stripe refused or could not be reached; the order is marked failed (and stays so)."""
+
+    def __init__(self, order: Order, error: PaymentProviderError) -> None:
+        super().__init__(error.code)
+        self.order = order
+        self.error = error
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    order: Order
+    url: str
+
+
+def snapshot_order(user: User, pack: Pack, locale: str) -> Order:
+    """An order copying everything about the pack from the catalogue: later edits don't change it."""
+    language = language_of(locale)
+    return Order(
+        user_id=user.id,
+        pack_id=pack.id,
+        pack_name=pack.name.get(language),
+        asset=pack.asset,
+        units=pack.units,
+        bonus=pack.bonus,
+        amount=pack.price_minor,
+        currency=pack.currency,
+        locale=language,
+        status=OrderStatus.PENDING,
+    )
+
+
+async def _transition(db: AsyncSession, order: Order, to: OrderStatus, **kwargs: Any) -> bool:
+    from app.checkout.states import transition
+
+    changed = await transition(db, order_id=order.id, to=to, **kwargs)
+    await db.refresh(order)
+    return changed
+
+
+async def start_checkout(
+    db: AsyncSession,
+    gateway: StripeGateway,
+    settings: Settings,
+    *,
+    user: User,
+    pack: Pack,
+    locale: str,
+) -> Started:
+    """Make the order, then its Checkout Session; on a Stripe error mark it failed and raise.
+
+    The order is flushed first because its id names the session's idempotency key and metadata.
+    """
+    order = snapshot_order(user, pack, locale)
+    db.add(order)
+    await db.flush()
+    try:
+        session = await gateway.create_checkout_session(
+            order,
+            pack,
+            customer_email=user.email,
+            locale=order.locale,
+            base_url=settings.base_url,
+            expires_in=settings.checkout_expiry_seconds,
+        )
+    except PaymentProviderError as exc:
+        log.warning("checkout.stripe_failed", order_id=order.id, code=exc.code, detail=exc.detail)
+        await _transition(db, order, OrderStatus.FAILED, reason=exc.code)
+        raise CheckoutFailed(order, exc) from exc
+    order.stripe_session_id = session.id
+    await db.flush()
+    await _transition(db, order, OrderStatus.OPEN)
+    log.info("checkout.started", order_id=order.id, session_id=session.id, pack=pack.id)
+    return Started(order=order, url=str(session.url))
+
+
+async def order_of(
+    db: AsyncSession, *, order_id: int | None = None, session_id: str | None = None
+) -> Order | None:
+    if order_id is not None:
+        return await db.get(Order, order_id)
+    if session_id:
+        found: Order | None = await db.scalar(select(Order).where(Order.stripe_session_id == session_id))
+        return found
+    return None
+
+
+async def claim_check(db: AsyncSession, order_id: int, *, interval: timedelta = CHECK_INTERVAL) -> bool:
+    """Take this order's turn to ask Stripe; the conditional UPDATE lets one caller in per interval."""
+    now = datetime.now(UTC)
+    result = await db.execute(
+        update(Order)
+        .where(
+            Order.id == order_id,
+            Order.status.in_([s.value for s in WAITING_STATUSES]),
+            Order.stripe_session_id.is_not(None),
+            or_(Order.checked_at.is_(None), Order.checked_at < now - interval),
+        )
+        .values(checked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def apply_session(db: AsyncSession, order: Order, session: dict[str, Any]) -> str:
+    """Bring ``order`` in line with what Stripe says about its session; returns what happened."""
+    from app.checkout.fulfilment import fulfil_checkout
+
+    # fulfil_checkout reads every session state: paid → credit, complete+unpaid → awaiting,
+    # expired → expired, open → nothing.
+    result = await fulfil_checkout(db, session)
+    await db.refresh(order)
+    return str(result.outcome)
+
+
+async def refresh_from_stripe(
+    db: AsyncSession, gateway: StripeGateway, order: Order, *, interval: timedelta = CHECK_INTERVAL
+) -> str | None:
+    """Heal a lost webhook while the buyer waits: at most once per ``interval`` per order."""
+    if order.status not in WAITING_STATUSES or not order.stripe_session_id:
+        return None
+    if not await claim_check(db, order.id, interval=interval):
+        return None
+    try:
+        session = await gateway.retrieve_session(order.stripe_session_id)
+    except PaymentProviderError as exc:
+        log.warning("checkout.refresh_failed", order_id=order.id, code=exc.code)
+        return None
+    outcome = await apply_session(db, order, as_mapping(session))
+    log.info("checkout.refreshed", order_id=order.id, outcome=outcome)
+    return outcome
+
+
+async def cancel_order(db: AsyncSession, gateway: StripeGateway, order: Order) -> str:
+    """The buyer came back through the cancel link: close the session unless it was paid meanwhile.
+
+    Stripe decides: an open session is expired there first, and only then is the order marked
+    canceled, so a payment can never land on a canceled order.
+    """
+    if order.status in FINAL_STATUSES or order.status == OrderStatus.AWAITING_PAYMENT:
+        return "unchanged"
+    if not order.stripe_session_id:
+        await _transition(db, order, OrderStatus.CANCELED, reason="canceled_by_buyer")
+        return "canceled"
+    # Hold the row until we commit: the ``checkout.session.expired`` webhook our expiry causes
+    # must not mark it expired first (PostgreSQL; SQLite's single writer already serialises).
+    await db.execute(select(Order.id).where(Order.id == order.id).with_for_update())
+    session = as_mapping(await gateway.retrieve_session(order.stripe_session_id))
+    if session.get("status") == "open":
+        try:
+            session = as_mapping(await gateway.expire_session(order.stripe_session_id))
+        except ProviderRejected:
+            # Paid (or expired) between our two calls: Stripe's current answer decides.
+            session = as_mapping(await gateway.retrieve_session(order.stripe_session_id))
+    if session.get("status") == "expired":
+        await _transition(db, order, OrderStatus.CANCELED, reason="canceled_by_buyer")
+        return "canceled"
+    return await apply_session(db, order, session)
+
+
+def buy_again_pack(catalogue: Catalogue, order: Order) -> Pack | None:
+    """The same pack, if it is still on sale."""
+    return catalogue.get_active(order.pack_id)

@@ -1,0 +1,51 @@
+"""The ``storefront`` command: Litestar's CLI with the shop's own commands added by a plugin.
+
+``storefront run`` / ``storefront database upgrade`` come from Litestar and advanced-alchemy;
+``pricing``, ``users``, ``sandbox``, ``reconcile`` and ``serve`` are ours.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+from click import Group
+from litestar.plugins import CLIPluginProtocol
+
+
+class StorefrontCLIPlugin(CLIPluginProtocol):
+    """Adds the shop's command groups to the Litestar CLI."""
+
+    def on_cli_init(self, cli: Group) -> None:
+        from app.accounts.cli import users_group
+        from app.catalogue.cli import pricing_group
+        from app.reconcile.cli import reconcile_command
+        from app.sandbox.cli import sandbox as sandbox_command
+
+        cli.add_command(pricing_group, "pricing")
+        cli.add_command(users_group, "users")
+        cli.add_command(sandbox_command, "sandbox")
+        cli.add_command(reconcile_command, "reconcile")
+        cli.add_command(serve_command, "serve")
+
+
+@click.command(name="serve", help="Serve the shop the production way: several workers, no reload, no debug.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option(
+    "--port", default=lambda: int(os.environ.get("PORT", "8000")), type=int, show_default="$PORT or 8000"
+)
+@click.option("--workers", default=2, type=int, show_default=True)
+@click.option("--migrate/--no-migrate", default=True, show_default=True, help="Apply migrations first.")
+def serve_command(host: str, port: int, workers: int, migrate: bool) -> None:
+    from app.web.serve import serve
+
+    serve(host=host, port=port, workers=workers, migrate=migrate)
+
+
+def main() -> None:
+    """Entry point of the ``storefront`` script."""
+    os.environ.setdefault("LITESTAR_APP", "app:create_app")
+    from litestar.cli.main import litestar_group
+
+    sys.exit(litestar_group())

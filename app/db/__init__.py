@@ -1,0 +1,1 @@
+"""Database wiring: the SQLAlchemy config, the model registry and migrations."""

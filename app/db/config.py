@@ -1,0 +1,74 @@
+"""The advanced-alchemy configuration: one engine, one session per request, Alembic migrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from advanced_alchemy.extensions.litestar import (
+    AlembicAsyncConfig,
+    AsyncSessionConfig,
+    EngineConfig,
+    SQLAlchemyAsyncConfig,
+)
+from sqlalchemy import Engine, event
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from app.settings import Settings
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+SQLITE_CONNECT_ARGS: dict[str, Any] = {"timeout": 30}
+
+
+def install_sqlite_pragmas(engine: Engine) -> None:
+    """WAL for concurrent readers, and BEGIN IMMEDIATE so two writers never deadlock on upgrade.
+
+    A deferred SQLite transaction that reads and then writes fails at once (no busy wait)
+    when another writer got in between; taking the write lock at BEGIN makes writers queue.
+    Used for the async engine (on its sync core) and the webhook writer's sync engine alike.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (savepoints need it)
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(settings: Settings) -> AsyncEngine:
+    """The one engine of this process; SQLite gets its pragmas, PostgreSQL a sized pool."""
+    if settings.is_sqlite:
+        Path(settings.database_url.split("///", 1)[-1]).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(settings.database_url, connect_args=SQLITE_CONNECT_ARGS)
+        install_sqlite_pragmas(engine.sync_engine)
+        return engine
+    return create_async_engine(
+        settings.database_url, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=1800
+    )
+
+
+def make_alchemy_config(settings: Settings, engine: AsyncEngine | None = None) -> SQLAlchemyAsyncConfig:
+    """Sessions commit when the handler answers 2xx or 3xx and roll back otherwise."""
+    return SQLAlchemyAsyncConfig(
+        engine_instance=engine or make_engine(settings),
+        before_send_handler="autocommit_include_redirects",
+        session_config=AsyncSessionConfig(expire_on_commit=False),
+        session_dependency_key="db_session",
+        engine_config=EngineConfig(),
+        create_all=False,
+        alembic_config=AlembicAsyncConfig(
+            script_location=str(MIGRATIONS),
+            version_table_name="alembic_version",
+            render_as_batch=True,
+        ),
+    )

@@ -1,0 +1,164 @@
+"""One typed place for configuration, read from the environment.
+
+Development makes its own secrets and keeps them under ``var/`` so that restarts keep
+sessions and webhook signatures valid; production refuses to start without real ones.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import warnings
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+Environment = Literal["development", "production"]
+
+
+class SettingsError(RuntimeError):
+    """The configuration cannot be used; the message says what to set."""
+
+
+def _env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def _keep_secret(var_dir: Path, name: str, make: str) -> str:
+    """Read a development secret from ``var/``, making it once when missing."""
+    path = var_dir / name
+    if path.exists():
+        value = path.read_text(encoding="utf-8").strip()
+        if value:
+            return value
+    var_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(make + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    return make
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the app reads from its environment, validated once."""
+
+    env: Environment = "development"
+    database_url: str = ""
+    base_url: str = "http://127.0.0.1:8000"
+    secret_key: str = ""
+    pricing_path: Path = PROJECT_ROOT / "pricing.toml"
+    var_dir: Path = PROJECT_ROOT / "var"
+    stripe_secret_key: str = ""
+    stripe_webhook_secrets: tuple[str, ...] = ()
+    stripe_api_base: str = ""
+    """Where the Stripe SDK sends API calls; empty means Stripe itself (or the mounted sandbox)."""
+    sandbox_key: str = ""
+    redis_url: str = ""
+    checkout_expiry_seconds: int = 3600
+    reconcile_interval_seconds: int = 60
+    log_level: str = "INFO"
+    debug: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def uses_sandbox(self) -> bool:
+        """True when no real Stripe key is set: the shop mounts its own Stripe sandbox."""
+        return not self.stripe_secret_key or self.stripe_secret_key.startswith("sk_test_sandbox")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def sandbox_mounted(self) -> bool:
+        """The sandbox runs inside this app when we use it and nobody pointed us at another one."""
+        return self.uses_sandbox and not self.stripe_api_base
+
+    @property
+    def effective_stripe_api_base(self) -> str:
+        if self.stripe_api_base:
+            return self.stripe_api_base.rstrip("/")
+        if self.uses_sandbox:
+            return self.base_url.rstrip("/") + "/sandbox"
+        return "https://api.stripe.com"
+
+    @property
+    def effective_stripe_key(self) -> str:
+        return self.stripe_secret_key or "sk_test_sandbox"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Build settings from ``STOREFRONT_*`` and ``STRIPE_*`` variables."""
+        env_name = _env("STOREFRONT_ENV", "development").lower()
+        if env_name not in ("development", "production"):
+            raise SettingsError(f"STOREFRONT_ENV must be 'development' or 'production', not {env_name!r}")
+        env: Environment = "production" if env_name == "production" else "development"
+        var_dir = Path(_env("STOREFRONT_VAR_DIR") or PROJECT_ROOT / "var")
+        port = _env("PORT", "8000")
+        base_url = _env("STOREFRONT_BASE_URL") or f"http://127.0.0.1:{port}"
+        database_url = _env("STOREFRONT_DATABASE_URL") or f"sqlite+aiosqlite:///{var_dir / 'storefront.db'}"
+        database_url = normalise_database_url(database_url)
+        secret_key = _env("STOREFRONT_SECRET_KEY")
+        webhook = _env("STRIPE_WEBHOOK_SECRET")
+        stripe_key = _env("STRIPE_SECRET_KEY")
+        if env == "production":
+            problems = []
+            if len(secret_key) < 32:
+                problems.append("STOREFRONT_SECRET_KEY must be set to at least 32 characters")
+            if not base_url.startswith("https://"):
+                problems.append("STOREFRONT_BASE_URL must be an https:// URL")
+            if not webhook:
+                problems.append("STRIPE_WEBHOOK_SECRET must be set (whsec_...)")
+            if not stripe_key:
+                problems.append("STRIPE_SECRET_KEY must be set")
+            if problems:
+                raise SettingsError("refusing to start in production: " + "; ".join(problems))
+            if stripe_key.startswith("sk_test_"):
+                warnings.warn(
+                    "STRIPE_SECRET_KEY is a TEST key (sk_test_...) in production: no real money will move",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+        else:
+            if not secret_key:
+                secret_key = _keep_secret(var_dir, "secret_key", secrets.token_urlsafe(48))
+            if not webhook:
+                webhook = _keep_secret(var_dir, "webhook_secret", "whsec_" + secrets.token_hex(24))
+        return cls(
+            env=env,
+            database_url=database_url,
+            base_url=base_url.rstrip("/"),
+            secret_key=secret_key,
+            pricing_path=Path(_env("STOREFRONT_PRICING") or PROJECT_ROOT / "pricing.toml"),
+            var_dir=var_dir,
+            stripe_secret_key=stripe_key,
+            stripe_webhook_secrets=tuple(s.strip() for s in webhook.split(",") if s.strip()),
+            stripe_api_base=_env("STOREFRONT_STRIPE_API_BASE"),
+            sandbox_key=_env("STOREFRONT_SANDBOX_KEY"),
+            redis_url=_env("STOREFRONT_REDIS_URL"),
+            checkout_expiry_seconds=int(_env("STOREFRONT_CHECKOUT_EXPIRY", "3600")),
+            reconcile_interval_seconds=int(_env("STOREFRONT_RECONCILE_INTERVAL", "60")),
+            log_level=_env("STOREFRONT_LOG_LEVEL", "INFO").upper(),
+            debug=env == "development" and _env("STOREFRONT_DEBUG") in ("1", "true"),
+        )
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept plain ``postgresql://`` and ``sqlite://`` URLs and pick the async drivers."""
+    if url.startswith(("postgres://", "postgresql://")):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite://") and not url.startswith("sqlite+aiosqlite://"):
+        return "sqlite+aiosqlite://" + url.split("://", 1)[1]
+    return url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings of this process, read once."""
+    return Settings.from_env()

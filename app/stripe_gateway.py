@@ -1,0 +1,263 @@
+"""The one place that talks to Stripe (or the sandbox, which answers the same way).
+
+Features never import ``stripe``: they call :class:`StripeGateway` and catch
+:class:`PaymentProviderError`, whose subclasses say whether the buyer may simply retry
+(:class:`ProviderUnavailable`) or Stripe refused the request (:class:`ProviderRejected`,
+:class:`PaymentDeclined`). Their ``user_message()`` is plain words in the buyer's language.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+import stripe
+
+from app import i18n
+from app.i18n import gettext as _
+from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.catalogue.model import Pack
+    from app.checkout.models import Order
+
+MIN_EXPIRY_SECONDS: Final = 30 * 60
+MAX_EXPIRY_SECONDS: Final = 24 * 3600
+"""Stripe accepts ``expires_at`` between 30 minutes and 24 hours from now."""
+
+
+class PaymentProviderError(Exception):
+    """Stripe could not do what we asked; ``code`` is kept on the order, the message is for people."""
+
+    code: str = "stripe_error"
+
+    def __init__(self, detail: str = "", *, code: str | None = None) -> None:
+        super().__init__(detail or self.code)
+        self.detail = detail
+        if code:
+            self.code = code
+
+    def user_message(self) -> str:
+        return message_for(self.code)
+
+
+class ProviderUnavailable(PaymentProviderError):
+    """No answer (or a 5xx / rate limit) even after the SDK's retries: worth trying again later."""
+
+    code = "stripe_unreachable"
+
+
+class ProviderRejected(PaymentProviderError):
+    """Stripe answered and refused the request (bad parameters, key, permissions...)."""
+
+    code = "stripe_rejected"
+
+
+class PaymentDeclined(ProviderRejected):
+    """The card or bank said no; ``code`` is the decline code."""
+
+    code = "card_declined"
+
+
+def message_for(code: str | None) -> str:
+    """Plain words for a stored failure code, in the current request's language."""
+    messages = {
+        "stripe_unreachable": _(
+            "We could not reach the payment provider. Nothing was charged; please try again in a minute."
+        ),
+        "stripe_rejected": _(
+            "The payment provider could not start this payment. Nothing was charged; please try again later."
+        ),
+        "card_declined": _("Your card was declined. Nothing was charged; please try another card."),
+        "generic_decline": _("Your card was declined. Nothing was charged; please try another card."),
+        "insufficient_funds": _("Your card has insufficient funds. Nothing was charged."),
+        "lost_card": _("Your card was declined. Nothing was charged; please try another card."),
+        "stolen_card": _("Your card was declined. Nothing was charged; please try another card."),
+        "expired_card": _("Your card has expired. Please use another card."),
+        "incorrect_cvc": _("The card's security code is incorrect. Please check it and try again."),
+        "incorrect_number": _("The card number is incorrect. Please check it and try again."),
+        "processing_error": _("The card could not be processed. Please try again in a moment."),
+        "authentication_required": _("Your bank asked for verification that did not complete."),
+        "rate_limit": _("The payment provider is busy. Nothing was charged; please try again in a minute."),
+    }
+    return messages.get(code or "", messages["stripe_rejected"])
+
+
+def _translate(exc: stripe.StripeError) -> PaymentProviderError:
+    """Map the SDK's exceptions onto our three kinds (the SDK has already retried what it may)."""
+    detail = f"{type(exc).__name__}: {exc.user_message or exc._message or ''}"
+    if isinstance(exc, stripe.APIConnectionError):
+        return ProviderUnavailable(detail)
+    if isinstance(exc, stripe.RateLimitError):
+        return ProviderUnavailable(detail, code="rate_limit")
+    if isinstance(exc, stripe.CardError):
+        error = exc.error
+        decline = getattr(error, "decline_code", None) if error is not None else None
+        return PaymentDeclined(detail, code=str(decline or exc.code or "card_declined"))
+    if isinstance(exc, stripe.APIError) or (exc.http_status or 0) >= 500:
+        return ProviderUnavailable(detail)
+    return ProviderRejected(detail)
+
+
+def clamp_expiry(seconds: int) -> int:
+    return max(MIN_EXPIRY_SECONDS, min(MAX_EXPIRY_SECONDS, seconds))
+
+
+def session_idempotency_key(order_id: int) -> str:
+    """Stripe replays the first answer for the same key, so one order never gets two sessions."""
+    return f"order-{order_id}-session"
+
+
+def as_mapping(obj: Any) -> dict[str, Any]:
+    """A plain, recursive ``dict`` copy of an SDK object (what the services take)."""
+    if isinstance(obj, stripe.StripeObject):
+        return obj.to_dict()
+    return dict(obj)
+
+
+class StripeGateway:
+    """Owns the async ``StripeClient``; features call its methods, never the SDK directly."""
+
+    def __init__(self, settings: Settings) -> None:
+        # The SDK logs every request at INFO; our own log lines say what matters.
+        logging.getLogger("stripe").setLevel(logging.WARNING)
+        self.settings = settings
+        self.client = stripe.StripeClient(
+            settings.effective_stripe_key,
+            base_addresses={"api": settings.effective_stripe_api_base},
+            http_client=stripe.HTTPXClient(),
+            max_network_retries=2,
+        )
+
+    async def close(self) -> None:
+        """Release the HTTP connection pool."""
+        http_client = self.client._requestor._client
+        if http_client is not None and hasattr(http_client, "close_async"):
+            await http_client.close_async()  # type: ignore[no-untyped-call]
+
+    def session_params(
+        self,
+        order: Order,
+        pack: Pack,
+        *,
+        customer_email: str,
+        locale: str,
+        base_url: str,
+        expires_in: int,
+        now: float | None = None,
+    ) -> dict[str, Any]:
+        """Checkout Session parameters; the price comes from the catalogue pack, never the request."""
+        language = "zh" if locale == "zh" else "en"
+        if pack.stripe_price:
+            line_item: dict[str, Any] = {"price": pack.stripe_price, "quantity": 1}
+        else:
+            line_item = {
+                "quantity": 1,
+                "price_data": {
+                    "currency": pack.currency.lower(),
+                    "unit_amount": pack.price_minor,
+                    "product_data": {
+                        "name": pack.name.get(language),
+                        "description": pack.description.get(language),
+                    },
+                },
+            }
+        base = base_url.rstrip("/")
+        metadata = {"order_id": str(order.id), "pack_id": pack.id, "user_id": str(order.user_id)}
+        return {
+            "mode": "payment",
+            "line_items": [line_item],
+            "client_reference_id": str(order.user_id),
+            "metadata": metadata,
+            "payment_intent_data": {"metadata": metadata},
+            "customer_email": customer_email,
+            "locale": i18n.STRIPE_LOCALES.get(language, "auto"),
+            "success_url": f"{base}/checkout/success?session_id={{CHECKOUT_SESSION_ID}}",
+            "cancel_url": f"{base}/checkout/cancel?order={order.id}",
+            "expires_at": int(now if now is not None else time.time()) + clamp_expiry(expires_in),
+        }
+
+    async def create_checkout_session(
+        self,
+        order: Order,
+        pack: Pack,
+        *,
+        customer_email: str,
+        locale: str,
+        base_url: str,
+        expires_in: int,
+    ) -> stripe.checkout.Session:
+        """Create the hosted payment page for ``order``; safe to repeat (idempotency key)."""
+        params = self.session_params(
+            order,
+            pack,
+            customer_email=customer_email,
+            locale=locale,
+            base_url=base_url,
+            expires_in=expires_in,
+        )
+        try:
+            return await self.client.v1.checkout.sessions.create_async(
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": session_idempotency_key(order.id)},
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+
+    async def retrieve_session(
+        self, session_id: str, *, expand: Sequence[str] = ("payment_intent",)
+    ) -> stripe.checkout.Session:
+        try:
+            return await self.client.v1.checkout.sessions.retrieve_async(
+                session_id, {"expand": list(expand)} if expand else None
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+
+    async def expire_session(self, session_id: str) -> stripe.checkout.Session:
+        """Close an open session so it can no longer be paid (Stripe refuses if it is complete)."""
+        try:
+            return await self.client.v1.checkout.sessions.expire_async(session_id)
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+
+    async def list_events(
+        self, *, created_gte: int | None = None, types: Sequence[str] = (), page_size: int = 100
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every event (newest first, as Stripe lists them), following all pages."""
+        params: dict[str, Any] = {"limit": page_size}
+        if created_gte is not None:
+            params["created"] = {"gte": created_gte}
+        if types:
+            params["types"] = list(types)
+        try:
+            page = await self.client.v1.events.list_async(params)  # type: ignore[arg-type]
+            async for event in page.auto_paging_iter():
+                yield event.to_dict()
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+
+    async def create_refund(
+        self,
+        *,
+        payment_intent: str,
+        amount: int | None = None,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> stripe.Refund:
+        """Refund all or part of a payment (admin tools and tests)."""
+        params: dict[str, Any] = {"payment_intent": payment_intent}
+        if amount is not None:
+            params["amount"] = amount
+        if reason:
+            params["reason"] = reason
+        if metadata:
+            params["metadata"] = dict(metadata)
+        options: dict[str, Any] = {"idempotency_key": idempotency_key} if idempotency_key else {}
+        try:
+            return await self.client.v1.refunds.create_async(params, options)  # type: ignore[arg-type]
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc

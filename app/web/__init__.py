@@ -1,0 +1,1 @@
+"""Web plumbing every feature shares: templates, middleware, error pages, health."""

@@ -1,0 +1,189 @@
+"""Assemble the Litestar application from the feature packages."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
+from advanced_alchemy.extensions.litestar.store import SQLAlchemyStore
+from litestar import Litestar
+from litestar.config.compression import CompressionConfig
+from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.logging.config import StructLoggingConfig
+from litestar.plugins.flash import FlashConfig, FlashPlugin
+from litestar.plugins.htmx import HTMXPlugin
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.structlog import StructlogConfig, StructlogPlugin
+from litestar.stores.base import Store
+from litestar.stores.registry import StoreRegistry
+
+from app.accounts.auth import SignInRequired, provide_current_user, provide_user, sign_in_required_handler
+from app.catalogue.page_cache import pricing_fast_path
+from app.catalogue.reload import CatalogueHolder
+from app.checkout.status import order_status_fast_path
+from app.cli import StorefrontCLIPlugin
+from app.db.base import KeyValueStore
+from app.db.config import make_alchemy_config
+from app.settings import PROJECT_ROOT, Settings, get_settings
+from app.web.errors import http_exception_handler, internal_error_handler
+from app.web.middleware import locale_middleware, request_id_middleware
+from app.web.sessions import RotatingSessionConfig
+from app.web.static_assets import static_assets_handler
+from app.web.templating import template_config
+from app.web.transactions import commit_before_session
+
+FORM_BODY_LIMIT = 64 * 1024
+"""Largest request body we accept anywhere but the webhook; forms are tiny."""
+
+
+def _stores(settings: Settings, alchemy: Any) -> dict[str, Store]:
+    """Sessions and rate-limit counters live where every replica sees them: Redis or the database."""
+    if settings.redis_url:
+        from litestar.stores.redis import RedisStore
+
+        root = RedisStore.with_client(url=settings.redis_url, namespace="storefront")
+        return {"sessions": root.with_namespace("sessions"), "rate_limit": root.with_namespace("rate_limit")}
+    return {
+        "sessions": SQLAlchemyStore(config=alchemy, model=KeyValueStore, namespace="sessions"),
+        "rate_limit": SQLAlchemyStore(config=alchemy, model=KeyValueStore, namespace="rate_limit"),
+    }
+
+
+def build_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+    from app.accounts.routes import ROUTES as ACCOUNT_ROUTES
+    from app.catalogue.routes import ROUTES as CATALOGUE_ROUTES
+    from app.checkout.routes import ROUTES as CHECKOUT_ROUTES
+    from app.stripe_gateway import StripeGateway
+    from app.web.health import healthz
+    from app.webhooks.ingest import WebhookIngestPlugin
+    from app.webhooks.routes import ROUTES as WEBHOOK_ROUTES
+
+    logging_config = StructLoggingConfig(
+        # Drop lines below the configured level before any processor runs (cheap on hot paths).
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(settings.log_level)),
+        log_exceptions="always" if settings.debug else "debug",
+        standard_lib_logging_config=None,
+        # Module-level loggers must follow a later configure() (several apps per process in tests,
+        # structlog.testing.capture_logs); the lookup it saves is cheap next to writing a line.
+        cache_logger_on_first_use=False,
+    )
+    # Per-request "HTTP Request"/"HTTP Response" lines cost more than serving the cached pricing page
+    # itself, so they are written only when debugging; every line that is written still carries the
+    # request id (bound by request_id_middleware).
+    structlog_plugin = StructlogPlugin(
+        config=StructlogConfig(
+            structlog_logging_config=logging_config,
+            enable_middleware_logging=settings.debug or settings.log_level == "DEBUG",
+        )
+    )
+    alchemy = make_alchemy_config(settings)
+    holder = CatalogueHolder(settings.pricing_path)
+    gateway = StripeGateway(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await holder.start()
+        background = []
+        if settings.reconcile_interval_seconds > 0:
+            from app.reconcile.runner import start_periodic_reconcile
+
+            background.append(await start_periodic_reconcile(app))
+        try:
+            yield
+        finally:
+            for task in background:
+                task.cancel()
+            await holder.stop()
+            await gateway.close()
+
+    lifespans: list[Any] = [lifespan]
+    route_handlers: list[Any] = [
+        *CATALOGUE_ROUTES,
+        *ACCOUNT_ROUTES,
+        *CHECKOUT_ROUTES,
+        *WEBHOOK_ROUTES,
+        healthz,
+        PrometheusController,
+        # In memory, gzipped once, ETag + long cache headers (see app/web/static_assets.py).
+        static_assets_handler(PROJECT_ROOT / "static"),
+    ]
+    if settings.sandbox_mounted:
+        from app.web.sandbox_mount import sandbox_mount
+
+        mount, sandbox_lifespan = sandbox_mount(settings)
+        route_handlers.append(mount)
+        lifespans.append(sandbox_lifespan)
+
+    csrf = CSRFConfig(
+        secret=settings.secret_key,
+        cookie_secure=settings.is_production,
+        cookie_samesite="lax",
+        exclude=["/webhooks/", "/sandbox", "/metrics", "/healthz", "/static"],
+    )
+    app = Litestar(
+        route_handlers=route_handlers,
+        lifespan=lifespans,
+        plugins=[
+            SQLAlchemyPlugin(config=alchemy),
+            HTMXPlugin(),
+            FlashPlugin(
+                config=FlashConfig(template_config=(templates := template_config(debug=settings.debug)))
+            ),
+            structlog_plugin,
+            StorefrontCLIPlugin(),
+            WebhookIngestPlugin(),
+        ],
+        template_config=templates,
+        middleware=[
+            request_id_middleware,
+            locale_middleware,
+            pricing_fast_path,  # anonymous GET / from the page cache; needs the locale, skips the session
+            order_status_fast_path,  # final order-status polls from memory (app/checkout/status.py)
+            # and the Prometheus middleware, which alone costs a third of its throughput; it counts itself
+            PrometheusConfig(
+                app_name="storefront", group_path=True, exclude=["/static", "/metrics"]
+            ).middleware,
+            RotatingSessionConfig(
+                store="sessions",
+                secure=settings.is_production,
+                samesite="lax",
+                httponly=True,
+                max_age=14 * 24 * 3600,
+                exclude=["/static", "/webhooks/", "/sandbox", "/healthz", "/metrics"],
+            ).middleware,
+            commit_before_session(alchemy),  # innermost: commit before sessions are saved
+        ],
+        csrf_config=csrf,
+        # /static sends its own precompressed copies; the cached pricing page has its own gzip too.
+        compression_config=CompressionConfig(
+            backend="gzip", gzip_compress_level=6, minimum_size=500, exclude=["/static"]
+        ),
+        stores=StoreRegistry(stores=_stores(settings, alchemy)),
+        exception_handlers={
+            HTTPException: http_exception_handler,
+            SignInRequired: sign_in_required_handler,
+            Exception: internal_error_handler,
+        },
+        request_max_body_size=FORM_BODY_LIMIT,
+        debug=settings.debug,
+        state=State({"settings": settings, "catalogue": holder, "stripe": gateway}),
+        dependencies={
+            "settings": Provide(lambda: settings, sync_to_thread=False),
+            "catalogue": Provide(lambda: holder, sync_to_thread=False),
+            "stripe": Provide(lambda: gateway, sync_to_thread=False),
+            "current_user": Provide(provide_current_user),
+            "user": Provide(provide_user),
+        },
+        openapi_config=None,
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    structlog.get_logger().debug("app.created", env=settings.env, sandbox=settings.sandbox_mounted)
+    return app

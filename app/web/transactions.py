@@ -1,0 +1,44 @@
+"""Finish the request's database transaction before the session is saved.
+
+The SQLAlchemy plugin commits in ``before_send``, which runs *outside* every middleware, so
+the session middleware used to write the session store first. On SQLite (one writer, and
+``BEGIN IMMEDIATE`` takes the write lock) that store write waits for the request's own open
+transaction: a self-deadlock. Placed innermost, this middleware runs the plugin's own
+commit-or-rollback handler at ``http.response.start``; the plugin's later call then finds no
+session and does nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from litestar.enums import ScopeType
+from litestar.middleware import DefineMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+FinishHandler = Callable[[Message, Scope], Awaitable[None]]
+
+
+def _commit_first(app: ASGIApp, finish: FinishHandler) -> ASGIApp:
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+
+        async def send_after_commit(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                await finish(message, scope)
+            await send(message)
+
+        await app(scope, receive, send_after_commit)
+
+    return middleware
+
+
+def commit_before_session(alchemy: Any) -> DefineMiddleware:
+    """Middleware running the alchemy config's ``before_send_handler`` before sessions are saved."""
+    finish = alchemy.before_send_handler
+    if not callable(finish):
+        raise TypeError("the SQLAlchemy config has no before_send_handler to run")
+    return DefineMiddleware(_commit_first, finish=finish)

@@ -1,0 +1,1 @@
+from tests.checkout.conftest import _fresh_status_caches, shop, sqlite_shop  # noqa: F401
