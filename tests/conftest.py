@@ -10,7 +10,7 @@ import os
 import secrets
 import shutil
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -190,3 +190,12 @@ def shared_stripe() -> Path:
     if not (SHARED_STRIPE / "spec3.2023-08-16.json").exists():
         missing(f"Stripe reference data not found at {SHARED_STRIPE}")
     return SHARED_STRIPE
+
+
+@pytest.fixture
+async def sessions(settings: Settings) -> AsyncIterator[Any]:
+    """An async session factory on each migrated database (for service-level tests)."""
+    from tests.webhooks.factories import session_factory
+
+    async with session_factory(settings) as factory:
+        yield factory
