@@ -6,7 +6,9 @@ export UV_LINK_MODE := copy
 PORT ?= 8000
 WORKERS ?= 2
 PYTHON ?= python3.11
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv on PATH, else the uv module of $(PYTHON) (installed with pip on first use).
+UV_BIN := $(shell command -v uv 2>/dev/null)
+UV := $(if $(UV_BIN),$(UV_BIN),$(PYTHON) -m uv)
 VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
@@ -19,11 +21,8 @@ help:
 	@echo "make serve  - serve the production way ($(WORKERS) workers, no reload)"
 	@echo "make bench  - run the benchmarks under bench/"
 
-$(UV):
-	$(PYTHON) -m pip install --quiet --user uv || $(PYTHON) -m pip install --quiet uv
-
-bootstrap: | $(UV)
-	@$(eval UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv))
+bootstrap:
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --user uv || $(PYTHON) -m pip install --quiet uv
 	$(UV) sync --frozen --python $(PYTHON) --quiet
 	@mkdir -p var
 
