@@ -7,8 +7,11 @@ the "Show older" link is a plain link that htmx turns into an in-place append.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final
 
+from babel.dates import format_date, format_time
+from babel.numbers import format_decimal
 from litestar import Response, get
 from litestar.plugins.htmx import HTMXRequest, HTMXTemplate
 from litestar.response import Redirect, Template
@@ -76,6 +79,43 @@ def kind_label(kind: str) -> str:
     return labels.get(kind, kind)
 
 
+def format_when(moment: datetime | None, locale: str) -> str:
+    """A date and time for the buyer's language, in UTC (the server does not know the buyer's zone)."""
+    if moment is None:
+        return ""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    babel = i18n.BABEL_LOCALES.get(locale, i18n.BABEL_LOCALES[i18n.DEFAULT])
+    moment = moment.astimezone(UTC)
+    shown = f"{format_date(moment, 'medium', locale=babel)} {format_time(moment, 'HH:mm', locale=babel)}"
+    return _("%(when)s UTC") % {"when": shown}
+
+
+def pack_name(catalogue: Catalogue, order: Order, locale: str) -> str:
+    """The pack's name in the page's language; the name stored at purchase time if it was retired."""
+    pack = catalogue.get(order.pack_id)
+    return pack.name.get(i18n.BABEL_LOCALES.get(locale, locale)) if pack is not None else order.pack_name
+
+
+def entry_details(catalogue: Catalogue, entry: LedgerEntry, order: Order | None, locale: str) -> str:
+    """What an entry is about, in the page's language.
+
+    The stored ``reason`` is an operator's note in English; entries tied to an order are
+    described from the order instead so a Chinese page shows no English.
+    """
+    if order is None:
+        return entry.reason
+    babel = i18n.BABEL_LOCALES.get(locale, i18n.BABEL_LOCALES[i18n.DEFAULT])
+    name = pack_name(catalogue, order, locale)
+    if entry.kind == "purchase" and order.bonus:
+        return _("%(name)s (%(units)s + %(bonus)s bonus)") % {
+            "name": name,
+            "units": format_decimal(order.units, locale=babel),
+            "bonus": format_decimal(order.bonus, locale=babel),
+        }
+    return _("Order %(id)s: %(name)s") % {"id": order.id, "name": name}
+
+
 def _unit(catalogue: Catalogue, asset_id: str, count: int, locale: str) -> str:
     asset = catalogue.asset(asset_id)
     return asset.unit_label(abs(count), locale) if asset is not None else asset_id
@@ -121,7 +161,9 @@ async def entries_page(
     return page, (page[-1].id if len(found) > ENTRIES_PAGE and page else None)
 
 
-def _entry_context(catalogue: Catalogue, locale: str, rows: list[LedgerEntry]) -> list[dict[str, Any]]:
+def _entry_context(
+    catalogue: Catalogue, locale: str, rows: list[LedgerEntry], orders: dict[int, Order]
+) -> list[dict[str, Any]]:
     shown = []
     for entry in rows:
         asset = catalogue.asset(entry.asset)
@@ -133,7 +175,10 @@ def _entry_context(catalogue: Catalogue, locale: str, rows: list[LedgerEntry]) -
                 "units": entry.units,
                 "held_units": entry.held_units,
                 "unit": _unit(catalogue, entry.asset, entry.units, locale),
-                "when": entry.created_at.strftime("%Y-%m-%d %H:%M") if entry.created_at else "",
+                "when": format_when(entry.created_at, locale),
+                "details": entry_details(
+                    catalogue, entry, orders.get(entry.order_id) if entry.order_id else None, locale
+                ),
             }
         )
     return shown
@@ -152,7 +197,13 @@ async def account_page(
     live = catalogue.catalogue
     locale = i18n.current_locale()
     page, next_before = await entries_page(db_session, user.id, before)
-    entry_rows = _entry_context(live, locale, page)
+    order_ids = {e.order_id for e in page if e.order_id is not None}
+    entry_orders = (
+        {o.id: o for o in await db_session.scalars(select(Order).where(Order.id.in_(order_ids)))}
+        if order_ids
+        else {}
+    )
+    entry_rows = _entry_context(live, locale, page, entry_orders)
     if request.htmx and before is not None:
         return HTMXTemplate(
             template_name="partials/account_entries.html",
@@ -171,7 +222,8 @@ async def account_page(
             "price": format_money(o.amount, o.currency, babel),
             "units": o.total_units,
             "unit": _unit(live, o.asset, o.total_units, locale),
-            "when": o.created_at.strftime("%Y-%m-%d %H:%M") if o.created_at else "",
+            "when": format_when(o.created_at, locale),
+            "name": pack_name(live, o, locale),
         }
         for o in orders
     ]

@@ -11,6 +11,7 @@ from litestar.exceptions import HTTPException, NotAuthorizedException, Permissio
 from litestar.response import Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from app import i18n
 from app.i18n import gettext as _
 
 log = structlog.get_logger()
@@ -21,6 +22,18 @@ def _wants_html(request: Request[Any, Any, Any]) -> bool:
         return False
     accept = request.headers.get("accept", "")
     return "text/html" in accept or "*/*" in accept or not accept
+
+
+def _use_buyer_locale(request: Request[Any, Any, Any]) -> None:
+    """Choose the page language here when ``locale_middleware`` never ran.
+
+    A path no route matches is answered before the middleware stack, so a 404 would
+    otherwise always be English.
+    """
+    if "locale" in request.scope.get("state", {}):
+        return
+    code = i18n.negotiate(request.cookies.get(i18n.COOKIE), request.headers.get("accept-language"))
+    i18n.set_locale(code)
 
 
 def _message(status: int, detail: str) -> str:
@@ -47,6 +60,7 @@ def _message(status: int, detail: str) -> str:
 
 
 def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    _use_buyer_locale(request)
     status = exc.status_code
     detail = str(exc.detail or "")
     message = _message(status, detail)
@@ -70,6 +84,7 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) 
 
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("request.failed", path=request.url.path, error=type(exc).__name__)
+    _use_buyer_locale(request)
     if not _wants_html(request):
         return Response(
             {"status_code": 500, "detail": "Internal Server Error"},

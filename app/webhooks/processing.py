@@ -10,8 +10,10 @@ Order of arrival does not matter:
 * a refund or dispute whose order is not credited yet (its completion event has not come, so
   we do not know the payment intent) is stored with ``pending_payment_intent_id`` and answered
   2xx; when the order is credited, :func:`replay_pending_sync` applies it in that same
-  transaction. We chose this over answering 5xx so that a refund never depends on Stripe's
-  retry schedule, and an event for a payment that is not ours never keeps failing;
+  transaction (on PostgreSQL both sides first take an advisory lock on the payment intent,
+  so a refund racing the credit is never missed by both). We chose this over answering 5xx
+  so that a refund never depends on Stripe's retry schedule, and an event for a payment that
+  is not ours never keeps failing;
 * dispute close/reinstatement events post the hold themselves if ``charge.dispute.created``
   has not been seen, so every combination releases or removes the units exactly once.
 
@@ -37,7 +39,7 @@ from typing import Any, cast
 
 import msgspec
 import structlog
-from sqlalchemy import Table, bindparam, case, func, literal, select, update
+from sqlalchemy import String, Table, bindparam, case, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.checkout.fulfilment import (
@@ -60,6 +62,7 @@ __all__ = (
     "process_event",
     "process_event_sync",
     "replay_pending_sync",
+    "serialise_payment_intent_sync",
 )
 
 log = structlog.get_logger()
@@ -84,6 +87,14 @@ class _Effect:
     pending_payment_intent_id: str | None = None
 
 
+class _NotOurs(Exception):
+    """The event cannot concern a payment of ours (e.g. no payment intent): stored, acknowledged.
+
+    Its own class, so a KeyError or IndexError raised by an effect is not mistaken for it and
+    acknowledged (which would lose the effect); those roll back and answer 5xx.
+    """
+
+
 class _Pending(Exception):
     """The event's order is not credited yet: keep the event until it is."""
 
@@ -93,6 +104,9 @@ class _Pending(Exception):
 
 
 Handler = Callable[[SqlConnection, Obj], _Effect]
+
+PAYMENT_INTENT_LOCK = 0x5354_5249
+"""First key of the PostgreSQL advisory lock on a payment intent (the second is its hash)."""
 
 
 @lru_cache(maxsize=4)
@@ -117,6 +131,12 @@ def _statements(dialect: str = "") -> dict[str, Any]:
         "waiting": select(EVENTS.c.id, EVENTS.c.type, EVENTS.c.payload)
         .where(EVENTS.c.pending_payment_intent_id == bindparam("pi"))
         .order_by(EVENTS.c.created, EVENTS.c.received_at, EVENTS.c.id),
+        # PostgreSQL only (see serialise_payment_intent_sync); the first key names this use.
+        "lock_payment_intent": select(
+            func.pg_advisory_xact_lock(
+                literal(PAYMENT_INTENT_LOCK), func.hashtext(bindparam("pi", type_=String))
+            )
+        ),
     }
     if dialect:
         statements["store"] = (
@@ -173,14 +193,33 @@ def _session_expired(conn: SqlConnection, obj: Obj) -> _Effect:
 # --- refunds and disputes --------------------------------------------------------------------
 
 
+def serialise_payment_intent_sync(conn: SqlConnection, payment_intent_id: str) -> bool:
+    """PostgreSQL: wait for (then hold to the end of this transaction) the payment intent's lock.
+
+    A refund or dispute that finds its order uncredited stores itself as pending; the crediting
+    transaction then replays what is pending. Run concurrently, each would miss the other's
+    uncommitted row and the event would wait forever. Both take this lock first, so one sees
+    the other's commit. SQLite has one writer at a time already: False, nothing to do.
+    """
+    if conn.dialect.name != "postgresql":
+        return False
+    conn.execute(_statements()["lock_payment_intent"], {"pi": payment_intent_id})
+    return True
+
+
 def _credited_order(conn: SqlConnection, payment_intent_id: str | None) -> OrderRow:
     """The credited order paid by this payment intent, locked; raises _Pending when not yet."""
     if payment_intent_id is None:
-        raise LookupError("no payment intent")
+        raise _NotOurs("no payment intent")
     order = load_order_sync(conn, "by_payment_intent", payment_intent_id)
-    if order is None or order.fulfilled_at is None:
-        raise _Pending(payment_intent_id)
-    return order
+    if order is not None and order.fulfilled_at is not None:
+        return order
+    if serialise_payment_intent_sync(conn, payment_intent_id):
+        # A crediting transaction that committed while we waited has not seen us: look again.
+        order = load_order_sync(conn, "by_payment_intent", payment_intent_id)
+        if order is not None and order.fulfilled_at is not None:
+            return order
+    raise _Pending(payment_intent_id)
 
 
 def _units_for(order: OrderRow, amount: int) -> int:
@@ -356,7 +395,7 @@ def _apply(conn: SqlConnection, event_type: str, obj: Obj) -> _Effect:
         return handler(conn, obj)
     except _Pending as pending:
         return _Effect("pending until the order is credited", pending.payment_intent_id)
-    except LookupError as missing:
+    except _NotOurs as missing:
         return _Effect(f"ignored: {missing}")
 
 
@@ -403,6 +442,7 @@ def replay_pending_sync(conn: SqlConnection, order: OrderRow) -> None:
     pi = order.stripe_payment_intent_id
     if pi is None:
         return
+    serialise_payment_intent_sync(conn, pi)
     statements = _statements(conn.dialect.name)
     waiting = conn.execute(statements["waiting"], {"pi": pi}).all()
     for event_id, event_type, payload in waiting:

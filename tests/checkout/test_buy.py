@@ -38,6 +38,9 @@ def test_buy_sends_the_catalogue_price_and_ignores_price_fields(shop: Shop) -> N
     assert session["success_url"] == f"{shop.url}/checkout/success?session_id={{CHECKOUT_SESSION_ID}}"
     assert session["cancel_url"] == f"{shop.url}/checkout/cancel?order={order['id']}"
     assert before + 3600 - 5 <= session["expires_at"] <= int(time.time()) + 3600 + 5
+    # Stripe got an idempotency key derived from the order (one order never makes two sessions).
+    keys = shop.sandbox.call(lambda: list(shop.sandbox.state.idempotency))
+    assert [k for k in keys if k.endswith(f":order-{order['id']}-session")], keys
 
     # The order is a snapshot of the catalogue, open, with the session's id.
     assert order["status"] == "open"

@@ -242,3 +242,43 @@ def test_a_negative_balance_is_shown_as_owed(sqlite_shop: Shop) -> None:
     assert "40 coins owed" in page
     zh = buyer.client.get("/account", cookies={"lang": "zh"}).text
     assert "欠 40 金币" in zh
+
+
+def test_concurrent_checks_of_one_order_let_one_in(settings: Settings) -> None:
+    """The throttle holds when the polls race (several tabs, several workers), not only in turn."""
+    from sqlalchemy import text
+
+    from app.db.config import make_engine
+    from app.reconcile.service import session_factory, unit_of_work
+
+    async def run() -> list[bool]:
+        engine = make_engine(settings)
+        sessions = session_factory(engine)
+        try:
+            async with unit_of_work(sessions) as db:
+                await db.execute(
+                    text(
+                        "INSERT INTO user_account (email, password_hash, is_admin, created_at, updated_at) "
+                        "VALUES ('t@example.com', 'x', false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                    )
+                )
+                await db.execute(
+                    text(
+                        "INSERT INTO purchase_order (user_id, pack_id, pack_name, asset, units, bonus,"
+                        " amount, currency, locale, status, stripe_session_id, created_at, updated_at)"
+                        " VALUES (1, 'coins-100', 'x', 'coins', 100, 0, 99, 'USD', 'en', 'open',"
+                        " 'cs_1', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                    )
+                )
+
+            async def poll() -> bool:
+                async with unit_of_work(sessions) as db:
+                    claimed = await claim_check(db, 1)
+                    await asyncio.sleep(0.05)  # still in the transaction, as while asking Stripe
+                    return claimed
+
+            return list(await asyncio.gather(*(poll() for _ in range(8))))
+        finally:
+            await engine.dispose()
+
+    assert sorted(asyncio.run(run())) == [False] * 7 + [True]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -261,3 +262,63 @@ async def test_failing_effect_rolls_back_the_event(
         await _send(sessions, ev)
     async with sessions() as db:
         assert await db.get(StripeEvent, ev["id"]) is None
+
+
+@pytest.mark.parametrize("kind", ["refund", "dispute"])
+async def test_refund_or_dispute_racing_the_completion_is_not_left_pending(
+    sessions: Sessions, kind: str
+) -> None:
+    """The refund's transaction finds the order uncredited and stores the event as pending, but
+    commits only after the completion's transaction looked for pending events: neither sees the
+    other unless the database serialises them, and the take-back would wait forever."""
+    order = await _order(sessions)
+    early_event = (
+        event("refund.created", refund(order, 999))
+        if kind == "refund"
+        else event("charge.dispute.created", dispute(order, dispute_id="du_race"))
+    )
+    async with sessions() as db:
+        async with db.begin():
+            early = await process_event(db, early_event)
+            assert early.outcome.startswith("pending")
+            completion = asyncio.create_task(_paid(sessions, order))
+            await asyncio.sleep(0.5)  # the completion runs (or waits for us) meanwhile
+        await asyncio.wait_for(completion, 30)
+    expected = BalanceView(0, 0) if kind == "refund" else BalanceView(0, 1100)
+    assert await _balance(sessions, order) == expected
+    async with sessions() as db:
+        waiting = await db.scalar(
+            select(func.count())
+            .select_from(StripeEvent)
+            .where(StripeEvent.pending_payment_intent_id.is_not(None))
+        )
+        assert waiting == 0
+
+
+@pytest.mark.parametrize("error", [KeyError("amount"), IndexError("list index out of range")])
+async def test_a_lookup_error_in_an_effect_rolls_back_too(
+    sessions: Sessions, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    """Only "this event is not about a payment of ours" is acknowledged; a KeyError or
+    IndexError from the effect is a failure like any other: rolled back, so Stripe retries."""
+    import app.webhooks.processing as processing
+
+    def broken(*_: object) -> None:
+        raise error
+
+    monkeypatch.setitem(processing.HANDLERS, "refund.created", broken)
+    order = await _order(sessions)
+    await _paid(sessions, order)
+    ev = event("refund.created", refund(order, 999))
+    with pytest.raises(type(error)):
+        await _send(sessions, ev)
+    async with sessions() as db:
+        assert await db.get(StripeEvent, ev["id"]) is None
+
+
+async def test_refund_without_a_payment_intent_is_acknowledged(sessions: Sessions) -> None:
+    order = await _order(sessions)
+    await _paid(sessions, order)
+    out = await _send(sessions, event("refund.created", {**refund(order, 999), "payment_intent": None}))
+    assert out.outcome == "ignored: no payment intent"
+    assert await _balance(sessions, order) == BalanceView(1100, 0)
