@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import timedelta
+from typing import Any
 from urllib.parse import quote
 
 from app.checkout.service import claim_check
@@ -90,6 +91,29 @@ def test_a_lost_webhook_heals_while_the_buyer_waits(shop: Shop) -> None:
     assert entries == [{"kind": "purchase", "units": 100}]
 
 
+async def _seed_open_order(sessions: Any) -> None:
+    """One buyer (id 1) with one open order on session ``cs_1``, written directly."""
+    from sqlalchemy import text
+
+    from app.reconcile.service import unit_of_work
+
+    async with unit_of_work(sessions) as db:
+        await db.execute(
+            text(
+                "INSERT INTO user_account (email, password_hash, is_admin, created_at, updated_at) "
+                "VALUES ('t@example.com', 'x', false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+        await db.execute(
+            text(
+                "INSERT INTO purchase_order (user_id, pack_id, pack_name, asset, units, bonus,"
+                " amount, currency, locale, status, stripe_session_id, created_at, updated_at)"
+                " VALUES (1, 'coins-100', 'x', 'coins', 100, 0, 99, 'USD', 'en', 'open',"
+                " 'cs_1', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+
+
 def test_checks_are_throttled_per_order_in_the_database(settings: Settings) -> None:
     from sqlalchemy import text
 
@@ -100,21 +124,7 @@ def test_checks_are_throttled_per_order_in_the_database(settings: Settings) -> N
         engine = make_engine(settings)
         sessions = session_factory(engine)
         try:
-            async with unit_of_work(sessions) as db:
-                await db.execute(
-                    text(
-                        "INSERT INTO user_account (email, password_hash, is_admin, created_at, updated_at) "
-                        "VALUES ('t@example.com', 'x', false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
-                    )
-                )
-                await db.execute(
-                    text(
-                        "INSERT INTO purchase_order (user_id, pack_id, pack_name, asset, units, bonus,"
-                        " amount, currency, locale, status, stripe_session_id, created_at, updated_at)"
-                        " VALUES (1, 'coins-100', 'x', 'coins', 100, 0, 99, 'USD', 'en', 'open',"
-                        " 'cs_1', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
-                    )
-                )
+            await _seed_open_order(sessions)
             results = []
             for _ in range(3):
                 async with unit_of_work(sessions) as db:
@@ -246,7 +256,6 @@ def test_a_negative_balance_is_shown_as_owed(sqlite_shop: Shop) -> None:
 
 def test_concurrent_checks_of_one_order_let_one_in(settings: Settings) -> None:
     """The throttle holds when the polls race (several tabs, several workers), not only in turn."""
-    from sqlalchemy import text
 
     from app.db.config import make_engine
     from app.reconcile.service import session_factory, unit_of_work
@@ -255,21 +264,7 @@ def test_concurrent_checks_of_one_order_let_one_in(settings: Settings) -> None:
         engine = make_engine(settings)
         sessions = session_factory(engine)
         try:
-            async with unit_of_work(sessions) as db:
-                await db.execute(
-                    text(
-                        "INSERT INTO user_account (email, password_hash, is_admin, created_at, updated_at) "
-                        "VALUES ('t@example.com', 'x', false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
-                    )
-                )
-                await db.execute(
-                    text(
-                        "INSERT INTO purchase_order (user_id, pack_id, pack_name, asset, units, bonus,"
-                        " amount, currency, locale, status, stripe_session_id, created_at, updated_at)"
-                        " VALUES (1, 'coins-100', 'x', 'coins', 100, 0, 99, 'USD', 'en', 'open',"
-                        " 'cs_1', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
-                    )
-                )
+            await _seed_open_order(sessions)
 
             async def poll() -> bool:
                 async with unit_of_work(sessions) as db:
