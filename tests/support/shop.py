@@ -23,6 +23,7 @@ import httpx
 
 from app.sandbox import SandboxConfig
 from app.settings import Settings
+from tests.support.aio import run_async
 from tests.support.sandbox_server import TEST_KEY, SandboxServer, start_sandbox
 from tests.support.servers import free_port, serve_in_thread
 
@@ -65,8 +66,6 @@ class Shop:
 
     def reconcile(self, *, older_than: float = 0, since: int | None = None) -> Any:
         """One reconcile run against this shop's database and sandbox."""
-        import asyncio
-
         from app.db.config import make_engine
         from app.reconcile.service import reconcile, session_factory
         from app.stripe_gateway import StripeGateway
@@ -80,7 +79,7 @@ class Shop:
                 await gateway.close()
                 await engine.dispose()
 
-        return asyncio.run(run())
+        return run_async(run())
 
 
 class Buyer:
@@ -142,8 +141,6 @@ class Buyer:
 
 
 def run_sql(settings: Settings, sql: str, **params: Any) -> list[dict[str, Any]]:
-    import asyncio
-
     from sqlalchemy import text
 
     from app.db.config import make_engine
@@ -157,7 +154,7 @@ def run_sql(settings: Settings, sql: str, **params: Any) -> list[dict[str, Any]]
         finally:
             await engine.dispose()
 
-    return asyncio.run(run())
+    return run_async(run())
 
 
 def session_id_of(location: str) -> str:
