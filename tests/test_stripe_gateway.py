@@ -99,22 +99,19 @@ def test_every_request_the_shop_sends_matches_stripes_schema(
     async def drive() -> None:
         gateway = StripeGateway(settings)
         try:
-            first = await gateway.create_checkout_session(
-                _order(1, pack),
-                pack,
-                customer_email="a@example.com",
-                locale="zh",
-                base_url="http://127.0.0.1:8000",
-                expires_in=3600,
-            )
-            second = await gateway.create_checkout_session(
-                _order(2, priced),
-                priced,
-                customer_email="b@example.com",
-                locale="en",
-                base_url="http://127.0.0.1:8000",
-                expires_in=3600,
-            )
+
+            async def start(order_id: int, sold: Pack, email: str, locale: str) -> Any:
+                return await gateway.create_checkout_session(
+                    _order(order_id, sold),
+                    sold,
+                    customer_email=email,
+                    locale=locale,
+                    base_url="http://127.0.0.1:8000",
+                    expires_in=3600,
+                )
+
+            first = await start(1, pack, "a@example.com", "zh")
+            second = await start(2, priced, "b@example.com", "en")
             sandbox.control("POST", f"checkout/sessions/{first.id}/pay", card_number="4242424242424242")
             paid = await gateway.retrieve_session(first.id)
             assert paid.payment_status == "paid"

@@ -85,7 +85,7 @@ def format_when(moment: datetime | None, locale: str) -> str:
         return ""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    babel = i18n.BABEL_LOCALES.get(locale, i18n.BABEL_LOCALES[i18n.DEFAULT])
+    babel = i18n.babel_name(locale)
     moment = moment.astimezone(UTC)
     shown = f"{format_date(moment, 'medium', locale=babel)} {format_time(moment, 'HH:mm', locale=babel)}"
     return _("%(when)s UTC") % {"when": shown}
@@ -94,7 +94,7 @@ def format_when(moment: datetime | None, locale: str) -> str:
 def pack_name(catalogue: Catalogue, order: Order, locale: str) -> str:
     """The pack's name in the page's language; the name stored at purchase time if it was retired."""
     pack = catalogue.get(order.pack_id)
-    return pack.name.get(i18n.BABEL_LOCALES.get(locale, locale)) if pack is not None else order.pack_name
+    return pack.name.get(locale) if pack is not None else order.pack_name
 
 
 def entry_details(catalogue: Catalogue, entry: LedgerEntry, order: Order | None, locale: str) -> str:
@@ -105,7 +105,7 @@ def entry_details(catalogue: Catalogue, entry: LedgerEntry, order: Order | None,
     """
     if order is None:
         return entry.reason
-    babel = i18n.BABEL_LOCALES.get(locale, i18n.BABEL_LOCALES[i18n.DEFAULT])
+    babel = i18n.babel_name(locale)
     name = pack_name(catalogue, order, locale)
     if entry.kind == "purchase" and order.bonus:
         return _("%(name)s (%(units)s + %(bonus)s bonus)") % {
@@ -214,7 +214,7 @@ async def account_page(
             select(Order).where(Order.user_id == user.id).order_by(Order.id.desc()).limit(PURCHASES_SHOWN)
         )
     )
-    babel = i18n.BABEL_LOCALES.get(locale, "en_US")
+    babel = i18n.babel_name(locale)
     purchases = [
         {
             "order": o,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from babel.numbers import format_decimal
 
-from app.i18n import BABEL_LOCALES, DEFAULT
+from app.i18n import babel_name
 from app.i18n import gettext as _
 
 from .model import Catalogue, Pack
@@ -44,7 +44,7 @@ class Section:
 
 
 def _card(catalogue: Catalogue, pack: Pack, code: str) -> PackCard:
-    locale = BABEL_LOCALES.get(code, BABEL_LOCALES[DEFAULT])
+    locale = babel_name(code)
     asset = catalogue.asset(pack.asset)
     assert asset is not None  # the loader guarantees every pack's asset exists
     units = _("%(count)s %(unit)s") % {
@@ -78,7 +78,7 @@ def pricing_sections(catalogue: Catalogue, code: str) -> tuple[Section, ...]:
     for asset in catalogue.assets:
         packs = catalogue.packs_for(asset.id)
         if packs:
-            locale = BABEL_LOCALES.get(code, BABEL_LOCALES[DEFAULT])
+            locale = babel_name(code)
             cards = tuple(_card(catalogue, pack, code) for pack in packs)
             sections.append(Section(id=asset.id, name=asset.name.get(locale), cards=cards))
     return tuple(sections)

@@ -143,7 +143,7 @@ def status_context(
         "balance_text": units_text(catalogue, order.asset, balance_after, locale)
         if balance_after is not None
         else None,
-        "price_text": format_money(order.amount, order.currency, i18n.BABEL_LOCALES.get(locale, "en_US")),
+        "price_text": format_money(order.amount, order.currency, i18n.babel_name(locale)),
         "can_retry": catalogue.get_active(order.pack_id) is not None,
     }
 

@@ -70,6 +70,11 @@ def ngettext(singular: str, plural: str, n: int) -> str:
     return translations(current_locale()).ngettext(singular, plural, n)
 
 
+def babel_name(code: str | None = None) -> str:
+    """Babel's locale name for a language code (the default language's for an unknown one)."""
+    return BABEL_LOCALES.get(code or current_locale(), BABEL_LOCALES[DEFAULT])
+
+
 def babel_locale(code: str | None = None) -> Locale:
     return Locale.parse(BABEL_LOCALES[code or current_locale()])
 
