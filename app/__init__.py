@@ -1,23 +1,20 @@
 """storefront: a self-hosted shop for coin and API-quota packs paid through Stripe Checkout.
 
 ``create_app()`` is the only way an application is made: ``litestar run``, the
-``storefront`` CLI, the production server and the tests all call it.
+``storefront`` CLI, the production server and the tests all call it. Importing a module
+builds nothing: no app, engine, connection or file exists until ``create_app()`` runs.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from litestar import Litestar
 
-if TYPE_CHECKING:
-    from litestar import Litestar
-
-    from app.settings import Settings
+from app.settings import Settings
+from app.web.factory import build_app
 
 __all__ = ("create_app",)
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
-    """Build the shop; heavy imports wait until here so importing ``app`` stays cheap."""
-    from app.web.factory import build_app
-
+    """Build the shop from ``settings`` (default: read from the environment)."""
     return build_app(settings)

@@ -11,18 +11,20 @@ import sys
 
 import click
 from click import Group
+from litestar.cli.main import litestar_group
 from litestar.plugins import CLIPluginProtocol
+
+from app.accounts.cli import users_group
+from app.catalogue.cli import pricing_group
+from app.reconcile.cli import reconcile_command
+from app.sandbox.cli import sandbox as sandbox_command
+from app.web.serve import serve
 
 
 class StorefrontCLIPlugin(CLIPluginProtocol):
     """Adds the shop's command groups to the Litestar CLI."""
 
     def on_cli_init(self, cli: Group) -> None:
-        from app.accounts.cli import users_group
-        from app.catalogue.cli import pricing_group
-        from app.reconcile.cli import reconcile_command
-        from app.sandbox.cli import sandbox as sandbox_command
-
         cli.add_command(pricing_group, "pricing")
         cli.add_command(users_group, "users")
         cli.add_command(sandbox_command, "sandbox")
@@ -38,14 +40,10 @@ class StorefrontCLIPlugin(CLIPluginProtocol):
 @click.option("--workers", default=2, type=int, show_default=True)
 @click.option("--migrate/--no-migrate", default=True, show_default=True, help="Apply migrations first.")
 def serve_command(host: str, port: int, workers: int, migrate: bool) -> None:
-    from app.web.serve import serve
-
     serve(host=host, port=port, workers=workers, migrate=migrate)
 
 
 def main() -> None:
     """Entry point of the ``storefront`` script."""
     os.environ.setdefault("LITESTAR_APP", "app:create_app")
-    from litestar.cli.main import litestar_group
-
     sys.exit(litestar_group())

@@ -21,7 +21,7 @@ from app.settings import Settings
 
 if TYPE_CHECKING:
     from app.catalogue.model import Pack
-    from app.checkout.models import Order
+    from app.money.models import Order
 
 MIN_EXPIRY_SECONDS: Final = 30 * 60
 MAX_EXPIRY_SECONDS: Final = 24 * 3600

@@ -68,8 +68,8 @@ def seed(database_url: str, count: int) -> list[tuple[int, str]]:
     from sqlalchemy import insert, select
 
     from app.accounts.models import User
-    from app.checkout.models import Order
-    from app.webhooks.ingest import sync_sqlite_engine
+    from app.db.config import sync_sqlite_engine
+    from app.money.models import Order
 
     engine = sync_sqlite_engine(database_url)
     now = datetime.now(UTC)
@@ -157,17 +157,14 @@ def check_exactly_once(database_url: str, answered: int, in_flight: int) -> list
     have been committed, which is fine (Stripe would redeliver them and find them done).
     """
     from sqlalchemy import func, select
-    from sqlalchemy.orm import Session
 
-    from app.checkout.models import Order
-    from app.ledger.models import LedgerEntry
-    from app.ledger.service import check_invariant_sync
-    from app.webhooks.ingest import sync_sqlite_engine
-    from app.webhooks.models import StripeEvent
+    from app.db.config import sync_sqlite_engine
+    from app.money.ledger import check_invariant
+    from app.money.models import LedgerEntry, Order, StripeEvent
 
     engine = sync_sqlite_engine(database_url)
     problems: list[str] = []
-    with Session(engine) as session:
+    with engine.connect() as session:
         credits = session.execute(
             select(LedgerEntry.order_id, func.count())
             .where(LedgerEntry.kind == "purchase")
@@ -183,7 +180,7 @@ def check_exactly_once(database_url: str, answered: int, in_flight: int) -> list
             problems.append(
                 f"{len(credits)} orders credited, {paid} paid, {events} events stored: should be equal"
             )
-        problems += check_invariant_sync(session)
+        problems += check_invariant(session)
     engine.dispose()
     return problems
 

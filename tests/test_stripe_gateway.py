@@ -15,7 +15,7 @@ import pytest
 
 from app.catalogue.loader import load_catalogue
 from app.catalogue.model import Pack
-from app.checkout.models import Order
+from app.money.models import Order
 from app.sandbox import SandboxConfig
 from app.settings import PROJECT_ROOT
 from app.stripe_gateway import PaymentProviderError, StripeGateway

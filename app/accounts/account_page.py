@@ -24,10 +24,10 @@ from app.accounts.auth import current_user, sign_in_url
 from app.catalogue.model import Catalogue
 from app.catalogue.money import format_money
 from app.catalogue.reload import CatalogueHolder
-from app.checkout.models import Order, OrderStatus
+from app.db.sql import run
 from app.i18n import gettext as _
-from app.ledger.models import LedgerEntry
-from app.ledger.service import balances, entries
+from app.money.ledger import EntryRow, balances, entries
+from app.money.models import Order, OrderStatus
 
 ENTRIES_PAGE: Final = 20
 PURCHASES_SHOWN: Final = 50
@@ -97,7 +97,7 @@ def pack_name(catalogue: Catalogue, order: Order, locale: str) -> str:
     return pack.name.get(locale) if pack is not None else order.pack_name
 
 
-def entry_details(catalogue: Catalogue, entry: LedgerEntry, order: Order | None, locale: str) -> str:
+def entry_details(catalogue: Catalogue, entry: EntryRow, order: Order | None, locale: str) -> str:
     """What an entry is about, in the page's language.
 
     The stored ``reason`` is an operator's note in English; entries tied to an order are
@@ -123,7 +123,7 @@ def _unit(catalogue: Catalogue, asset_id: str, count: int, locale: str) -> str:
 
 async def balance_rows(db: AsyncSession, user_id: int, catalogue: Catalogue, locale: str) -> list[BalanceRow]:
     """One row per catalogue asset (zero when never bought), then any retired asset still held."""
-    held_by_asset = await balances(db, user_id)
+    held_by_asset = await run(db, balances, user_id)
     pending_rows = await db.execute(
         select(Order.asset, func.sum(Order.units + Order.bonus))
         .where(Order.user_id == user_id, Order.status == OrderStatus.AWAITING_PAYMENT)
@@ -154,15 +154,15 @@ async def balance_rows(db: AsyncSession, user_id: int, catalogue: Catalogue, loc
 
 async def entries_page(
     db: AsyncSession, user_id: int, before: int | None
-) -> tuple[list[LedgerEntry], int | None]:
+) -> tuple[list[EntryRow], int | None]:
     """A page of entries and the ``before`` value of the next (older) page, if there is one."""
-    found = await entries(db, user_id, limit=ENTRIES_PAGE + 1, before_id=before)
+    found = await run(db, entries, user_id, limit=ENTRIES_PAGE + 1, before_id=before)
     page = found[:ENTRIES_PAGE]
     return page, (page[-1].id if len(found) > ENTRIES_PAGE and page else None)
 
 
 def _entry_context(
-    catalogue: Catalogue, locale: str, rows: list[LedgerEntry], orders: dict[int, Order]
+    catalogue: Catalogue, locale: str, rows: list[EntryRow], orders: dict[int, Order]
 ) -> list[dict[str, Any]]:
     shown = []
     for entry in rows:

@@ -22,9 +22,7 @@ from app.accounts.auth import current_user, session_user_id, sign_in_url
 from app.accounts.models import User
 from app.catalogue.reload import CatalogueHolder
 from app.checkout import status as fragments
-from app.checkout.models import Order, OrderStatus
 from app.checkout.service import (
-    FINAL_STATUSES,
     CheckoutFailed,
     buy_again_pack,
     cancel_order,
@@ -33,6 +31,7 @@ from app.checkout.service import (
     start_checkout,
 )
 from app.i18n import gettext as _
+from app.money.models import Order, OrderStatus
 from app.settings import Settings
 from app.stripe_gateway import PaymentProviderError, StripeGateway, message_for
 
@@ -151,7 +150,7 @@ async def success(
             "current_user": user,
             "order": order,
             "status_html": body.decode(),
-            "final": order.status in FINAL_STATUSES,
+            "final": OrderStatus(order.status).final,
         },
     )
 
@@ -186,7 +185,7 @@ async def order_status(
         raise NotFoundException()
     await refresh_from_stripe(db_session, stripe, order)
     body = await _status_body(request, db_session, catalogue, order, locale)
-    final = order.status in FINAL_STATUSES
+    final = OrderStatus(order.status).final
     return Response(
         content=body, status_code=fragments.STOP_POLLING if final else 200, media_type=MediaType.HTML
     )
@@ -220,7 +219,7 @@ async def cancel(
             "current_user": user,
             "order": found,
             "status_html": body.decode(),
-            "final": found.status in FINAL_STATUSES,
+            "final": OrderStatus(found.status).final,
             "problem": problem,
             "retry_pack": buy_again_pack(catalogue.catalogue, found),
         },

@@ -1,42 +1,37 @@
 """The buyer's side of the money path: start a Checkout, look after an order while the buyer waits.
 
 Nothing here commits: the request (or the reconcile job) owns the one transaction. Crediting
-is the ledger engineer's ``fulfil_checkout``; state changes go through ``states.transition``
-so they stay monotonic whoever races us (webhook, poll, reconcile).
+is ``app.money.fulfilment.fulfil_checkout`` and state changes go through
+``app.money.orders.transition``, so they stay monotonic whoever races us (webhook, poll,
+reconcile). Those run as Core statements, so the ``Order`` a page holds is re-read after them
+(:func:`_money`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Concatenate, Final, ParamSpec, TypeVar
 
 import structlog
-from sqlalchemy import or_, select, update
+from sqlalchemy import Connection, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import User
 from app.catalogue.model import Catalogue, Pack, language_of
-from app.checkout.models import Order, OrderStatus
+from app.db.sql import run
+from app.money.fulfilment import fulfil_checkout
+from app.money.models import Order, OrderStatus
+from app.money.orders import transition
 from app.settings import Settings
 from app.stripe_gateway import PaymentProviderError, ProviderRejected, StripeGateway, as_mapping
 
 log = structlog.get_logger(__name__)
 
-FINAL_STATUSES: Final = frozenset(
-    {
-        OrderStatus.PAID,
-        OrderStatus.FAILED,
-        OrderStatus.EXPIRED,
-        OrderStatus.CANCELED,
-        OrderStatus.NEEDS_REVIEW,
-    }
-)
-"""Statuses after which nothing the buyer waits for can happen any more."""
-IMMUTABLE_STATUSES: Final = frozenset({OrderStatus.PAID})
-"""The one status nothing moves an order out of (a late Stripe success may still turn a
-canceled/expired/failed order into paid, see ``states``): only its fragment is cached."""
-WAITING_STATUSES: Final = frozenset({OrderStatus.PENDING, OrderStatus.OPEN, OrderStatus.AWAITING_PAYMENT})
+P = ParamSpec("P")
+T = TypeVar("T")
+
 CHECK_INTERVAL: Final = timedelta(seconds=3)
 """How often the success page may ask Stripe about one order (every buyer tab together)."""
 
@@ -73,12 +68,27 @@ def snapshot_order(user: User, pack: Pack, locale: str) -> Order:
     )
 
 
-async def _transition(db: AsyncSession, order: Order, to: OrderStatus, **kwargs: Any) -> bool:
-    from app.checkout.states import transition
-
-    changed = await transition(db, order_id=order.id, to=to, **kwargs)
+async def _money(
+    db: AsyncSession,
+    order: Order,
+    operation: Callable[Concatenate[Connection, P], T],
+    /,
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T:
+    """Run a money operation about ``order``, then re-read it: Core updates bypass the ORM."""
+    result = await run(db, operation, *args, **kwargs)
     await db.refresh(order)
-    return changed
+    return result
+
+
+async def _transition(db: AsyncSession, order: Order, to: OrderStatus, reason: str | None = None) -> None:
+    await _money(db, order, transition, order_id=order.id, to=to, reason=reason)
+
+
+async def mark_failed(db: AsyncSession, order: Order, reason: str) -> None:
+    """Nothing can pay this order any more (Stripe refused it, or it never got a session)."""
+    await _transition(db, order, OrderStatus.FAILED, reason=reason)
 
 
 async def start_checkout(
@@ -108,7 +118,7 @@ async def start_checkout(
         )
     except PaymentProviderError as exc:
         log.warning("checkout.stripe_failed", order_id=order.id, code=exc.code, detail=exc.detail)
-        await _transition(db, order, OrderStatus.FAILED, reason=exc.code)
+        await mark_failed(db, order, exc.code)
         raise CheckoutFailed(order, exc) from exc
     order.stripe_session_id = session.id
     await db.flush()
@@ -135,7 +145,7 @@ async def claim_check(db: AsyncSession, order_id: int, *, interval: timedelta = 
         update(Order)
         .where(
             Order.id == order_id,
-            Order.status.in_([s.value for s in WAITING_STATUSES]),
+            Order.status.in_(OrderStatus.waiting_values()),
             Order.stripe_session_id.is_not(None),
             or_(Order.checked_at.is_(None), Order.checked_at < now - interval),
         )
@@ -147,12 +157,9 @@ async def claim_check(db: AsyncSession, order_id: int, *, interval: timedelta = 
 
 async def apply_session(db: AsyncSession, order: Order, session: dict[str, Any]) -> str:
     """Bring ``order`` in line with what Stripe says about its session; returns what happened."""
-    from app.checkout.fulfilment import fulfil_checkout
-
     # fulfil_checkout reads every session state: paid → credit, complete+unpaid → awaiting,
     # expired → expired, open → nothing.
-    result = await fulfil_checkout(db, session)
-    await db.refresh(order)
+    result = await _money(db, order, fulfil_checkout, session)
     return str(result.outcome)
 
 
@@ -160,7 +167,7 @@ async def refresh_from_stripe(
     db: AsyncSession, gateway: StripeGateway, order: Order, *, interval: timedelta = CHECK_INTERVAL
 ) -> str | None:
     """Heal a lost webhook while the buyer waits: at most once per ``interval`` per order."""
-    if order.status not in WAITING_STATUSES or not order.stripe_session_id:
+    if not OrderStatus(order.status).waiting or not order.stripe_session_id:
         return None
     if not await claim_check(db, order.id, interval=interval):
         return None
@@ -180,7 +187,7 @@ async def cancel_order(db: AsyncSession, gateway: StripeGateway, order: Order) -
     Stripe decides: an open session is expired there first, and only then is the order marked
     canceled, so a payment can never land on a canceled order.
     """
-    if order.status in FINAL_STATUSES or order.status == OrderStatus.AWAITING_PAYMENT:
+    if OrderStatus(order.status).final or order.status == OrderStatus.AWAITING_PAYMENT:
         return "unchanged"
     if not order.stripe_session_id:
         await _transition(db, order, OrderStatus.CANCELED, reason="canceled_by_buyer")

@@ -21,9 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import i18n
 from app.catalogue.model import Catalogue
 from app.catalogue.money import format_money
-from app.checkout.models import Order, OrderStatus
-from app.checkout.service import FINAL_STATUSES, IMMUTABLE_STATUSES
-from app.ledger.models import LedgerEntry
+from app.money.models import LedgerEntry, Order, OrderStatus
 
 SESSION_COOKIE: Final = "session"
 VIEWER_TTL: Final = 10.0
@@ -105,7 +103,7 @@ def cached_fragment(order_id: int, locale: str, user_id: int) -> bytes | None:
 
 
 def remember_fragment(order: Order, locale: str, body: bytes) -> None:
-    if order.status in IMMUTABLE_STATUSES:
+    if OrderStatus(order.status).settled:
         _fragments.put((order.id, locale), CachedFragment(owner_id=order.user_id, body=body))
 
 
@@ -134,9 +132,9 @@ def status_context(
     return {
         "order": order,
         "status": status.value,
-        "final": status in FINAL_STATUSES,
+        "final": status.final,
         "poll": None
-        if status in FINAL_STATUSES
+        if status.final
         else (POLL_SLOW if status == OrderStatus.AWAITING_PAYMENT else POLL_FAST),
         "lang": locale,
         "units_text": units_text(catalogue, order.asset, order.total_units, locale),

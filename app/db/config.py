@@ -11,7 +11,7 @@ from advanced_alchemy.extensions.litestar import (
     EngineConfig,
     SQLAlchemyAsyncConfig,
 )
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.settings import Settings
@@ -22,27 +22,40 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SQLITE_CONNECT_ARGS: dict[str, Any] = {"timeout": 30}
 
 
+SQLITE_PRAGMAS = ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=30000")
+"""Every connection to the money database, whoever opens it. ``synchronous=FULL`` makes each
+commit durable across power loss (the WAL is synced at every COMMIT), so a 2xx to Stripe
+never stands for a credit that a crash could take back; group commit keeps its cost low."""
+
+
 def install_sqlite_pragmas(engine: Engine) -> None:
     """WAL for concurrent readers, and BEGIN IMMEDIATE so two writers never deadlock on upgrade.
 
     A deferred SQLite transaction that reads and then writes fails at once (no busy wait)
     when another writer got in between; taking the write lock at BEGIN makes writers queue.
-    Used for the async engine (on its sync core) and the webhook writer's sync engine alike.
+    Used for the async engine (on its sync core) and the webhook writer's sync engine alike:
+    the one place the pragmas are set.
     """
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (savepoints need it)
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def sync_sqlite_engine(database_url: str) -> Engine:
+    """A synchronous engine on the same file with the same pragmas (the SQLite webhook writer's)."""
+    url = database_url.replace("sqlite+aiosqlite://", "sqlite+pysqlite://", 1)
+    engine = create_engine(url, connect_args={**SQLITE_CONNECT_ARGS, "check_same_thread": False})
+    install_sqlite_pragmas(engine)
+    return engine
 
 
 def make_engine(settings: Settings) -> AsyncEngine:

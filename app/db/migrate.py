@@ -12,8 +12,6 @@ from app.settings import Settings
 
 
 def _upgrade(settings: Settings, revision: str) -> None:
-    import app.db.models  # noqa: F401  (the metadata must be complete for Alembic)
-
     config = make_alchemy_config(settings)
     AlembicCommands(sqlalchemy_config=config).upgrade(revision=revision)
 

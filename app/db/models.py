@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from app.accounts.models import User
-from app.checkout.models import Order, OrderStatus
 from app.db.base import KeyValueStore, orm_registry
-from app.ledger.models import Balance, LedgerEntry
+from app.money.models import Balance, LedgerEntry, Order, OrderStatus, StripeEvent
 from app.reconcile.models import JobLease, SyncCursor
-from app.webhooks.models import StripeEvent
 
 metadata = orm_registry.metadata
 

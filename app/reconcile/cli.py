@@ -7,6 +7,11 @@ from datetime import datetime
 
 import click
 
+from app.db.config import make_engine
+from app.reconcile.service import reconcile, session_factory
+from app.settings import get_settings
+from app.stripe_gateway import StripeGateway
+
 
 def parse_since(value: str | None) -> int | None:
     """A Unix timestamp or an ISO 8601 date-time (naive means UTC)."""
@@ -44,11 +49,6 @@ def parse_since(value: str | None) -> int | None:
     help="Re-check unsettled orders older than (s).",
 )
 def reconcile_command(since: str | None, older_than: float) -> None:
-    from app.db.config import make_engine
-    from app.reconcile.service import reconcile, session_factory
-    from app.settings import get_settings
-    from app.stripe_gateway import StripeGateway
-
     settings = get_settings()
     start = parse_since(since)
 

@@ -9,6 +9,8 @@ import random
 import structlog
 from litestar import Litestar
 
+from app.db.config import make_engine
+from app.reconcile.service import holder_id, reconcile, session_factory
 from app.settings import Settings
 from app.stripe_gateway import StripeGateway
 
@@ -16,9 +18,6 @@ log = structlog.get_logger(__name__)
 
 
 async def _loop(settings: Settings, gateway: StripeGateway) -> None:
-    from app.db.config import make_engine
-    from app.reconcile.service import holder_id, reconcile, session_factory
-
     engine = make_engine(settings)
     sessions = session_factory(engine)
     holder = holder_id()

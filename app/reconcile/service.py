@@ -31,8 +31,10 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.checkout.models import Order, OrderStatus
-from app.checkout.service import apply_session
+from app.checkout.service import apply_session, mark_failed
+from app.db.sql import dialect_insert, run
+from app.money.events import process_event
+from app.money.models import Order, OrderStatus, StripeEvent
 from app.reconcile.models import JobLease, SyncCursor
 from app.stripe_gateway import PaymentProviderError, StripeGateway, as_mapping
 
@@ -90,10 +92,7 @@ async def unit_of_work(sessions: SessionFactory) -> AsyncIterator[AsyncSession]:
 
 
 def _insert(db: AsyncSession, table: Any) -> Any:
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return pg_insert(table) if db.get_bind().dialect.name == "postgresql" else sqlite_insert(table)
+    return dialect_insert(db.get_bind().dialect.name, table)
 
 
 async def take_lease(db: AsyncSession, name: str, holder: str, ttl: float) -> bool:
@@ -141,8 +140,6 @@ async def write_cursor(db: AsyncSession, value: int) -> None:
 
 
 async def _stored_ids(db: AsyncSession, ids: list[str]) -> set[str]:
-    from app.webhooks.models import StripeEvent
-
     found: set[str] = set()
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
@@ -154,8 +151,6 @@ async def replay_events(
     sessions: SessionFactory, gateway: StripeGateway, since: int, summary: ReconcileSummary
 ) -> int | None:
     """Process every listed event we never stored; returns the new cursor (None: keep the old one)."""
-    from app.webhooks.processing import process_event
-
     listed = [event async for event in gateway.list_events(created_gte=since)]
     summary.events_listed = len(listed)
     # Stripe lists newest first; apply oldest first, ties in Stripe's own (reversed) order
@@ -170,7 +165,7 @@ async def replay_events(
             continue
         try:
             async with unit_of_work(sessions) as db:
-                outcome = await process_event(db, event, source="reconcile")
+                outcome = await run(db, process_event, event, source="reconcile")
         except Exception as exc:  # one bad event must not stop the rest
             log.exception("reconcile.event_failed", event_id=event["id"], type=event.get("type"))
             summary.failed_events.append((str(event["id"]), f"{type(exc).__name__}: {exc}"))
@@ -190,12 +185,11 @@ async def recheck_orders(
 ) -> None:
     """Ask Stripe about orders that should have settled by now (their webhook may be lost)."""
     cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
-    waiting = [OrderStatus.PENDING.value, OrderStatus.OPEN.value, OrderStatus.AWAITING_PAYMENT.value]
     async with unit_of_work(sessions) as db:
         rows = (
             await db.execute(
                 select(Order.id, Order.status, Order.stripe_session_id)
-                .where(Order.status.in_(waiting), Order.created_at <= cutoff)
+                .where(Order.status.in_(OrderStatus.waiting_values()), Order.created_at <= cutoff)
                 .order_by(Order.id)
             )
         ).all()
@@ -212,10 +206,7 @@ async def recheck_orders(
                 continue
             if session is None:
                 # Committed without a session: nothing can pay it any more.
-                from app.checkout.states import transition
-
-                await transition(db, order_id=order_id, to=OrderStatus.FAILED, reason="no_checkout_session")
-                await db.refresh(order)
+                await mark_failed(db, order, "no_checkout_session")
             else:
                 await apply_session(db, order, session)
             if order.status != before:

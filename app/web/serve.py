@@ -11,17 +11,16 @@ import os
 
 import structlog
 
+from app.db.migrate import upgrade
+from app.settings import get_settings
+
 SERVERS = ("granian", "uvicorn")
 
 
 def serve(*, host: str, port: int, workers: int, migrate: bool = True) -> None:
     """Run ``app.asgi:app`` in ``workers`` processes; each builds the app with ``create_app()``."""
-    from app.settings import get_settings
-
     settings = get_settings()
     if migrate:
-        from app.db.migrate import upgrade
-
         upgrade(settings)  # once, here, so workers never race to migrate
     os.environ.pop("STOREFRONT_DEBUG", None)
     server = os.environ.get("STOREFRONT_SERVER", "granian").strip().lower() or "granian"

@@ -4,13 +4,14 @@ PostgreSQL: one ``AsyncSession`` transaction per request (the server does the co
 
 SQLite: one database file has one writer at a time anyway, and aiosqlite hands every
 statement to a thread and back (~1,300 transactions/s). So a single writer thread owns one
-``sqlite3`` connection and runs the SAME ``process_event_sync`` the async API runs (through
-``app.webhooks.fastsql``, which executes the same SQLAlchemy statements compiled once), with
-group commit: it takes every event queued (up to ``max_batch``), opens one
-``BEGIN IMMEDIATE``, gives each event its own SAVEPOINT (an event that raises rolls back
-alone and its request gets a 5xx), COMMITs once, and only then resolves the requests'
-futures, so a 2xx always means "committed". Other writers (checkout, reconciliation)
-queue on SQLite's lock with ``busy_timeout`` as usual.
+synchronous SQLAlchemy ``Connection`` and runs the SAME ``app.money.events.process_event``
+the async path runs (statements built once, so SQLAlchemy's compiled cache makes each
+execution cheap), with group commit: it takes every event queued (up to ``max_batch``),
+opens one ``BEGIN IMMEDIATE``, gives each event its own SAVEPOINT (an event that raises
+rolls back alone and its request gets a 5xx), COMMITs once (one fsync for the batch under
+``synchronous=FULL``), and only then resolves the requests' futures, so a 2xx always means
+"committed durably". Other writers (checkout, reconciliation) queue on SQLite's lock with
+``busy_timeout`` as usual.
 """
 
 from __future__ import annotations
@@ -18,23 +19,23 @@ from __future__ import annotations
 import asyncio
 import gc
 import queue
-import sqlite3
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
+from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig, SQLAlchemyPlugin
 from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.plugins import InitPluginProtocol
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Connection, Engine, exc
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from app.db.config import SQLITE_CONNECT_ARGS, install_sqlite_pragmas
+from app.db.config import sync_sqlite_engine
+from app.db.sql import run
+from app.money.events import ProcessOutcome, process_event
 from app.settings import Settings
-from app.webhooks.fastsql import FastSqlite
-from app.webhooks.processing import ProcessOutcome, process_event, process_event_sync
 
 __all__ = ("AsyncIngest", "Ingest", "SqliteWriter", "WebhookIngestPlugin", "get_ingest")
 
@@ -59,7 +60,7 @@ class AsyncIngest:
 
     async def submit(self, event: Mapping[str, Any], payload: str) -> ProcessOutcome:
         async with self._sessions() as session, session.begin():
-            return await process_event(session, event, payload=payload)
+            return await run(session, process_event, event, payload=payload)
 
     async def close(self) -> None:
         return None
@@ -75,14 +76,6 @@ class _Job:
     error: BaseException | None = None
 
 
-def sync_sqlite_engine(database_url: str) -> Engine:
-    """A synchronous engine on the same file with the same pragmas as ``app.db.config``."""
-    url = database_url.replace("sqlite+aiosqlite://", "sqlite+pysqlite://", 1)
-    engine = create_engine(url, connect_args={**SQLITE_CONNECT_ARGS, "check_same_thread": False})
-    install_sqlite_pragmas(engine)
-    return engine
-
-
 def _resolve(jobs: list[_Job]) -> None:
     """On the event loop: hand each request its outcome (or error) after the commit."""
     for job in jobs:
@@ -95,32 +88,29 @@ def _resolve(jobs: list[_Job]) -> None:
             job.future.set_result(job.outcome)
 
 
-def _sqlite_connect(database_url: str) -> sqlite3.Connection:
-    """The writer's own driver connection, with the pragmas of ``app.db.config``."""
-    path = database_url.split("///", 1)[-1]
-    connection = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000"):
-        connection.execute(f"PRAGMA {pragma}")
-    return connection
-
-
 CHECKPOINT_SECONDS = 1.0
 
 
-def _checkpointer(database_url: str, stop: threading.Event) -> None:
+def _checkpointer(engine: Engine, stop: threading.Event) -> None:
     """Copy the WAL back into the database off the writer's path.
 
     SQLite's automatic checkpoint runs inside the COMMIT that crosses 1,000 WAL pages, which
     stalls that batch (and every request in it) for tens of ms. The writer turns it off and
     this thread checkpoints PASSIVEly (never waits for, nor blocks, the writer) every second.
     """
-    connection = _sqlite_connect(database_url)
+    # The driver connection, outside any transaction: a checkpoint must not take the write lock
+    # that SQLAlchemy's BEGIN IMMEDIATE would.
+    connection = engine.raw_connection()
     try:
         while not stop.wait(CHECKPOINT_SECONDS):
+            cursor = connection.cursor()
             try:
-                connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            except sqlite3.Error:
+                cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                cursor.fetchall()
+            except engine.dialect.loaded_dbapi.Error:
                 log.warning("webhook.checkpoint_failed", exc_info=True)
+            finally:
+                cursor.close()
     finally:
         connection.close()
 
@@ -164,50 +154,45 @@ class SqliteWriter:
         return batch, False
 
     def _run(self) -> None:
-        conn = FastSqlite(_sqlite_connect(self._database_url))
-        conn.exec("PRAGMA wal_autocheckpoint=0")
+        engine = sync_sqlite_engine(self._database_url)
         stop_checkpoints = threading.Event()
         checkpoints = threading.Thread(
-            target=_checkpointer,
-            args=(self._database_url, stop_checkpoints),
-            name="webhook-checkpoint",
-            daemon=True,
+            target=_checkpointer, args=(engine, stop_checkpoints), name="webhook-checkpoint", daemon=True
         )
-        checkpoints.start()
         try:
-            stop = False
-            while not stop:
-                first = self._queue.get()
-                if first is None:
-                    break
-                batch, stop = self._take_batch(first)
-                self._process(conn, batch)
+            with engine.connect() as conn:
+                with conn.begin():
+                    conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job now
+                checkpoints.start()
+                stop = False
+                while not stop:
+                    first = self._queue.get()
+                    if first is None:
+                        break
+                    batch, stop = self._take_batch(first)
+                    self._process(conn, batch)
         finally:
             stop_checkpoints.set()
-            checkpoints.join(10)
-            conn.raw.close()
+            if checkpoints.is_alive():
+                checkpoints.join(10)
+            engine.dispose()
 
-    def _process(self, conn: FastSqlite, batch: list[_Job]) -> None:
+    def _process(self, conn: Connection, batch: list[_Job]) -> None:
         try:
-            conn.exec("BEGIN IMMEDIATE")
-            try:
+            with conn.begin():
                 for job in batch:
-                    conn.exec("SAVEPOINT webhook_event")
+                    savepoint = conn.begin_nested()
                     try:
-                        job.outcome = process_event_sync(conn, job.event, payload=job.payload)
-                    except Exception as exc:  # this event alone rolls back; its request gets a 5xx
-                        conn.exec("ROLLBACK TO webhook_event")
-                        job.error = exc
-                    conn.exec("RELEASE webhook_event")
-                conn.exec("COMMIT")
-            except BaseException:
-                if conn.raw.in_transaction:
-                    conn.exec("ROLLBACK")
-                raise
-        except Exception as exc:  # BEGIN or COMMIT failed: nobody's effect is stored
+                        job.outcome = process_event(conn, job.event, payload=job.payload)
+                    except Exception as error:  # this event alone rolls back; its request gets a 5xx
+                        savepoint.rollback()
+                        job.error = error
+                    else:
+                        savepoint.commit()
+        except exc.SQLAlchemyError as error:  # BEGIN or COMMIT failed: nobody's effect is stored
             log.exception("webhook.batch_commit_failed", size=len(batch))
             for job in batch:
-                job.error = exc
+                job.outcome, job.error = None, error
         by_loop: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
         for job in batch:
             by_loop.setdefault(job.loop, []).append(job)
@@ -227,8 +212,6 @@ def get_ingest(app: Litestar) -> Ingest:
     if settings.is_sqlite:
         ingest = SqliteWriter(settings.database_url)
     else:
-        from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig, SQLAlchemyPlugin
-
         config = app.plugins.get(SQLAlchemyPlugin).config[0]
         if not isinstance(config, SQLAlchemyAsyncConfig):
             raise TypeError("the webhook ingest needs the async SQLAlchemy config")

@@ -16,9 +16,9 @@ from litestar import asgi
 from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
 from prometheus_client import Counter
 
+from app.money.events import event_fields
 from app.settings import Settings
 from app.webhooks.ingest import get_ingest
-from app.webhooks.processing import event_fields
 from app.webhooks.signature import SignatureError, verify
 
 __all__ = ("REJECTED", "ROUTES", "WEBHOOK_BODY_LIMIT", "stripe_webhook")

@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.accounts.models import User
-from app.checkout.models import Order, OrderStatus
 from app.db.config import make_engine
+from app.money.models import Order, OrderStatus
 from app.settings import Settings
 from app.webhooks.signature import sign
 

@@ -16,11 +16,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import create_app
-from app.checkout.models import Order
-from app.ledger.models import LedgerEntry
-from app.ledger.service import BalanceView, balances, check_invariant
+from app.db.sql import run
+from app.money.ledger import BalanceView, balances, check_invariant
+from app.money.models import LedgerEntry, Order, StripeEvent
 from app.settings import Settings
-from app.webhooks.models import StripeEvent
 from app.webhooks.signature import sign
 from tests.support.servers import serve_in_thread
 from tests.webhooks.factories import checkout_session, event, make_order, make_user, signed
@@ -77,7 +76,7 @@ async def test_signed_event_is_credited_after_commit(
     assert response.status_code == 200, response.text
     assert response.json()["outcome"] == f"credited order {order.id}"
     async with sessions() as db:  # the answer came after the commit: visible now
-        assert (await balances(db, order.user_id))["coins"] == BalanceView(1100, 0)
+        assert (await run(db, balances, order.user_id))["coins"] == BalanceView(1100, 0)
     again = await _post(base_url, body, headers)
     assert again.status_code == 200
     assert again.json()["duplicate"] is True
@@ -130,7 +129,7 @@ async def test_refused_deliveries_store_nothing(
     assert _rejected(reason) == before + 1
     assert await _stored(sessions) == 0
     async with sessions() as db:
-        assert await balances(db, order.user_id) == {}
+        assert await run(db, balances, order.user_id) == {}
 
 
 async def test_oversized_body_is_413(base_url: str, app_settings: Settings, sessions: Sessions) -> None:
@@ -157,7 +156,7 @@ async def test_unknown_type_is_stored_and_acknowledged(
 async def test_failing_effect_is_5xx_and_not_stored(
     base_url: str, app_settings: Settings, sessions: Sessions, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import app.webhooks.processing as processing
+    import app.money.events as processing
 
     def boom(*_: Any) -> None:
         raise RuntimeError("effect failed")
@@ -176,7 +175,7 @@ async def test_failing_effect_is_5xx_and_not_stored(
     async with sessions() as db:
         assert await db.get(StripeEvent, failing["id"]) is None
         assert await db.get(StripeEvent, fine["id"]) is not None
-        assert await balances(db, order.user_id) == {}
+        assert await run(db, balances, order.user_id) == {}
 
 
 async def test_fifty_simultaneous_deliveries_credit_once(
@@ -199,5 +198,5 @@ async def test_fifty_simultaneous_deliveries_credit_once(
             select(func.count()).select_from(LedgerEntry).where(LedgerEntry.order_id == order.id)
         )
         assert credits == 1
-        assert (await balances(db, order.user_id))["coins"] == BalanceView(1100, 0)
-        assert await check_invariant(db) == []
+        assert (await run(db, balances, order.user_id))["coins"] == BalanceView(1100, 0)
+        assert await run(db, check_invariant) == []

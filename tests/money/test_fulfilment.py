@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.checkout.fulfilment import fulfil_checkout
-from app.checkout.models import Order, OrderStatus
-from app.checkout.states import transition
-from app.ledger.models import LedgerEntry
-from app.ledger.service import balances, check_invariant
+from app.db.sql import run
+from app.money.fulfilment import fulfil_checkout
+from app.money.ledger import balances, check_invariant
+from app.money.models import LedgerEntry, Order, OrderStatus
+from app.money.orders import transition
 from app.settings import Settings
 from tests.webhooks.factories import checkout_session, make_order, make_user, pi_for, session_factory
 
@@ -41,7 +41,7 @@ async def _order(sessions: Sessions, **kwargs: object) -> Order:
 
 async def _coins(sessions: Sessions, order: Order) -> int:
     async with sessions() as db:
-        view = (await balances(db, order.user_id)).get("coins")
+        view = (await run(db, balances, order.user_id)).get("coins")
         return view.available if view else 0
 
 
@@ -55,12 +55,12 @@ async def _status(sessions: Sessions, order: Order) -> Order:
 async def test_paid_session_credits_units_and_bonus_once(sessions: Sessions) -> None:
     order = await _order(sessions)
     async with sessions() as db, db.begin():
-        result = await fulfil_checkout(db, checkout_session(order))
+        result = await run(db, fulfil_checkout, checkout_session(order))
     assert result.outcome == "credited"
     assert result.entry is not None
     assert result.entry.units == 1100
     async with sessions() as db, db.begin():
-        again = await fulfil_checkout(db, checkout_session(order))
+        again = await run(db, fulfil_checkout, checkout_session(order))
     assert again.outcome == "already_credited"
     assert await _coins(sessions, order) == 1100
     fresh = await _status(sessions, order)
@@ -72,14 +72,14 @@ async def test_paid_session_credits_units_and_bonus_once(sessions: Sessions) -> 
 async def test_currency_compares_case_insensitively(sessions: Sessions) -> None:
     order = await _order(sessions, currency="eur")
     async with sessions() as db, db.begin():
-        result = await fulfil_checkout(db, checkout_session(order, currency="EUR"))
+        result = await run(db, fulfil_checkout, checkout_session(order, currency="EUR"))
     assert result.outcome == "credited"
 
 
 async def test_unpaid_complete_session_awaits_payment(sessions: Sessions) -> None:
     order = await _order(sessions)
     async with sessions() as db, db.begin():
-        result = await fulfil_checkout(db, checkout_session(order, payment_status="unpaid"))
+        result = await run(db, fulfil_checkout, checkout_session(order, payment_status="unpaid"))
     assert result.outcome == "awaiting_payment"
     assert await _coins(sessions, order) == 0
     assert (await _status(sessions, order)).status == OrderStatus.AWAITING_PAYMENT
@@ -88,7 +88,9 @@ async def test_unpaid_complete_session_awaits_payment(sessions: Sessions) -> Non
 async def test_open_session_is_not_paid(sessions: Sessions) -> None:
     order = await _order(sessions)
     async with sessions() as db, db.begin():
-        result = await fulfil_checkout(db, checkout_session(order, payment_status="unpaid", status="open"))
+        result = await run(
+            db, fulfil_checkout, checkout_session(order, payment_status="unpaid", status="open")
+        )
     assert result.outcome == "not_paid"
     assert (await _status(sessions, order)).status == OrderStatus.OPEN
 
@@ -99,20 +101,21 @@ async def test_amount_or_currency_mismatch_needs_review(
 ) -> None:
     order = await _order(sessions)
     async with sessions() as db, db.begin():
-        result = await fulfil_checkout(db, checkout_session(order, amount=amount, currency=currency))
+        result = await run(db, fulfil_checkout, checkout_session(order, amount=amount, currency=currency))
     assert result.outcome == "needs_review"
     assert await _coins(sessions, order) == 0
     assert (await _status(sessions, order)).status == OrderStatus.NEEDS_REVIEW
     # a matching call afterwards does not credit what a human must look at
     async with sessions() as db, db.begin():
-        assert (await fulfil_checkout(db, checkout_session(order))).outcome == "needs_review"
+        assert (await run(db, fulfil_checkout, checkout_session(order))).outcome == "needs_review"
     assert await _coins(sessions, order) == 0
 
 
 async def test_unknown_order(sessions: Sessions) -> None:
     async with sessions() as db, db.begin():
-        result = await fulfil_checkout(
+        result = await run(
             db,
+            fulfil_checkout,
             {
                 "id": "cs_nobody",
                 "payment_status": "paid",
@@ -129,7 +132,7 @@ async def test_found_by_metadata_before_session_id_is_stored(sessions: Sessions)
     async with sessions() as db, db.begin():
         await db.execute(Order.__table__.update().where(Order.id == order.id).values(stripe_session_id=None))
     async with sessions() as db, db.begin():
-        result = await fulfil_checkout(db, checkout_session(order, session_id="cs_test_late"))
+        result = await run(db, fulfil_checkout, checkout_session(order, session_id="cs_test_late"))
     assert result.outcome == "credited"
     assert (await _status(sessions, order)).stripe_session_id == "cs_test_late"
 
@@ -137,20 +140,22 @@ async def test_found_by_metadata_before_session_id_is_stored(sessions: Sessions)
 async def test_late_payment_after_local_cancel_is_credited(sessions: Sessions) -> None:
     order = await _order(sessions)
     async with sessions() as db, db.begin():
-        assert await transition(db, order_id=order.id, to=OrderStatus.CANCELED, reason="buyer canceled")
+        assert await run(db, transition, order_id=order.id, to=OrderStatus.CANCELED, reason="buyer canceled")
     async with sessions() as db, db.begin():
-        assert (await fulfil_checkout(db, checkout_session(order))).outcome == "credited"
+        assert (await run(db, fulfil_checkout, checkout_session(order))).outcome == "credited"
     assert (await _status(sessions, order)).status == OrderStatus.PAID
 
 
 async def test_state_never_moves_backwards(sessions: Sessions) -> None:
     order = await _order(sessions)
     async with sessions() as db, db.begin():
-        await fulfil_checkout(db, checkout_session(order))
+        await run(db, fulfil_checkout, checkout_session(order))
     async with sessions() as db, db.begin():
         for target in (OrderStatus.OPEN, OrderStatus.EXPIRED, OrderStatus.FAILED, OrderStatus.CANCELED):
-            assert not await transition(db, order_id=order.id, to=target)
-        assert not await transition(db, session_id=order.stripe_session_id, to=OrderStatus.AWAITING_PAYMENT)
+            assert not await run(db, transition, order_id=order.id, to=target)
+        assert not await run(
+            db, transition, session_id=order.stripe_session_id, to=OrderStatus.AWAITING_PAYMENT
+        )
     assert (await _status(sessions, order)).status == OrderStatus.PAID
 
 
@@ -160,7 +165,7 @@ async def test_fifty_concurrent_fulfilments_credit_once(sessions: Sessions) -> N
 
     async def call() -> str:
         async with sessions() as db, db.begin():
-            return (await fulfil_checkout(db, session_obj)).outcome
+            return (await run(db, fulfil_checkout, session_obj)).outcome
 
     outcomes = await asyncio.gather(*(call() for _ in range(50)))
     assert outcomes.count("credited") == 1
@@ -171,4 +176,4 @@ async def test_fifty_concurrent_fulfilments_credit_once(sessions: Sessions) -> N
             select(func.count()).select_from(LedgerEntry).where(LedgerEntry.order_id == order.id)
         )
         assert count == 1
-        assert await check_invariant(db) == []
+        assert await run(db, check_invariant) == []

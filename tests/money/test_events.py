@@ -9,11 +9,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.checkout.models import Order, OrderStatus
-from app.ledger.models import LedgerEntry
-from app.ledger.service import BalanceView, balances, check_invariant
-from app.webhooks.models import StripeEvent
-from app.webhooks.processing import ProcessOutcome, process_event
+from app.db.sql import run
+from app.money.events import ProcessOutcome, process_event
+from app.money.ledger import BalanceView, balances, check_invariant
+from app.money.models import LedgerEntry, Order, OrderStatus, StripeEvent
 from tests.webhooks.factories import (
     charge_refunded,
     checkout_session,
@@ -36,7 +35,7 @@ async def _order(sessions: Sessions, **kwargs: Any) -> Order:
 
 async def _send(sessions: Sessions, ev: dict[str, Any]) -> ProcessOutcome:
     async with sessions() as db, db.begin():
-        return await process_event(db, ev)
+        return await run(db, process_event, ev)
 
 
 async def _paid(sessions: Sessions, order: Order) -> None:
@@ -46,8 +45,8 @@ async def _paid(sessions: Sessions, order: Order) -> None:
 
 async def _balance(sessions: Sessions, order: Order) -> BalanceView:
     async with sessions() as db:
-        assert await check_invariant(db) == []
-        return (await balances(db, order.user_id)).get("coins", BalanceView(0, 0))
+        assert await run(db, check_invariant) == []
+        return (await run(db, balances, order.user_id)).get("coins", BalanceView(0, 0))
 
 
 async def _status(sessions: Sessions, order: Order) -> str:
@@ -250,7 +249,7 @@ async def test_dispute_before_completion_is_held_after_the_credit(sessions: Sess
 async def test_failing_effect_rolls_back_the_event(
     sessions: Sessions, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import app.webhooks.processing as processing
+    import app.money.events as processing
 
     def boom(*_: object) -> None:
         raise RuntimeError("database on fire")
@@ -279,7 +278,7 @@ async def test_refund_or_dispute_racing_the_completion_is_not_left_pending(
     )
     async with sessions() as db:
         async with db.begin():
-            early = await process_event(db, early_event)
+            early = await run(db, process_event, early_event)
             assert early.outcome.startswith("pending")
             completion = asyncio.create_task(_paid(sessions, order))
             await asyncio.sleep(0.5)  # the completion runs (or waits for us) meanwhile
@@ -301,7 +300,7 @@ async def test_a_lookup_error_in_an_effect_rolls_back_too(
 ) -> None:
     """Only "this event is not about a payment of ours" is acknowledged; a KeyError or
     IndexError from the effect is a failure like any other: rolled back, so Stripe retries."""
-    import app.webhooks.processing as processing
+    import app.money.events as processing
 
     def broken(*_: object) -> None:
         raise error

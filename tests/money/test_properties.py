@@ -1,6 +1,6 @@
 """Random interleavings of purchases, redeliveries, refunds and disputes keep the ledger exact.
 
-Driven through the SQLite writer's path (``FastSqlite`` + ``process_event_sync``), one event per
+Driven through the SQLite writer's path (a sync ``Connection`` + ``process_event``), one event per
 transaction like the writer's SAVEPOINT; after every step the balance must equal the sum of
 the entries AND the totals a simple model expects.
 """
@@ -16,16 +16,14 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-from sqlalchemy import insert
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, insert
 
 from app.accounts.models import User
-from app.checkout.models import Order
+from app.db.config import sync_sqlite_engine
 from app.db.migrate import upgrade
-from app.ledger.service import balances_sync, check_invariant_sync
-from app.webhooks.fastsql import FastSqlite
-from app.webhooks.ingest import _sqlite_connect, sync_sqlite_engine
-from app.webhooks.processing import process_event_sync
+from app.money.events import process_event
+from app.money.ledger import balances, check_invariant
+from app.money.models import Order
 from tests.conftest import make_settings
 
 _DB: dict[str, Any] = {}
@@ -39,7 +37,7 @@ def _database() -> str:
         upgrade(make_settings(tmp, url))
         _DB["url"] = url
         _DB["engine"] = sync_sqlite_engine(url)
-        _DB["fast"] = FastSqlite(_sqlite_connect(url))
+        _DB["writer"] = _DB["engine"].connect()
     return str(_DB["url"])
 
 
@@ -52,7 +50,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def buyer(self) -> None:
         _database()
         self.engine = _DB["engine"]
-        self.fast: FastSqlite = _DB["fast"]
+        self.writer: Connection = _DB["writer"]
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
             self.user_id = conn.execute(
@@ -110,11 +108,8 @@ class LedgerMachine(RuleBasedStateMachine):
         return order
 
     def _send(self, event: dict[str, Any]) -> str:
-        self.fast.exec("BEGIN IMMEDIATE")
-        self.fast.exec("SAVEPOINT e")
-        outcome = process_event_sync(self.fast, event).outcome
-        self.fast.exec("RELEASE e")
-        self.fast.exec("COMMIT")
+        with self.writer.begin(), self.writer.begin_nested():
+            outcome = process_event(self.writer, event).outcome
         self.sent.append(event)
         return outcome
 
@@ -247,9 +242,9 @@ class LedgerMachine(RuleBasedStateMachine):
     def ledger_is_exact(self) -> None:
         if not hasattr(self, "engine"):
             return
-        with Session(self.engine) as session:
-            assert check_invariant_sync(session) == []
-            view = balances_sync(session, self.user_id).get("coins")
+        with self.engine.connect() as conn:
+            assert check_invariant(conn) == []
+            view = balances(conn, self.user_id).get("coins")
         got = (view.available, view.held) if view else (0, 0)
         assert got == (self.available, self.held)
 

@@ -1,0 +1,20 @@
+"""The money core: orders, the ledger, and Stripe's effects on them, read top to bottom.
+
+Reading order, each module importing only those above it:
+
+1. ``models``       — the tables: ``Order`` (with ``OrderStatus``), ``LedgerEntry``, ``Balance``,
+   ``StripeEvent``.
+2. ``orders``       — the order state machine (conditional UPDATEs, never backwards) and the
+   locked ``OrderRow`` money decisions read.
+3. ``ledger``       — append-only entries with idempotency keys, balances moved in SQL.
+4. ``event_store``  — each Stripe event stored once, with its outcome or waiting for a credit.
+5. ``reversals``    — refunds and disputes, and the replay of those that came before the credit.
+6. ``fulfilment``   — ``fulfil_checkout``: credit a paid Checkout Session exactly once.
+7. ``events``       — ``process_event``: store an event and apply its effect in one transaction.
+
+Every operation is written once, synchronously, on a SQLAlchemy ``Connection`` in the
+caller's transaction: the SQLite webhook writer (``app.webhooks.ingest``) runs it on its own
+thread, async callers through ``app.db.sql.run(db, operation, ...)``. Nothing here commits.
+Exactly-once and never-backwards are enforced by the database (unique keys, conditional
+updates), never by check-then-act in Python.
+"""

@@ -1,0 +1,126 @@
+"""Stripe's ``fulfill_checkout`` pattern: one function that credits a paid Checkout Session once.
+
+The webhook, the success page and reconciliation all call :func:`fulfil_checkout` with the
+Checkout Session as a plain dict; whoever comes first credits, the others find the ledger key
+``fulfil:<session id>`` taken. Nothing here trusts the order of arrival: the credit is guarded
+by the UNIQUE ledger key, the state by a conditional UPDATE (``app.money.orders``), and on
+PostgreSQL the order row is locked first so concurrent calls for one order queue and each
+sees the last commit. Refunds and disputes that arrived before the credit are applied right
+after it, in the same transaction (``app.money.reversals.replay_pending``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import structlog
+from sqlalchemy import Connection
+
+from app.money.ledger import EntryRow, post_entry
+from app.money.models import OrderStatus
+from app.money.orders import OrderRow, load_order, order_for_session, stripe_id, transition
+from app.money.reversals import replay_pending
+
+__all__ = ("FulfilOutcome", "FulfilResult", "fulfil_checkout")
+
+log = structlog.get_logger()
+
+FulfilOutcome = Literal[
+    "credited", "already_credited", "awaiting_payment", "needs_review", "not_paid", "unknown_order"
+]
+
+
+@dataclass(slots=True)
+class FulfilResult:
+    """What fulfilment did, with the order as this transaction now sees it (None: unknown order)."""
+
+    outcome: FulfilOutcome
+    order: OrderRow | None
+    entry: EntryRow | None = None
+
+    @property
+    def credited(self) -> bool:
+        return self.outcome == "credited"
+
+
+def _settle(conn: Connection, order: OrderRow, to: OrderStatus, **values: Any) -> OrderRow:
+    """Move the order if its state allows; the order as it now is either way."""
+    moved = transition(conn, order_id=order.id, to=to, **values)
+    if moved is not None:
+        return moved
+    return load_order(conn, "by_id", order.id) or order
+
+
+def fulfil_checkout(conn: Connection, session_obj: Mapping[str, Any]) -> FulfilResult:
+    """Credit a paid Checkout Session exactly once, in the caller's transaction.
+
+    ``session_obj`` is the Checkout Session as a dict (an event's ``data.object`` or a
+    retrieved session's ``to_dict()``). Amount and currency must equal the order's snapshot,
+    else the order goes to ``needs_review`` and nothing is credited.
+    """
+    session_id = str(session_obj.get("id") or "")
+    order = order_for_session(conn, session_obj)
+    if order is None:
+        log.warning("fulfil.unknown_order", session_id=session_id)
+        return FulfilResult("unknown_order", None)
+    if order.stripe_session_id != session_id:
+        # metadata points at an order that belongs to another session: a human decides.
+        order = _settle(
+            conn, order, OrderStatus.NEEDS_REVIEW, reason=f"paid through another session {session_id}"
+        )
+        log.warning("fulfil.session_mismatch", order_id=order.id, session_id=session_id)
+        return FulfilResult("needs_review", order)
+
+    status = session_obj.get("status")
+    payment_status = session_obj.get("payment_status")
+    pi = stripe_id(session_obj.get("payment_intent"))
+
+    if payment_status != "paid":
+        if status == "complete" and payment_status == "unpaid":
+            order = _settle(conn, order, OrderStatus.AWAITING_PAYMENT, payment_intent_id=pi)
+            if order.status == OrderStatus.AWAITING_PAYMENT:
+                return FulfilResult("awaiting_payment", order)
+        elif status == "expired":
+            order = _settle(conn, order, OrderStatus.EXPIRED, reason="session expired")
+        return FulfilResult("needs_review" if order.status == OrderStatus.NEEDS_REVIEW else "not_paid", order)
+
+    amount_total = session_obj.get("amount_total")
+    currency = str(session_obj.get("currency") or "")
+    if amount_total != order.amount or currency.lower() != order.currency.lower():
+        reason = f"Stripe charged {amount_total} {currency}, order says {order.amount} {order.currency}"
+        order = _settle(conn, order, OrderStatus.NEEDS_REVIEW, reason=reason)
+        log.warning(
+            "fulfil.amount_mismatch",
+            order_id=order.id,
+            session_id=session_id,
+            stripe_amount=amount_total,
+            stripe_currency=currency,
+            order_amount=order.amount,
+            order_currency=order.currency,
+        )
+        return FulfilResult("needs_review", order)
+
+    if order.status != OrderStatus.PAID:
+        now = datetime.now(UTC)
+        order = _settle(conn, order, OrderStatus.PAID, payment_intent_id=pi, fulfilled_at=now, reason="")
+        if order.status != OrderStatus.PAID:
+            # needs_review stays for a human; nothing is credited.
+            return FulfilResult("needs_review", order)
+    entry = post_entry(
+        conn,
+        user_id=order.user_id,
+        asset=order.asset,
+        units=order.total_units,
+        kind="purchase",
+        idempotency_key=f"fulfil:{session_id}",
+        order_id=order.id,
+        amount=order.amount,
+        reason=f"{order.pack_name} ({order.units} + {order.bonus} bonus)",
+    )
+    if entry is None:
+        return FulfilResult("already_credited", order)
+    replay_pending(conn, order)
+    return FulfilResult("credited", order, entry)

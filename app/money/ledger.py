@@ -1,0 +1,211 @@
+"""Append to the ledger and read balances.
+
+Exactly-once comes from the database: the UNIQUE ``idempotency_key`` with
+``INSERT ... ON CONFLICT DO NOTHING``, and a balance upsert that adds in SQL under the row
+lock, so concurrent writers never lose an update. Every function takes a synchronous
+``Connection``; async callers use ``app.db.sql.run``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Any, cast
+
+from sqlalchemy import Connection, Table, bindparam, func, select, update
+
+from app.db.sql import dialect_insert
+from app.money.models import Balance, LedgerEntry
+
+__all__ = ("BalanceView", "EntryRow", "balances", "check_invariant", "entries", "post_entry")
+
+ENTRIES = cast(Table, LedgerEntry.__table__)
+BALANCES = cast(Table, Balance.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRow:
+    """An entry as :func:`post_entry` wrote it (cheaper than an ORM object on the writer's hot path)."""
+
+    id: int
+    user_id: int
+    asset: str
+    kind: str
+    units: int
+    held_units: int
+    balance_after: int
+    held_after: int
+    order_id: int | None
+    amount: int | None
+    idempotency_key: str
+    reason: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceView:
+    """What a buyer has of one asset: spendable units and units held by open disputes."""
+
+    available: int
+    held: int
+
+
+@lru_cache(maxsize=4)
+def _statements(dialect: str) -> tuple[Any, Any, Any]:
+    """Built once per dialect: building a statement costs more than running it on SQLite."""
+    insert_entry = (
+        dialect_insert(dialect, ENTRIES)
+        .values(
+            user_id=bindparam("user_id"),
+            asset=bindparam("asset"),
+            kind=bindparam("kind"),
+            units=bindparam("units"),
+            held_units=bindparam("held_units"),
+            balance_after=0,
+            held_after=0,
+            order_id=bindparam("order_id"),
+            amount=bindparam("amount"),
+            idempotency_key=bindparam("idempotency_key"),
+            reason=bindparam("reason"),
+        )
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(ENTRIES.c.id, ENTRIES.c.created_at)
+    )
+    # RETURNING gives the values this transaction produced, which the entry records.
+    upsert = dialect_insert(dialect, BALANCES).values(
+        user_id=bindparam("user_id"),
+        asset=bindparam("asset"),
+        available=bindparam("units"),
+        held=bindparam("held_units"),
+    )
+    upsert_balance = upsert.on_conflict_do_update(
+        index_elements=["user_id", "asset"],
+        set_={
+            "available": BALANCES.c.available + upsert.excluded.available,
+            "held": BALANCES.c.held + upsert.excluded.held,
+        },
+    ).returning(BALANCES.c.available, BALANCES.c.held)
+    record_after = (
+        update(ENTRIES)
+        .where(ENTRIES.c.id == bindparam("entry_id"))
+        .values(balance_after=bindparam("after"), held_after=bindparam("held"))
+    )
+    return insert_entry, upsert_balance, record_after
+
+
+def post_entry(
+    conn: Connection,
+    *,
+    user_id: int,
+    asset: str,
+    units: int,
+    held_units: int = 0,
+    kind: str,
+    idempotency_key: str,
+    order_id: int | None = None,
+    amount: int | None = None,
+    reason: str = "",
+) -> EntryRow | None:
+    """Append one entry and move the balance with it; ``None`` (nothing changed) if the key was used."""
+    insert_entry, upsert_balance, record_after = _statements(conn.dialect.name)
+    params = {
+        "user_id": user_id,
+        "asset": asset,
+        "kind": kind,
+        "units": units,
+        "held_units": held_units,
+        "order_id": order_id,
+        "amount": amount,
+        "idempotency_key": idempotency_key,
+        "reason": reason[:500],
+    }
+    inserted = conn.execute(insert_entry, params).first()
+    if inserted is None:
+        return None
+    available, held = conn.execute(upsert_balance, params).one()
+    entry_id, created_at = inserted
+    conn.execute(record_after, {"entry_id": entry_id, "after": available, "held": held})
+    return EntryRow(
+        id=entry_id,
+        user_id=user_id,
+        asset=asset,
+        kind=kind,
+        units=units,
+        held_units=held_units,
+        balance_after=available,
+        held_after=held,
+        order_id=order_id,
+        amount=amount,
+        idempotency_key=idempotency_key,
+        reason=reason[:500],
+        created_at=created_at,
+    )
+
+
+def balances(conn: Connection, user_id: int) -> dict[str, BalanceView]:
+    """Balances of one buyer by asset."""
+    rows = conn.execute(
+        select(BALANCES.c.asset, BALANCES.c.available, BALANCES.c.held)
+        .where(BALANCES.c.user_id == user_id)
+        .order_by(BALANCES.c.asset)
+    )
+    return {asset: BalanceView(available=available, held=held) for asset, available, held in rows}
+
+
+_ENTRY_COLUMNS = tuple(ENTRIES.c[name] for name in EntryRow.__slots__)
+
+
+def entries(
+    conn: Connection, user_id: int, *, limit: int = 20, before_id: int | None = None
+) -> list[EntryRow]:
+    """A page of one buyer's entries, newest first.
+
+    Pass the last id seen as ``before_id`` for the next page (keyset: stable while entries arrive).
+    """
+    stmt = select(*_ENTRY_COLUMNS).where(ENTRIES.c.user_id == user_id)
+    if before_id is not None:
+        stmt = stmt.where(ENTRIES.c.id < before_id)
+    rows = conn.execute(stmt.order_by(ENTRIES.c.id.desc()).limit(max(1, min(limit, 500))))
+    return [EntryRow(*row) for row in rows]
+
+
+def check_invariant(conn: Connection) -> list[str]:
+    """Every (user, asset) whose balance row differs from the sum of its entries; empty is good."""
+    sums = (
+        select(
+            ENTRIES.c.user_id,
+            ENTRIES.c.asset,
+            func.sum(ENTRIES.c.units).label("units"),
+            func.sum(ENTRIES.c.held_units).label("held"),
+        )
+        .group_by(ENTRIES.c.user_id, ENTRIES.c.asset)
+        .subquery()
+    )
+    on = (BALANCES.c.user_id == sums.c.user_id) & (BALANCES.c.asset == sums.c.asset)
+    problems: list[str] = []
+    # Entries without a balance row, or sums that differ from it.
+    rows = conn.execute(
+        select(sums.c.user_id, sums.c.asset, sums.c.units, sums.c.held, BALANCES.c.available, BALANCES.c.held)
+        .select_from(sums)
+        .outerjoin(BALANCES, on)
+    )
+    for user_id, asset, units, held, available, held_balance in rows:
+        if available is None or int(units) != available or int(held) != held_balance:
+            problems.append(
+                f"user {user_id} {asset}: balance available={available} held={held_balance}, "
+                f"entries sum units={units} held={held}"
+            )
+    # Balance rows that no entry explains.
+    orphans = conn.execute(
+        select(BALANCES.c.user_id, BALANCES.c.asset, BALANCES.c.available, BALANCES.c.held)
+        .select_from(BALANCES)
+        .outerjoin(sums, on)
+        .where(sums.c.user_id.is_(None))
+        .where((BALANCES.c.available != 0) | (BALANCES.c.held != 0))
+    )
+    problems.extend(
+        f"user {user_id} {asset}: balance available={available} held={held} without entries"
+        for user_id, asset, available, held in orphans
+    )
+    return problems

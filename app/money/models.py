@@ -1,0 +1,143 @@
+"""The money tables: orders, the append-only ledger with its balances, and Stripe's events.
+
+Invariant: for every (user, asset), ``balance.available == sum(entry.units)`` and
+``balance.held == sum(entry.held_units)``; both change in the same transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from advanced_alchemy.types import DateTimeUTC
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import BigIntAuditBase, BigIntBase, NaturalKeyBase
+
+__all__ = ("Balance", "LedgerEntry", "Order", "OrderStatus", "StripeEvent")
+
+
+class OrderStatus(StrEnum):
+    """Where an order stands. Final states never change back (see ``app.money.orders``)."""
+
+    PENDING = "pending"
+    """Made, Checkout Session not yet created."""
+    OPEN = "open"
+    """Checkout Session created; the buyer is on Stripe's page."""
+    AWAITING_PAYMENT = "awaiting_payment"
+    """Completed with a delayed method (bank debit); money not yet in."""
+    PAID = "paid"
+    """Paid and credited."""
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELED = "canceled"
+    NEEDS_REVIEW = "needs_review"
+    """Stripe's amount or currency differs from the snapshot: nothing credited, a human looks."""
+
+    @property
+    def final(self) -> bool:
+        """Nothing the buyer waits for can happen any more (a late Stripe success aside)."""
+        return self not in _WAITING
+
+    @property
+    def waiting(self) -> bool:
+        """Money may still come in: the success page polls and reconciliation re-checks."""
+        return self in _WAITING
+
+    @property
+    def settled(self) -> bool:
+        """No move leaves this state at all (a canceled order may still turn paid): cacheable."""
+        return self is OrderStatus.PAID
+
+    @classmethod
+    def waiting_values(cls) -> list[str]:
+        """The waiting states as stored, for ``IN (...)`` filters."""
+        return [status.value for status in cls if status.waiting]
+
+
+_WAITING = frozenset({OrderStatus.PENDING, OrderStatus.OPEN, OrderStatus.AWAITING_PAYMENT})
+
+
+class Order(BigIntAuditBase):
+    """One purchase attempt. Prices are copied from the catalogue when the order is made."""
+
+    __tablename__ = "purchase_order"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="RESTRICT"), index=True)
+    pack_id: Mapped[str] = mapped_column(String(64))
+    pack_name: Mapped[str] = mapped_column(String(200))
+    asset: Mapped[str] = mapped_column(String(64))
+    units: Mapped[int] = mapped_column(BigInteger)
+    bonus: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    """Price in the currency's minor units."""
+    currency: Mapped[str] = mapped_column(String(3))
+    locale: Mapped[str] = mapped_column(String(16), default="en")
+    status: Mapped[str] = mapped_column(String(32), default=OrderStatus.PENDING, index=True)
+    status_reason: Mapped[str | None] = mapped_column(String(500), default=None)
+    stripe_session_id: Mapped[str | None] = mapped_column(String(255), unique=True, default=None)
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True, default=None)
+    fulfilled_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    checked_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    """Last time the success page or reconciliation asked Stripe about this order."""
+
+    @property
+    def total_units(self) -> int:
+        return self.units + self.bonus
+
+
+class LedgerEntry(BigIntBase):
+    """One change of a buyer's balance. Never updated or deleted."""
+
+    __tablename__ = "ledger_entry"
+    __table_args__ = (Index("ix_ledger_entry_user_asset_id", "user_id", "asset", "id"),)
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="RESTRICT"))
+    asset: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    units: Mapped[int] = mapped_column(BigInteger)
+    """Signed change of the spendable balance."""
+    held_units: Mapped[int] = mapped_column(BigInteger, default=0)
+    """Signed change of the units held by an open dispute."""
+    balance_after: Mapped[int] = mapped_column(BigInteger)
+    held_after: Mapped[int] = mapped_column(BigInteger, default=0)
+    order_id: Mapped[int | None] = mapped_column(
+        ForeignKey("purchase_order.id", ondelete="RESTRICT"), index=True, default=None
+    )
+    amount: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    """Money behind the entry in the order's minor units (e.g. the refunded amount)."""
+    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
+    """Why this entry exists exactly once, e.g. ``fulfil:cs_...`` or ``refund:re_...``."""
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), server_default=func.now())
+
+
+class Balance(BigIntBase):
+    """Current balance of one asset for one buyer; the sum of its ledger entries."""
+
+    __tablename__ = "balance"
+    __table_args__ = (Index("uq_balance_user_asset", "user_id", "asset", unique=True),)
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="RESTRICT"))
+    asset: Mapped[str] = mapped_column(String(64))
+    available: Mapped[int] = mapped_column(BigInteger, default=0)
+    held: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class StripeEvent(NaturalKeyBase):
+    """A Stripe event, stored under its unique id in the same transaction as its effect."""
+
+    __tablename__ = "stripe_event"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(100))
+    created: Mapped[int] = mapped_column(BigInteger, index=True)
+    """Stripe's Unix timestamp of the event."""
+    source: Mapped[str] = mapped_column(String(16))
+    """``webhook`` or ``reconcile``: who brought it in."""
+    outcome: Mapped[str] = mapped_column(String(200), default="")
+    payload: Mapped[str] = mapped_column(Text)
+    pending_payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True, default=None)
+    """Set while the event waits for its order to be credited (a refund or dispute that came first)."""
+    received_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), server_default=func.now())

@@ -1,0 +1,296 @@
+"""What takes units back: refunds and disputes, and the replay of those that came early.
+
+Refunds take back units in proportion to the refunded money, computed on cumulative totals
+(``floor(total_units * refunded / amount)`` minus what was taken before), so partial refunds
+adding up to the full amount take back exactly ``units + bonus``. The refunded total is the
+larger of two lower bounds Stripe gives us — the sum of the refunds we know by id and the
+charge's cumulative ``amount_refunded`` — so ``charge.refunded`` (which may not list refund
+ids) and ``refund.*`` describe one refund once, whichever comes first.
+
+Disputes hold the disputed units at ``charge.dispute.created``, then release them (won) or
+remove them (lost). A close or reinstatement that comes before its ``created`` event posts
+the hold itself first, so every combination releases or removes the units exactly once.
+
+A refund or dispute whose order is not credited yet (its completion has not come, so we do
+not know the payment intent) raises :class:`Pending`: the event is stored as waiting and
+answered 2xx, and when the order is credited :func:`replay_pending` applies it in that same
+transaction. On PostgreSQL both sides first take an advisory lock on the payment intent, so a
+refund racing the credit is never missed by both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import msgspec
+import structlog
+from sqlalchemy import Connection, String, bindparam, case, func, literal, select
+
+from app.money.event_store import set_outcome, waiting_for
+from app.money.ledger import ENTRIES, post_entry
+from app.money.orders import OrderRow, load_order, stripe_id
+
+__all__ = (
+    "REVERSALS",
+    "Effect",
+    "Handler",
+    "NotOurs",
+    "Pending",
+    "apply_effect",
+    "replay_pending",
+    "serialise_payment_intent",
+)
+
+log = structlog.get_logger()
+
+Obj = Mapping[str, Any]
+
+PAYMENT_INTENT_LOCK = 0x5354_5249
+"""First key of the PostgreSQL advisory lock on a payment intent (the second is its hash)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    """What an event's effect did; ``outcome`` is what the ``stripe_event`` row records."""
+
+    outcome: str
+    pending_payment_intent_id: str | None = None
+
+
+class NotOurs(Exception):
+    """The event cannot concern a payment of ours (e.g. no payment intent): stored, acknowledged.
+
+    Its own class, so a KeyError or IndexError raised by an effect is not mistaken for it and
+    acknowledged (which would lose the effect); those roll back and answer 5xx.
+    """
+
+
+class Pending(Exception):
+    """The event's order is not credited yet: keep the event until it is."""
+
+    def __init__(self, payment_intent_id: str) -> None:
+        super().__init__(payment_intent_id)
+        self.payment_intent_id = payment_intent_id
+
+
+Handler = Callable[[Connection, Obj], Effect]
+
+
+@lru_cache(maxsize=1)
+def _statements() -> dict[str, Any]:
+    by_id = ENTRIES.c.kind == "refund"
+    return {
+        "refund_totals": select(
+            func.coalesce(func.sum(ENTRIES.c.units), 0),
+            func.coalesce(func.sum(case((by_id, ENTRIES.c.amount), else_=0)), 0),
+            func.coalesce(func.max(case((~by_id, ENTRIES.c.amount), else_=0)), 0),
+        ).where(
+            ENTRIES.c.order_id == bindparam("order_id"),
+            ENTRIES.c.kind.in_([literal("refund"), literal("refund_total")]),
+        ),
+        "ended": select(func.count())
+        .select_from(ENTRIES)
+        .where(ENTRIES.c.idempotency_key.in_([bindparam("release"), bindparam("loss")])),
+        # PostgreSQL only (see serialise_payment_intent); the first key names this use.
+        "lock_payment_intent": select(
+            func.pg_advisory_xact_lock(
+                literal(PAYMENT_INTENT_LOCK), func.hashtext(bindparam("pi", type_=String))
+            )
+        ),
+    }
+
+
+def serialise_payment_intent(conn: Connection, payment_intent_id: str) -> bool:
+    """PostgreSQL: wait for (then hold to the end of this transaction) the payment intent's lock.
+
+    A refund or dispute that finds its order uncredited stores itself as pending; the crediting
+    transaction then replays what is pending. Run concurrently, each would miss the other's
+    uncommitted row and the event would wait forever. Both take this lock first, so one sees
+    the other's commit. SQLite has one writer at a time already: False, nothing to do.
+    """
+    if conn.dialect.name != "postgresql":
+        return False
+    conn.execute(_statements()["lock_payment_intent"], {"pi": payment_intent_id})
+    return True
+
+
+def _credited_order(conn: Connection, payment_intent_id: str | None) -> OrderRow:
+    """The credited order paid by this payment intent, locked; raises Pending when not yet."""
+    if payment_intent_id is None:
+        raise NotOurs("no payment intent")
+    order = load_order(conn, "by_payment_intent", payment_intent_id)
+    if order is not None and order.fulfilled_at is not None:
+        return order
+    if serialise_payment_intent(conn, payment_intent_id):
+        # A crediting transaction that committed while we waited has not seen us: look again.
+        order = load_order(conn, "by_payment_intent", payment_intent_id)
+        if order is not None and order.fulfilled_at is not None:
+            return order
+    raise Pending(payment_intent_id)
+
+
+def _units_for(order: OrderRow, amount: int) -> int:
+    """Units bought with ``amount`` of the order's money, rounded down, never more than all."""
+    if order.amount <= 0:
+        return order.total_units
+    return order.total_units * min(max(amount, 0), order.amount) // order.amount
+
+
+# --- refunds ---------------------------------------------------------------------------------
+
+
+def _take_back(
+    conn: Connection, order: OrderRow, *, refund_id: str | None, amount: int, cumulative_key: str = ""
+) -> bool:
+    """Record one refund (by id) or the charge's cumulative refunded total; True if it was new."""
+    totals = conn.execute(_statements()["refund_totals"], {"order_id": order.id}).one()
+    taken, by_id, total = -int(totals[0]), int(totals[1]), int(totals[2])
+    if refund_id is not None:
+        by_id += amount
+    else:
+        total = max(total, amount)
+    target = _units_for(order, max(by_id, total))
+    entry = post_entry(
+        conn,
+        user_id=order.user_id,
+        asset=order.asset,
+        units=-max(target - taken, 0),
+        kind="refund" if refund_id is not None else "refund_total",
+        idempotency_key=f"refund:{refund_id}" if refund_id is not None else cumulative_key,
+        order_id=order.id,
+        amount=amount,
+        reason=f"refund of {amount} {order.currency}" if refund_id else f"refunded in total {amount}",
+    )
+    return entry is not None
+
+
+def _charge_refunded(conn: Connection, charge: Obj) -> Effect:
+    order = _credited_order(conn, stripe_id(charge.get("payment_intent")))
+    applied = 0
+    refunds = charge.get("refunds")
+    listed = refunds.get("data") if isinstance(refunds, Mapping) else None
+    for refund in listed or ():
+        refund_id = stripe_id(refund.get("id")) if isinstance(refund, Mapping) else None
+        if refund_id is not None and refund.get("status") == "succeeded":
+            applied += _take_back(conn, order, refund_id=refund_id, amount=int(refund["amount"]))
+    cumulative = int(charge.get("amount_refunded") or 0)
+    key = f"refund:{stripe_id(charge.get('id'))}:total:{cumulative}"
+    applied += _take_back(conn, order, refund_id=None, amount=cumulative, cumulative_key=key)
+    return Effect(f"refund {'applied' if applied else 'already applied'} order {order.id}")
+
+
+def _refund_event(conn: Connection, refund: Obj) -> Effect:
+    if refund.get("status") != "succeeded":
+        return Effect(f"ignored refund status {refund.get('status')}")
+    order = _credited_order(conn, stripe_id(refund.get("payment_intent")))
+    new = _take_back(conn, order, refund_id=stripe_id(refund.get("id")), amount=int(refund["amount"]))
+    return Effect(f"refund {'applied' if new else 'already applied'} order {order.id}")
+
+
+# --- disputes --------------------------------------------------------------------------------
+
+_DISPUTE_MOVES = {
+    # kind: (sign of units, sign of held units, ledger note)
+    "dispute_hold": (-1, 1, ""),
+    "dispute_release": (1, -1, "dispute won"),
+    "dispute_loss": (0, -1, "dispute lost"),
+}
+
+
+def _dispute_entry(conn: Connection, order: OrderRow, dispute: Obj, kind: str) -> bool:
+    """Post one of a dispute's entries (hold, release or loss) once; True if it was new."""
+    amount = int(dispute.get("amount") or 0)
+    units = _units_for(order, amount)
+    sign, held_sign, note = _DISPUTE_MOVES[kind]
+    entry = post_entry(
+        conn,
+        user_id=order.user_id,
+        asset=order.asset,
+        units=sign * units,
+        held_units=held_sign * units,
+        kind=kind,
+        idempotency_key=f"{kind}:{dispute['id']}",
+        order_id=order.id,
+        amount=amount,
+        reason=note or f"disputed ({dispute.get('reason') or 'no reason'})",
+    )
+    return entry is not None
+
+
+def _lost_or_released(conn: Connection, dispute_id: str) -> bool:
+    """True if this dispute already ended (won or lost): its held units are gone."""
+    keys = {"release": f"dispute_release:{dispute_id}", "loss": f"dispute_loss:{dispute_id}"}
+    return bool(conn.execute(_statements()["ended"], keys).scalar())
+
+
+def _dispute_created(conn: Connection, dispute: Obj) -> Effect:
+    order = _credited_order(conn, stripe_id(dispute.get("payment_intent")))
+    new = _dispute_entry(conn, order, dispute, "dispute_hold")
+    return Effect(f"dispute {'held' if new else 'already held'} order {order.id}")
+
+
+def _dispute_end(conn: Connection, dispute: Obj, won: bool) -> Effect:
+    order = _credited_order(conn, stripe_id(dispute.get("payment_intent")))
+    # A close that comes before its ``created`` event: hold first, so hold/end always pair up
+    # (and a late ``created`` then finds the hold key taken).
+    _dispute_entry(conn, order, dispute, "dispute_hold")
+    if _lost_or_released(conn, str(dispute["id"])):
+        return Effect(f"dispute already closed order {order.id}")
+    if won:
+        _dispute_entry(conn, order, dispute, "dispute_release")
+        return Effect(f"dispute released order {order.id}")
+    _dispute_entry(conn, order, dispute, "dispute_loss")
+    return Effect(f"dispute lost order {order.id}")
+
+
+def _dispute_closed(conn: Connection, dispute: Obj) -> Effect:
+    status = dispute.get("status")
+    if status in ("won", "warning_closed"):
+        return _dispute_end(conn, dispute, won=True)
+    if status == "lost":
+        return _dispute_end(conn, dispute, won=False)
+    return Effect(f"ignored dispute status {status}")
+
+
+def _dispute_reinstated(conn: Connection, dispute: Obj) -> Effect:
+    return _dispute_end(conn, dispute, won=True)
+
+
+REVERSALS: dict[str, Handler] = {
+    "charge.refunded": _charge_refunded,
+    "refund.created": _refund_event,
+    "refund.updated": _refund_event,
+    "charge.refund.updated": _refund_event,
+    "charge.dispute.created": _dispute_created,
+    "charge.dispute.closed": _dispute_closed,
+    "charge.dispute.funds_reinstated": _dispute_reinstated,
+}
+"""Event type -> effect for everything that takes units back or holds them."""
+
+
+def apply_effect(conn: Connection, handler: Handler | None, obj: Obj) -> Effect:
+    """Run one event's effect; a not-yet-credited order or a payment not ours is an outcome too."""
+    if handler is None:
+        return Effect("ignored")
+    try:
+        return handler(conn, obj)
+    except Pending as pending:
+        return Effect("pending until the order is credited", pending.payment_intent_id)
+    except NotOurs as missing:
+        return Effect(f"ignored: {missing}")
+
+
+def replay_pending(conn: Connection, order: OrderRow) -> None:
+    """Apply the refunds and disputes that waited for this order's credit, oldest first."""
+    pi = order.stripe_payment_intent_id
+    if pi is None:
+        return
+    serialise_payment_intent(conn, pi)
+    for event_id, event_type, payload in waiting_for(conn, pi):
+        event = msgspec.json.decode(payload)
+        effect = apply_effect(conn, REVERSALS.get(event_type), event["data"]["object"])
+        set_outcome(conn, event_id, f"after credit: {effect.outcome}")
+        log.info("webhook.pending_applied", event_id=event_id, type=event_type, outcome=effect.outcome)
