@@ -4,6 +4,10 @@ Exactly-once comes from the database: the UNIQUE ``idempotency_key`` with
 ``INSERT ... ON CONFLICT DO NOTHING``, and a balance upsert that adds in SQL under the row
 lock, so concurrent writers never lose an update. Every function takes a synchronous
 ``Connection``; async callers use ``app.db.sql.run``.
+
+:func:`post_entry` moves the balance first and then inserts the entry with the balance it
+produced (two statements, the webhook's hottest path); when the key turns out to be taken it
+moves the balance back in the same transaction, under the same row lock, so nothing changed.
 """
 
 from __future__ import annotations
@@ -54,6 +58,20 @@ class BalanceView:
 @lru_cache(maxsize=4)
 def _statements(dialect: str) -> tuple[Any, Any, Any]:
     """Built once per dialect: building a statement costs more than running it on SQLite."""
+    # RETURNING gives the values this transaction produced (under the row lock from here on).
+    upsert = dialect_insert(dialect, BALANCES).values(
+        user_id=bindparam("user_id"),
+        asset=bindparam("asset"),
+        available=bindparam("units"),
+        held=bindparam("held_units"),
+    )
+    move_balance = upsert.on_conflict_do_update(
+        index_elements=["user_id", "asset"],
+        set_={
+            "available": BALANCES.c.available + upsert.excluded.available,
+            "held": BALANCES.c.held + upsert.excluded.held,
+        },
+    ).returning(BALANCES.c.available, BALANCES.c.held)
     insert_entry = (
         dialect_insert(dialect, ENTRIES)
         .values(
@@ -62,8 +80,8 @@ def _statements(dialect: str) -> tuple[Any, Any, Any]:
             kind=bindparam("kind"),
             units=bindparam("units"),
             held_units=bindparam("held_units"),
-            balance_after=0,
-            held_after=0,
+            balance_after=bindparam("after"),
+            held_after=bindparam("held_after"),
             order_id=bindparam("order_id"),
             amount=bindparam("amount"),
             idempotency_key=bindparam("idempotency_key"),
@@ -72,26 +90,15 @@ def _statements(dialect: str) -> tuple[Any, Any, Any]:
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
         .returning(ENTRIES.c.id, ENTRIES.c.created_at)
     )
-    # RETURNING gives the values this transaction produced, which the entry records.
-    upsert = dialect_insert(dialect, BALANCES).values(
-        user_id=bindparam("user_id"),
-        asset=bindparam("asset"),
-        available=bindparam("units"),
-        held=bindparam("held_units"),
+    move_back = (
+        update(BALANCES)
+        .where(BALANCES.c.user_id == bindparam("user_id"), BALANCES.c.asset == bindparam("asset"))
+        .values(
+            available=BALANCES.c.available - bindparam("units"),
+            held=BALANCES.c.held - bindparam("held_units"),
+        )
     )
-    upsert_balance = upsert.on_conflict_do_update(
-        index_elements=["user_id", "asset"],
-        set_={
-            "available": BALANCES.c.available + upsert.excluded.available,
-            "held": BALANCES.c.held + upsert.excluded.held,
-        },
-    ).returning(BALANCES.c.available, BALANCES.c.held)
-    record_after = (
-        update(ENTRIES)
-        .where(ENTRIES.c.id == bindparam("entry_id"))
-        .values(balance_after=bindparam("after"), held_after=bindparam("held"))
-    )
-    return insert_entry, upsert_balance, record_after
+    return move_balance, insert_entry, move_back
 
 
 def post_entry(
@@ -108,8 +115,8 @@ def post_entry(
     reason: str = "",
 ) -> EntryRow | None:
     """Append one entry and move the balance with it; ``None`` (nothing changed) if the key was used."""
-    insert_entry, upsert_balance, record_after = _statements(conn.dialect.name)
-    params = {
+    move_balance, insert_entry, move_back = _statements(conn.dialect.name)
+    params: dict[str, Any] = {
         "user_id": user_id,
         "asset": asset,
         "kind": kind,
@@ -120,12 +127,12 @@ def post_entry(
         "idempotency_key": idempotency_key,
         "reason": reason[:500],
     }
-    inserted = conn.execute(insert_entry, params).first()
-    if inserted is None:
+    available, held = conn.execute(move_balance, params).one()
+    inserted = conn.execute(insert_entry, {**params, "after": available, "held_after": held}).first()
+    if inserted is None:  # the key was used before: undo the move, nothing changed
+        conn.execute(move_back, params)
         return None
-    available, held = conn.execute(upsert_balance, params).one()
     entry_id, created_at = inserted
-    conn.execute(record_after, {"entry_id": entry_id, "after": available, "held": held})
     return EntryRow(
         id=entry_id,
         user_id=user_id,

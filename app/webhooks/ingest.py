@@ -7,10 +7,12 @@ statement to a thread and back (~1,300 transactions/s). So a single writer threa
 synchronous SQLAlchemy ``Connection`` and runs the SAME ``app.money.events.process_event``
 the async path runs (statements built once, so SQLAlchemy's compiled cache makes each
 execution cheap), with group commit: it takes every event queued (up to ``max_batch``),
-opens one ``BEGIN IMMEDIATE``, gives each event its own SAVEPOINT (an event that raises
-rolls back alone and its request gets a 5xx), COMMITs once (one fsync for the batch under
-``synchronous=FULL``), and only then resolves the requests' futures, so a 2xx always means
-"committed durably". Other writers (checkout, reconciliation) queue on SQLite's lock with
+opens one ``BEGIN IMMEDIATE``, processes them all, COMMITs once (one fsync for the batch
+under ``synchronous=FULL``), and only then resolves the requests' futures, so a 2xx always
+means "committed durably". An event that raises is rare (a bug, a transient error), so the
+batch carries no per-event SAVEPOINT (two statements of the event's ten): when one raises,
+the batch is rolled back and run again with a SAVEPOINT per event, so that event alone rolls
+back and its request gets a 5xx. Other writers (checkout, reconciliation) queue on SQLite's lock with
 ``busy_timeout`` as usual.
 """
 
@@ -89,6 +91,18 @@ def _resolve(jobs: list[_Job]) -> None:
 
 
 CHECKPOINT_SECONDS = 1.0
+
+
+def _answer_all(batch: list[_Job]) -> None:
+    """From the writer thread, after the commit: wake each request on its own event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
+    for job in batch:
+        by_loop.setdefault(job.loop, []).append(job)
+    for loop, jobs in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve, jobs)
+        except RuntimeError:  # that loop has closed; its requests are gone
+            continue
 
 
 def _checkpointer(engine: Engine, stop: threading.Event) -> None:
@@ -181,6 +195,17 @@ class SqliteWriter:
         try:
             with conn.begin():
                 for job in batch:
+                    job.outcome = process_event(conn, job.event, payload=job.payload)
+        except Exception:  # rolled back: find the culprit, one SAVEPOINT per event
+            self._process_one_by_one(conn, batch)
+        _answer_all(batch)
+
+    @staticmethod
+    def _process_one_by_one(conn: Connection, batch: list[_Job]) -> None:
+        try:
+            with conn.begin():
+                for job in batch:
+                    job.outcome, job.error = None, None
                     savepoint = conn.begin_nested()
                     try:
                         job.outcome = process_event(conn, job.event, payload=job.payload)
@@ -193,14 +218,6 @@ class SqliteWriter:
             log.exception("webhook.batch_commit_failed", size=len(batch))
             for job in batch:
                 job.outcome, job.error = None, error
-        by_loop: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
-        for job in batch:
-            by_loop.setdefault(job.loop, []).append(job)
-        for loop, jobs in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(_resolve, jobs)
-            except RuntimeError:  # that loop has closed; its requests are gone
-                continue
 
 
 def get_ingest(app: Litestar) -> Ingest:
