@@ -1,25 +1,38 @@
 """Small SQL plumbing shared by every feature: the dialect's INSERT and the async-to-sync bridge.
 
-The money core is written once, synchronously, on a SQLAlchemy ``Connection`` (the SQLite
-webhook writer runs it on its own thread thousands of times a second, where an await per
-statement would cost more than the statement). Async callers reach it through :func:`run`,
-which runs it on the connection of their own transaction.
+The money core is written once, synchronously, against :class:`SqlConnection`: what it needs
+of a connection, which SQLAlchemy's ``Connection`` is (async callers reach it through
+:func:`run`, which runs it on the connection of their own transaction) and so is
+``app.db.compiled.CompiledConnection`` (the SQLite webhook writer's, on its own thread).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-__all__ = ("dialect_insert", "run")
+__all__ = ("SqlConnection", "dialect_insert", "run")
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+class SqlConnection(Protocol):
+    """What the money code needs of a connection: run a Core statement, know the dialect.
+
+    Rows are read by position; results offer ``first()``, ``one()``, ``all()``, ``scalar()``
+    and iteration.
+    """
+
+    @property
+    def dialect(self) -> Any: ...
+
+    def execute(self, statement: Any, parameters: Any = ..., /) -> Any: ...
 
 
 def dialect_insert(dialect: str, table: Any) -> Any:

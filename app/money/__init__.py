@@ -12,9 +12,10 @@ Reading order, each module importing only those above it:
 6. ``fulfilment``   — ``fulfil_checkout``: credit a paid Checkout Session exactly once.
 7. ``events``       — ``process_event``: store an event and apply its effect in one transaction.
 
-Every operation is written once, synchronously, on a SQLAlchemy ``Connection`` in the
-caller's transaction: the SQLite webhook writer (``app.webhooks.ingest``) runs it on its own
-thread, async callers through ``app.db.sql.run(db, operation, ...)``. Nothing here commits.
+Every operation is written once, synchronously, on a connection in the caller's transaction
+(``app.db.sql.SqlConnection``: SQLAlchemy's ``Connection``, or on the SQLite webhook writer's
+thread ``app.db.compiled.CompiledConnection``); async callers run it with
+``app.db.sql.run(db, operation, ...)``. Nothing here commits.
 Exactly-once and never-backwards are enforced by the database (unique keys, conditional
 updates), never by check-then-act in Python.
 """

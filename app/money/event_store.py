@@ -10,9 +10,9 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam
+from sqlalchemy import Table, bindparam
 
-from app.db.sql import dialect_insert
+from app.db.sql import SqlConnection, dialect_insert
 from app.money.models import StripeEvent
 
 __all__ = ("EVENTS", "set_outcome", "store_event", "waiting_for")
@@ -46,7 +46,7 @@ def _statements(dialect: str) -> dict[str, Any]:
 
 
 def store_event(
-    conn: Connection, *, event_id: str, event_type: str, created: int, source: str, payload: str
+    conn: SqlConnection, *, event_id: str, event_type: str, created: int, source: str, payload: str
 ) -> bool:
     """Store an event once; False when its id was stored before (a redelivery)."""
     stored = conn.execute(
@@ -56,7 +56,7 @@ def store_event(
     return stored is not None
 
 
-def set_outcome(conn: Connection, event_id: str, outcome: str, pending: str | None = None) -> None:
+def set_outcome(conn: SqlConnection, event_id: str, outcome: str, pending: str | None = None) -> None:
     """Record what the event's effect did (and whether it still waits for a payment intent)."""
     conn.execute(
         _statements(conn.dialect.name)["outcome"],
@@ -64,7 +64,7 @@ def set_outcome(conn: Connection, event_id: str, outcome: str, pending: str | No
     )
 
 
-def waiting_for(conn: Connection, payment_intent_id: str) -> list[tuple[str, str, str]]:
+def waiting_for(conn: SqlConnection, payment_intent_id: str) -> list[tuple[str, str, str]]:
     """(id, type, payload) of the events waiting for this payment intent's credit, oldest first."""
     rows = conn.execute(_statements(conn.dialect.name)["waiting"], {"pi": payment_intent_id})
     return [(event_id, event_type, payload) for event_id, event_type, payload in rows]

@@ -14,8 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection
-
+from app.db.sql import SqlConnection
 from app.money.event_store import set_outcome, store_event
 from app.money.fulfilment import FulfilResult, fulfil_checkout
 from app.money.models import OrderStatus
@@ -42,14 +41,14 @@ def _fulfil_outcome(result: FulfilResult) -> Effect:
     return Effect(f"{result.outcome}{order}")
 
 
-def _session_completed(conn: Connection, obj: Obj) -> Effect:
+def _session_completed(conn: SqlConnection, obj: Obj) -> Effect:
     return _fulfil_outcome(fulfil_checkout(conn, obj))
 
 
 def _session_ended(to: OrderStatus, reason: str) -> Handler:
     """An effect that moves the session's order to ``to`` (failed or expired) if it still may."""
 
-    def effect(conn: Connection, obj: Obj) -> Effect:
+    def effect(conn: SqlConnection, obj: Obj) -> Effect:
         order = order_for_session(conn, obj)
         if order is None:
             return Effect("unknown_order")
@@ -86,7 +85,7 @@ def event_fields(event: Obj) -> tuple[str, str, int, Obj]:
 
 
 def process_event(
-    conn: Connection, event: Obj, *, source: str = "webhook", payload: str | None = None
+    conn: SqlConnection, event: Obj, *, source: str = "webhook", payload: str | None = None
 ) -> ProcessOutcome:
     """Store ``event`` and apply its effect in the caller's transaction (the caller commits).
 

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import structlog
-from sqlalchemy import Connection
 
+from app.db.sql import SqlConnection
 from app.money.ledger import EntryRow, post_entry
 from app.money.models import OrderStatus
 from app.money.orders import OrderRow, load_order, order_for_session, stripe_id, transition
@@ -46,7 +46,7 @@ class FulfilResult:
         return self.outcome == "credited"
 
 
-def _settle(conn: Connection, order: OrderRow, to: OrderStatus, **values: Any) -> OrderRow:
+def _settle(conn: SqlConnection, order: OrderRow, to: OrderStatus, **values: Any) -> OrderRow:
     """Move the order if its state allows; the order as it now is either way."""
     moved = transition(conn, order_id=order.id, to=to, **values)
     if moved is not None:
@@ -54,7 +54,7 @@ def _settle(conn: Connection, order: OrderRow, to: OrderStatus, **values: Any) -
     return load_order(conn, "by_id", order.id) or order
 
 
-def fulfil_checkout(conn: Connection, session_obj: Mapping[str, Any]) -> FulfilResult:
+def fulfil_checkout(conn: SqlConnection, session_obj: Mapping[str, Any]) -> FulfilResult:
     """Credit a paid Checkout Session exactly once, in the caller's transaction.
 
     ``session_obj`` is the Checkout Session as a dict (an event's ``data.object`` or a

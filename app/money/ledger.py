@@ -3,7 +3,7 @@
 Exactly-once comes from the database: the UNIQUE ``idempotency_key`` with
 ``INSERT ... ON CONFLICT DO NOTHING``, and a balance upsert that adds in SQL under the row
 lock, so concurrent writers never lose an update. Every function takes a synchronous
-``Connection``; async callers use ``app.db.sql.run``.
+connection (``app.db.sql.SqlConnection``); async callers use ``app.db.sql.run``.
 
 :func:`post_entry` moves the balance first and then inserts the entry with the balance it
 produced (two statements, the webhook's hottest path); when the key turns out to be taken it
@@ -17,9 +17,9 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 
-from app.db.sql import dialect_insert
+from app.db.sql import SqlConnection, dialect_insert
 from app.money.models import Balance, LedgerEntry
 
 __all__ = ("BalanceView", "EntryRow", "balances", "check_invariant", "entries", "post_entry")
@@ -92,17 +92,17 @@ def _statements(dialect: str) -> tuple[Any, Any, Any]:
     )
     move_back = (
         update(BALANCES)
-        .where(BALANCES.c.user_id == bindparam("user_id"), BALANCES.c.asset == bindparam("asset"))
+        .where(BALANCES.c.user_id == bindparam("owner"), BALANCES.c.asset == bindparam("of_asset"))
         .values(
-            available=BALANCES.c.available - bindparam("units"),
-            held=BALANCES.c.held - bindparam("held_units"),
+            available=BALANCES.c.available - bindparam("back_units"),
+            held=BALANCES.c.held - bindparam("back_held"),
         )
     )
     return move_balance, insert_entry, move_back
 
 
 def post_entry(
-    conn: Connection,
+    conn: SqlConnection,
     *,
     user_id: int,
     asset: str,
@@ -130,7 +130,9 @@ def post_entry(
     available, held = conn.execute(move_balance, params).one()
     inserted = conn.execute(insert_entry, {**params, "after": available, "held_after": held}).first()
     if inserted is None:  # the key was used before: undo the move, nothing changed
-        conn.execute(move_back, params)
+        conn.execute(
+            move_back, {"owner": user_id, "of_asset": asset, "back_units": units, "back_held": held_units}
+        )
         return None
     entry_id, created_at = inserted
     return EntryRow(
@@ -150,7 +152,7 @@ def post_entry(
     )
 
 
-def balances(conn: Connection, user_id: int) -> dict[str, BalanceView]:
+def balances(conn: SqlConnection, user_id: int) -> dict[str, BalanceView]:
     """Balances of one buyer by asset."""
     rows = conn.execute(
         select(BALANCES.c.asset, BALANCES.c.available, BALANCES.c.held)
@@ -164,7 +166,7 @@ _ENTRY_COLUMNS = tuple(ENTRIES.c[name] for name in EntryRow.__slots__)
 
 
 def entries(
-    conn: Connection, user_id: int, *, limit: int = 20, before_id: int | None = None
+    conn: SqlConnection, user_id: int, *, limit: int = 20, before_id: int | None = None
 ) -> list[EntryRow]:
     """A page of one buyer's entries, newest first.
 
@@ -177,7 +179,7 @@ def entries(
     return [EntryRow(*row) for row in rows]
 
 
-def check_invariant(conn: Connection) -> list[str]:
+def check_invariant(conn: SqlConnection) -> list[str]:
     """Every (user, asset) whose balance row differs from the sum of its entries; empty is good."""
     sums = (
         select(

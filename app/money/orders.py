@@ -28,8 +28,9 @@ from functools import lru_cache
 from typing import Any, Literal, cast
 
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import Connection, String, Table, bindparam, func, literal, select, update
+from sqlalchemy import String, Table, bindparam, func, literal, select, update
 
+from app.db.sql import SqlConnection
 from app.money.models import Order, OrderStatus
 
 __all__ = (
@@ -141,13 +142,13 @@ def stripe_id(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def load_order(conn: Connection, by: OrderKey, key: object) -> OrderRow | None:
+def load_order(conn: SqlConnection, by: OrderKey, key: object) -> OrderRow | None:
     """One order row, locked for this transaction."""
     row = conn.execute(_reads()[by], {"key": key}).first()
     return None if row is None else OrderRow(*row)
 
 
-def order_for_session(conn: Connection, session_obj: Mapping[str, Any]) -> OrderRow | None:
+def order_for_session(conn: SqlConnection, session_obj: Mapping[str, Any]) -> OrderRow | None:
     """The order behind a Checkout Session: by its id, else by ``metadata.order_id``."""
     session_id = stripe_id(session_obj.get("id"))
     if session_id is not None:
@@ -171,7 +172,7 @@ def order_for_session(conn: Connection, session_obj: Mapping[str, Any]) -> Order
 
 
 def transition(
-    conn: Connection,
+    conn: SqlConnection,
     *,
     order_id: int | None = None,
     session_id: str | None = None,

@@ -27,8 +27,9 @@ from typing import Any
 
 import msgspec
 import structlog
-from sqlalchemy import Connection, String, bindparam, case, func, literal, select
+from sqlalchemy import String, bindparam, case, func, literal, select
 
+from app.db.sql import SqlConnection
 from app.money.event_store import set_outcome, waiting_for
 from app.money.ledger import ENTRIES, post_entry
 from app.money.orders import OrderRow, load_order, stripe_id
@@ -76,7 +77,7 @@ class Pending(Exception):
         self.payment_intent_id = payment_intent_id
 
 
-Handler = Callable[[Connection, Obj], Effect]
+Handler = Callable[[SqlConnection, Obj], Effect]
 
 
 @lru_cache(maxsize=1)
@@ -103,7 +104,7 @@ def _statements() -> dict[str, Any]:
     }
 
 
-def serialise_payment_intent(conn: Connection, payment_intent_id: str) -> bool:
+def serialise_payment_intent(conn: SqlConnection, payment_intent_id: str) -> bool:
     """PostgreSQL: wait for (then hold to the end of this transaction) the payment intent's lock.
 
     A refund or dispute that finds its order uncredited stores itself as pending; the crediting
@@ -117,7 +118,7 @@ def serialise_payment_intent(conn: Connection, payment_intent_id: str) -> bool:
     return True
 
 
-def _credited_order(conn: Connection, payment_intent_id: str | None) -> OrderRow:
+def _credited_order(conn: SqlConnection, payment_intent_id: str | None) -> OrderRow:
     """The credited order paid by this payment intent, locked; raises Pending when not yet."""
     if payment_intent_id is None:
         raise NotOurs("no payment intent")
@@ -143,7 +144,7 @@ def _units_for(order: OrderRow, amount: int) -> int:
 
 
 def _take_back(
-    conn: Connection, order: OrderRow, *, refund_id: str | None, amount: int, cumulative_key: str = ""
+    conn: SqlConnection, order: OrderRow, *, refund_id: str | None, amount: int, cumulative_key: str = ""
 ) -> bool:
     """Record one refund (by id) or the charge's cumulative refunded total; True if it was new."""
     totals = conn.execute(_statements()["refund_totals"], {"order_id": order.id}).one()
@@ -167,7 +168,7 @@ def _take_back(
     return entry is not None
 
 
-def _charge_refunded(conn: Connection, charge: Obj) -> Effect:
+def _charge_refunded(conn: SqlConnection, charge: Obj) -> Effect:
     order = _credited_order(conn, stripe_id(charge.get("payment_intent")))
     applied = 0
     refunds = charge.get("refunds")
@@ -182,7 +183,7 @@ def _charge_refunded(conn: Connection, charge: Obj) -> Effect:
     return Effect(f"refund {'applied' if applied else 'already applied'} order {order.id}")
 
 
-def _refund_event(conn: Connection, refund: Obj) -> Effect:
+def _refund_event(conn: SqlConnection, refund: Obj) -> Effect:
     if refund.get("status") != "succeeded":
         return Effect(f"ignored refund status {refund.get('status')}")
     order = _credited_order(conn, stripe_id(refund.get("payment_intent")))
@@ -200,7 +201,7 @@ _DISPUTE_MOVES = {
 }
 
 
-def _dispute_entry(conn: Connection, order: OrderRow, dispute: Obj, kind: str) -> bool:
+def _dispute_entry(conn: SqlConnection, order: OrderRow, dispute: Obj, kind: str) -> bool:
     """Post one of a dispute's entries (hold, release or loss) once; True if it was new."""
     amount = int(dispute.get("amount") or 0)
     units = _units_for(order, amount)
@@ -220,19 +221,19 @@ def _dispute_entry(conn: Connection, order: OrderRow, dispute: Obj, kind: str) -
     return entry is not None
 
 
-def _lost_or_released(conn: Connection, dispute_id: str) -> bool:
+def _lost_or_released(conn: SqlConnection, dispute_id: str) -> bool:
     """True if this dispute already ended (won or lost): its held units are gone."""
     keys = {"release": f"dispute_release:{dispute_id}", "loss": f"dispute_loss:{dispute_id}"}
     return bool(conn.execute(_statements()["ended"], keys).scalar())
 
 
-def _dispute_created(conn: Connection, dispute: Obj) -> Effect:
+def _dispute_created(conn: SqlConnection, dispute: Obj) -> Effect:
     order = _credited_order(conn, stripe_id(dispute.get("payment_intent")))
     new = _dispute_entry(conn, order, dispute, "dispute_hold")
     return Effect(f"dispute {'held' if new else 'already held'} order {order.id}")
 
 
-def _dispute_end(conn: Connection, dispute: Obj, won: bool) -> Effect:
+def _dispute_end(conn: SqlConnection, dispute: Obj, won: bool) -> Effect:
     order = _credited_order(conn, stripe_id(dispute.get("payment_intent")))
     # A close that comes before its ``created`` event: hold first, so hold/end always pair up
     # (and a late ``created`` then finds the hold key taken).
@@ -246,7 +247,7 @@ def _dispute_end(conn: Connection, dispute: Obj, won: bool) -> Effect:
     return Effect(f"dispute lost order {order.id}")
 
 
-def _dispute_closed(conn: Connection, dispute: Obj) -> Effect:
+def _dispute_closed(conn: SqlConnection, dispute: Obj) -> Effect:
     status = dispute.get("status")
     if status in ("won", "warning_closed"):
         return _dispute_end(conn, dispute, won=True)
@@ -255,7 +256,7 @@ def _dispute_closed(conn: Connection, dispute: Obj) -> Effect:
     return Effect(f"ignored dispute status {status}")
 
 
-def _dispute_reinstated(conn: Connection, dispute: Obj) -> Effect:
+def _dispute_reinstated(conn: SqlConnection, dispute: Obj) -> Effect:
     return _dispute_end(conn, dispute, won=True)
 
 
@@ -271,7 +272,7 @@ REVERSALS: dict[str, Handler] = {
 """Event type -> effect for everything that takes units back or holds them."""
 
 
-def apply_effect(conn: Connection, handler: Handler | None, obj: Obj) -> Effect:
+def apply_effect(conn: SqlConnection, handler: Handler | None, obj: Obj) -> Effect:
     """Run one event's effect; a not-yet-credited order or a payment not ours is an outcome too."""
     if handler is None:
         return Effect("ignored")
@@ -283,7 +284,7 @@ def apply_effect(conn: Connection, handler: Handler | None, obj: Obj) -> Effect:
         return Effect(f"ignored: {missing}")
 
 
-def replay_pending(conn: Connection, order: OrderRow) -> None:
+def replay_pending(conn: SqlConnection, order: OrderRow) -> None:
     """Apply the refunds and disputes that waited for this order's credit, oldest first."""
     pi = order.stripe_payment_intent_id
     if pi is None:

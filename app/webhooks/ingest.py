@@ -4,9 +4,10 @@ PostgreSQL: one ``AsyncSession`` transaction per request (the server does the co
 
 SQLite: one database file has one writer at a time anyway, and aiosqlite hands every
 statement to a thread and back (~1,300 transactions/s). So a single writer thread owns one
-synchronous SQLAlchemy ``Connection`` and runs the SAME ``app.money.events.process_event``
-the async path runs (statements built once, so SQLAlchemy's compiled cache makes each
-execution cheap), with group commit: it takes every event queued (up to ``max_batch``),
+connection (``app.db.compiled.CompiledConnection``: SQLAlchemy's own statements, compiled
+once, on the engine's driver connection; its docstring gives the figures that chose it over
+``Connection``) and runs the SAME ``app.money.events.process_event`` the async path runs,
+with group commit: it takes every event queued (up to ``max_batch``),
 opens one ``BEGIN IMMEDIATE``, processes them all, COMMITs once (one fsync for the batch
 under ``synchronous=FULL``), and only then resolves the requests' futures, so a 2xx always
 means "committed durably". An event that raises is rare (a bug, a transient error), so the
@@ -31,9 +32,10 @@ from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig, SQLAlche
 from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.plugins import InitPluginProtocol
-from sqlalchemy import Connection, Engine, exc
+from sqlalchemy import Engine, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from app.db.compiled import CompiledConnection
 from app.db.config import sync_sqlite_engine
 from app.db.sql import run
 from app.money.events import ProcessOutcome, process_event
@@ -173,27 +175,27 @@ class SqliteWriter:
         checkpoints = threading.Thread(
             target=_checkpointer, args=(engine, stop_checkpoints), name="webhook-checkpoint", daemon=True
         )
+        conn = CompiledConnection(engine, begin="BEGIN IMMEDIATE")
         try:
-            with engine.connect() as conn:
-                with conn.begin():
-                    conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job now
-                checkpoints.start()
-                stop = False
-                while not stop:
-                    first = self._queue.get()
-                    if first is None:
-                        break
-                    batch, stop = self._take_batch(first)
-                    self._process(conn, batch)
+            conn.execute(text("PRAGMA wal_autocheckpoint=0"))  # the checkpointer's job now
+            checkpoints.start()
+            stop = False
+            while not stop:
+                first = self._queue.get()
+                if first is None:
+                    break
+                batch, stop = self._take_batch(first)
+                self._process(conn, batch)
         finally:
             stop_checkpoints.set()
             if checkpoints.is_alive():
                 checkpoints.join(10)
+            conn.close()
             engine.dispose()
 
-    def _process(self, conn: Connection, batch: list[_Job]) -> None:
+    def _process(self, conn: CompiledConnection, batch: list[_Job]) -> None:
         try:
-            with conn.begin():
+            with conn.transaction():
                 for job in batch:
                     job.outcome = process_event(conn, job.event, payload=job.payload)
         except Exception:  # rolled back: find the culprit, one SAVEPOINT per event
@@ -201,20 +203,17 @@ class SqliteWriter:
         _answer_all(batch)
 
     @staticmethod
-    def _process_one_by_one(conn: Connection, batch: list[_Job]) -> None:
+    def _process_one_by_one(conn: CompiledConnection, batch: list[_Job]) -> None:
         try:
-            with conn.begin():
+            with conn.transaction():
                 for job in batch:
                     job.outcome, job.error = None, None
-                    savepoint = conn.begin_nested()
                     try:
-                        job.outcome = process_event(conn, job.event, payload=job.payload)
-                    except Exception as error:  # this event alone rolls back; its request gets a 5xx
-                        savepoint.rollback()
+                        with conn.savepoint():
+                            job.outcome = process_event(conn, job.event, payload=job.payload)
+                    except Exception as error:  # this event alone rolled back; its request gets a 5xx
                         job.error = error
-                    else:
-                        savepoint.commit()
-        except exc.SQLAlchemyError as error:  # BEGIN or COMMIT failed: nobody's effect is stored
+        except Exception as error:  # BEGIN or COMMIT failed: nobody's effect is stored
             log.exception("webhook.batch_commit_failed", size=len(batch))
             for job in batch:
                 job.outcome, job.error = None, error

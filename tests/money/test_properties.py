@@ -1,6 +1,6 @@
 """Random interleavings of purchases, redeliveries, refunds and disputes keep the ledger exact.
 
-Driven through the SQLite writer's path (a sync ``Connection`` + ``process_event``), one event per
+Driven through the SQLite writer's path (``CompiledConnection`` + ``process_event``), one event per
 transaction like the writer's SAVEPOINT; after every step the balance must equal the sum of
 the entries AND the totals a simple model expects.
 """
@@ -16,9 +16,10 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-from sqlalchemy import Connection, insert
+from sqlalchemy import insert
 
 from app.accounts.models import User
+from app.db.compiled import CompiledConnection
 from app.db.config import sync_sqlite_engine
 from app.db.migrate import upgrade
 from app.money.events import process_event
@@ -37,7 +38,7 @@ def _database() -> str:
         upgrade(make_settings(tmp, url))
         _DB["url"] = url
         _DB["engine"] = sync_sqlite_engine(url)
-        _DB["writer"] = _DB["engine"].connect()
+        _DB["writer"] = CompiledConnection(_DB["engine"], begin="BEGIN IMMEDIATE")
     return str(_DB["url"])
 
 
@@ -50,7 +51,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def buyer(self) -> None:
         _database()
         self.engine = _DB["engine"]
-        self.writer: Connection = _DB["writer"]
+        self.writer: CompiledConnection = _DB["writer"]
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
             self.user_id = conn.execute(
@@ -108,7 +109,7 @@ class LedgerMachine(RuleBasedStateMachine):
         return order
 
     def _send(self, event: dict[str, Any]) -> str:
-        with self.writer.begin(), self.writer.begin_nested():
+        with self.writer.transaction(), self.writer.savepoint():
             outcome = process_event(self.writer, event).outcome
         self.sent.append(event)
         return outcome
