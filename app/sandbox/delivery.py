@@ -225,8 +225,7 @@ class DeliveryWorker:
         self._record(job, status, error, time.perf_counter() - started)
         if status is not None and 200 <= status < 300:
             if not job.duplicate:
-                self.state.delivery_status.setdefault(job.event_id, {})[job.url] = "succeeded"
-                self.state.mark_dirty()
+                self.state.settle_delivery(job.event_id, job.url, "succeeded")
             self._done()
         else:
             self._after_failure(job)
@@ -238,8 +237,7 @@ class DeliveryWorker:
             self._wake.set()
             return
         if not job.duplicate:
-            self.state.delivery_status.setdefault(job.event_id, {})[job.url] = "failed"
-            self.state.mark_dirty()
+            self.state.settle_delivery(job.event_id, job.url, "failed")
         self._done()
 
     def _record(self, job: Job, status: int | None, error: str | None, elapsed: float) -> None:

@@ -1,0 +1,426 @@
+"""Payments: PaymentIntents, card and bank-debit attempts, 3-D Secure challenges, capture, settling.
+
+A card attempt either declines, waits for a 3-D Secure challenge, or captures and completes the
+session at once; a bank debit completes the session unpaid and settles when the clock reaches it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from . import objects
+from .balance import book
+from .cards import AUTHENTICATION_FAILED, Decline, bank_outcome, lookup, luhn_ok, normalize_number
+from .checkout import Checkout, looks_like_email
+from .clock import Clock
+from .disputes import Disputes
+from .errors import no_such
+from .events import HOSTED, Emitter, RequestContext
+from .ids import new_id
+from .objects import Obj
+from .store import Store
+
+
+@dataclass
+class PayResult:
+    """Outcome of a payment attempt on the hosted page or the control API."""
+
+    status: str  # "succeeded", "processing", "declined", "requires_action", "invalid"
+    session: Obj
+    message: str | None = None
+    field_errors: dict[str, str] = field(default_factory=dict)
+    payment_intent: str | None = None
+    code: str | None = None
+    decline_code: str | None = None
+
+    def as_dict(self) -> Obj:
+        return {
+            "status": self.status,
+            "message": self.message,
+            "field_errors": self.field_errors,
+            "payment_intent": self.payment_intent,
+            "code": self.code,
+            "decline_code": self.decline_code,
+            "session": self.session,
+        }
+
+
+@dataclass
+class CardInput:
+    number: str
+    exp_month: int
+    exp_year: int
+    cvc: str
+    name: str | None = None
+
+
+class Payments:
+    """Pays Checkout Sessions; opens a dispute when the test card asks for one."""
+
+    def __init__(
+        self, store: Store, clock: Clock, emitter: Emitter, checkout: Checkout, disputes: Disputes
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._emit = emitter.emit
+        self._checkout = checkout
+        self._disputes = disputes
+
+    # ------------------------------------------------------------------------------ cards
+
+    def validate_card(
+        self, number: str, exp_month: str, exp_year: str, cvc: str
+    ) -> tuple[CardInput | None, dict[str, str]]:
+        """Client-side style checks Checkout performs before anything reaches Stripe."""
+        errors: dict[str, str] = {}
+        digits = normalize_number(number)
+        if not digits.isdigit() or not 12 <= len(digits) <= 19 or not luhn_ok(digits):
+            errors["card_number"] = "Your card number is invalid."
+        month = int(exp_month) if exp_month.strip().isdigit() else 0
+        year = int(exp_year) if exp_year.strip().isdigit() else -1
+        if year >= 0 and year < 100:
+            year += 2000
+        if not 1 <= month <= 12 or year < 0:
+            errors["expiry"] = "Your card's expiration date is incomplete."
+        else:
+            current = time.gmtime(self._clock.now())
+            if (year, month) < (current.tm_year, current.tm_mon):
+                errors["expiry"] = "Your card's expiration year is in the past."
+        if not (cvc.isdigit() and len(cvc) in (3, 4)):
+            errors["cvc"] = "Your card's security code is incomplete."
+        if errors:
+            return None, errors
+        return CardInput(digits, month, year, cvc), {}
+
+    def pay_with_card(
+        self,
+        sid: str,
+        card: CardInput,
+        *,
+        email: str | None,
+        name: str | None,
+        ctx: RequestContext = HOSTED,
+    ) -> PayResult:
+        session = self._checkout.open_session(sid)
+        email = email or session.get("customer_email")
+        if not email or not looks_like_email(email):
+            return PayResult("invalid", session, field_errors={"email": "Your email address is invalid."})
+        test_card = lookup(card.number)
+        pi = self._ensure_pi(session, "card", ctx)
+        facts: Obj = {
+            "session": sid,
+            "number": card.number,
+            "exp_month": card.exp_month,
+            "exp_year": card.exp_year,
+            "email": email,
+            "name": name,
+        }
+        if test_card.three_d_secure:
+            pi.update(
+                status="requires_action",
+                payment_method=new_id("pm_"),
+                next_action={
+                    "type": "use_stripe_sdk",
+                    "use_stripe_sdk": {"type": "three_d_secure_redirect", "stripe_js": ""},
+                },
+            )
+            self._store.challenges[pi["id"]] = facts
+            self._emit("payment_intent.requires_action", pi, ctx)
+            self._store.mark_dirty()
+            return PayResult("requires_action", session, payment_intent=pi["id"])
+        return self._charge_card(session, pi, facts, ctx, three_d_secure=None)
+
+    def finish_challenge(
+        self, sid: str, pi_id: str, authenticated: bool, ctx: RequestContext = HOSTED
+    ) -> PayResult:
+        """The 3-D Secure page's Complete / Fail buttons."""
+        session = self._checkout.open_session(sid)
+        challenges = self._store.challenges
+        facts = challenges.get(pi_id)
+        if facts is None or facts["session"] != sid:
+            raise no_such("payment_intent", pi_id)
+        del challenges[pi_id]
+        pi = self._store.payment_intents.by_id[pi_id]
+        if not authenticated:
+            decline = AUTHENTICATION_FAILED
+            pi.update(
+                status="requires_payment_method",
+                next_action=None,
+                payment_method=None,
+                last_payment_error=_payment_error(decline, None, "invalid_request_error"),
+            )
+            self._emit("payment_intent.payment_failed", pi, ctx)
+            return PayResult(
+                "declined", session, message=decline.message, payment_intent=pi_id, code=decline.code
+            )
+        tds = {
+            "authentication_flow": "challenge",
+            "electronic_commerce_indicator": "05",
+            "exemption_indicator": None,
+            "result": "authenticated",
+            "result_reason": None,
+            "transaction_id": new_id("", 32),
+            "version": "2.2.0",
+        }
+        pi["next_action"] = None
+        return self._charge_card(session, pi, facts, ctx, three_d_secure=tds)
+
+    def _charge_card(
+        self, session: Obj, pi: Obj, facts: Obj, ctx: RequestContext, three_d_secure: Obj | None
+    ) -> PayResult:
+        number = facts["number"]
+        test_card = lookup(number)
+        pm_id = pi.get("payment_method") or new_id("pm_")
+        details = objects.card_details(
+            brand=test_card.brand,
+            last4=number[-4:],
+            exp_month=facts["exp_month"],
+            exp_year=facts["exp_year"],
+            country=test_card.country,
+            funding=test_card.funding,
+            number=number,
+            cvc_check="fail" if test_card.decline and test_card.decline.code == "incorrect_cvc" else "pass",
+            three_d_secure=three_d_secure,
+        )
+        ch = self._new_charge(
+            "ch_", pi, pm_id=pm_id, details=details, email=facts["email"], name=facts["name"]
+        )
+        decline = test_card.decline
+        if decline is not None:
+            ch.update(
+                status="failed",
+                failure_code=decline.code,
+                failure_message=decline.message,
+                outcome=objects.outcome_declined(decline.decline_code),
+            )
+            pi.update(
+                status="requires_payment_method",
+                payment_method=None,
+                latest_charge=ch["id"],
+                last_payment_error=_payment_error(decline, ch["id"], "card_error"),
+            )
+            self._emit("charge.failed", ch, ctx)
+            self._emit("payment_intent.payment_failed", pi, ctx)
+            return PayResult(
+                "declined",
+                session,
+                message=decline.message,
+                payment_intent=pi["id"],
+                code=decline.code,
+                decline_code=decline.decline_code,
+            )
+        self._capture(ch, pi, ctx)
+        self._checkout.complete(session, pi, facts["email"], facts["name"], "US", paid=True, ctx=ctx)
+        if test_card.dispute:
+            self._disputes.open(ch, test_card.brand, ctx)
+        return PayResult("succeeded", session, payment_intent=pi["id"])
+
+    # ---------------------------------------------------------------- intents, charges, capture
+
+    def _ensure_pi(self, session: Obj, method: str, ctx: RequestContext) -> Obj:
+        """Stripe creates the PaymentIntent on the first confirm and reuses it for retries."""
+        extra = self._store.session_extra[session["id"]]
+        pi_id = extra.get("payment_intent")
+        if pi_id:
+            pi = self._store.payment_intents.by_id[pi_id]
+            pi["payment_method_types"] = [method]
+            return pi
+        pi = objects.payment_intent(
+            pi_id=new_id("pi_"),
+            created=self._clock.now(),
+            amount=session["amount_total"],
+            currency=session["currency"],
+            method_type=method,
+            description=extra.get("pi_description"),
+            metadata=dict(extra.get("pi_metadata") or {}),
+            receipt_email=extra.get("receipt_email"),
+        )
+        self._store.payment_intents.add(pi)
+        extra["payment_intent"] = pi["id"]
+        self._emit("payment_intent.created", pi, ctx)
+        return pi
+
+    def _new_charge(
+        self, prefix: str, pi: Obj, *, pm_id: str, details: Obj, email: str | None, name: str | None
+    ) -> Obj:
+        """A charge for the PaymentIntent's full amount, recorded before its outcome is known."""
+        ch = objects.charge(
+            charge_id=new_id(prefix),
+            created=self._clock.now(),
+            amount=pi["amount"],
+            currency=pi["currency"],
+            pi_id=pi["id"],
+            pm_id=pm_id,
+            details=details,
+            billing_email=email,
+            billing_name=name,
+            description=pi["description"],
+            metadata=dict(pi["metadata"]),
+            receipt_url=f"{self._store.config.public_url.rstrip('/')}/receipts/{pi['id']}",
+        )
+        return self._store.charges.add(ch)
+
+    def _capture(self, ch: Obj, pi: Obj, ctx: RequestContext) -> None:
+        txn = book(
+            self._store,
+            category="charge",
+            created=self._clock.now(),
+            amount=ch["amount"],
+            currency=ch["currency"],
+            source=ch["id"],
+            description=ch["description"],
+        )
+        ch.update(
+            status="succeeded",
+            paid=True,
+            captured=True,
+            amount_captured=ch["amount"],
+            balance_transaction=txn["id"],
+            outcome=objects.outcome_authorized(),
+        )
+        pi.update(
+            status="succeeded",
+            amount_received=pi["amount"],
+            latest_charge=ch["id"],
+            payment_method=ch["payment_method"],
+            last_payment_error=None,
+            next_action=None,
+            processing=None,
+        )
+        self._emit("charge.succeeded", ch, ctx)
+        self._emit("payment_intent.succeeded", pi, ctx)
+
+    # ----------------------------------------------------------------------------- bank debits
+
+    def pay_with_bank(
+        self, sid: str, account: str, *, email: str | None, name: str | None, ctx: RequestContext = HOSTED
+    ) -> PayResult:
+        """A delayed-notification debit: the session completes unpaid and settles later."""
+        session = self._checkout.open_session(sid)
+        email = email or session.get("customer_email")
+        if not email or not looks_like_email(email):
+            return PayResult("invalid", session, field_errors={"email": "Your email address is invalid."})
+        outcome = bank_outcome(account, session["currency"])
+        if outcome is None or outcome.method not in session["payment_method_types"]:
+            label = "IBAN" if session["currency"] == "eur" else "account number"
+            return PayResult("invalid", session, field_errors={"account": f"Your {label} is invalid."})
+        normalized = account.replace(" ", "").upper()
+        pi = self._ensure_pi(session, outcome.method, ctx)
+        pm_id = new_id("pm_")
+        details = objects.bank_details(outcome.method, normalized, new_id("mandate_"))
+        ch = self._new_charge("py_", pi, pm_id=pm_id, details=details, email=email, name=name)
+        pi.update(status="processing", payment_method=pm_id, latest_charge=ch["id"], last_payment_error=None)
+        self._emit("payment_intent.processing", pi, ctx)
+        self._emit("charge.pending", ch, ctx)
+        self._checkout.complete(
+            session,
+            pi,
+            email,
+            name,
+            normalized[:2] if outcome.method == "sepa_debit" else "US",
+            paid=False,
+            ctx=ctx,
+        )
+        self._store.pending_debits.append(
+            {
+                "session": sid,
+                "charge": ch["id"],
+                "payment_intent": pi["id"],
+                "resolve_at": self._clock.now() + int(self._store.config.async_payment_delay),
+                "succeeds": outcome.succeeds,
+                "failure_code": outcome.failure_code,
+                "failure_message": outcome.failure_message,
+            }
+        )
+        self._store.mark_dirty()
+        return PayResult("processing", session, payment_intent=pi["id"])
+
+    def settle_due(self, now: int) -> None:
+        """Clock hook: settle every bank debit whose `resolve_at` has come."""
+        store = self._store
+        due = [d for d in store.pending_debits if d["resolve_at"] <= now]
+        if due:
+            store.pending_debits = [d for d in store.pending_debits if d["resolve_at"] > now]
+            for debit in due:
+                self._settle_debit(debit)
+
+    def _settle_debit(self, debit: Obj) -> None:
+        store = self._store
+        session = store.sessions.by_id[debit["session"]]
+        ch = store.charges.by_id[debit["charge"]]
+        pi = store.payment_intents.by_id[debit["payment_intent"]]
+        if debit["succeeds"]:
+            self._capture(ch, pi, HOSTED)
+            previous = {"payment_status": session["payment_status"]}
+            session["payment_status"] = "paid"
+            self._emit("checkout.session.async_payment_succeeded", session, HOSTED, previous)
+            return
+        ch.update(
+            status="failed",
+            failure_code=debit["failure_code"],
+            failure_message=debit["failure_message"],
+            outcome={
+                **objects.outcome_declined(None),
+                "type": "invalid",
+                "network_status": None,
+                "seller_message": debit["failure_message"],
+            },
+        )
+        pi.update(
+            status="requires_payment_method",
+            payment_method=None,
+            last_payment_error={
+                "code": debit["failure_code"],
+                "message": debit["failure_message"],
+                "type": "invalid_request_error",
+                "charge": ch["id"],
+            },
+        )
+        self._emit("charge.failed", ch, HOSTED)
+        self._emit("payment_intent.payment_failed", pi, HOSTED)
+        self._emit("checkout.session.async_payment_failed", session, HOSTED)
+
+    # ---------------------------------------------------------------------- control convenience
+
+    def pay_session(
+        self,
+        sid: str,
+        *,
+        card_number: str | None = None,
+        exp_month: int = 12,
+        exp_year: int | None = None,
+        cvc: str = "123",
+        bank_account: str | None = None,
+        email: str | None = None,
+        name: str | None = "Jenny Rosen",
+        three_d_secure: str = "complete",
+    ) -> PayResult:
+        """Pay without a browser; 3-D Secure cards are completed or failed per `three_d_secure`."""
+        if bank_account is not None:
+            return self.pay_with_bank(sid, bank_account, email=email or "buyer@example.com", name=name)
+        year = exp_year or time.gmtime(self._clock.now()).tm_year + 3
+        card, errors = self.validate_card(card_number or "4242424242424242", str(exp_month), str(year), cvc)
+        if card is None:
+            session = self._store.get_or_404(self._store.sessions, "checkout.session", sid)
+            return PayResult("invalid", session, field_errors=errors)
+        result = self.pay_with_card(sid, card, email=email or "buyer@example.com", name=name)
+        if result.status == "requires_action" and result.payment_intent:
+            if three_d_secure not in ("complete", "fail"):
+                return result
+            return self.finish_challenge(sid, result.payment_intent, three_d_secure == "complete")
+        return result
+
+
+def _payment_error(decline: Decline, charge_id: str | None, error_type: str) -> Obj:
+    err: Obj = {
+        "code": decline.code,
+        "doc_url": "https://stripe.com/docs/error-codes/" + decline.code.replace("_", "-"),
+        "message": decline.message,
+        "type": error_type,
+    }
+    if decline.decline_code:
+        err["decline_code"] = decline.decline_code
+    if charge_id:
+        err["charge"] = charge_id
+    return err
