@@ -34,6 +34,7 @@ from app.db.config import make_alchemy_config
 from app.settings import PROJECT_ROOT, Settings, get_settings
 from app.web.errors import http_exception_handler, internal_error_handler
 from app.web.middleware import locale_middleware, request_id_middleware
+from app.web.raw import SESSION_COOKIE
 from app.web.sessions import RotatingSessionConfig
 from app.web.static_assets import static_assets_handler
 from app.web.templating import template_config
@@ -152,6 +153,7 @@ def build_app(settings: Settings | None = None) -> Litestar:
                 app_name="storefront", group_path=True, exclude=["/static", "/metrics"]
             ).middleware,
             RotatingSessionConfig(
+                key=SESSION_COOKIE,  # the fast paths look for this cookie before the middleware runs
                 store="sessions",
                 secure=settings.is_production,
                 samesite="lax",
