@@ -204,7 +204,7 @@ async def account_page(
     entry_rows = _entry_context(live, locale, page, entry_orders)
     if request.htmx and before is not None:
         return HTMXTemplate(
-            template_name="partials/account_entries.html",
+            template_name="accounts/partials/account_entries.html",
             context={"entries": entry_rows, "next_before": next_before},
         )
     orders = list(
@@ -226,7 +226,7 @@ async def account_page(
         for o in orders
     ]
     return Template(
-        template_name="account/account.html",
+        template_name="accounts/account.html",
         context={
             "current_user": user,
             "balances": await balance_rows(db_session, user.id, live, locale),

@@ -99,9 +99,13 @@ class RenderedPage:
 
 
 class _PlaceholderRequest:
-    """Stands in for the request while rendering a cached variant: the token is the placeholder."""
+    """Stands in for the request while rendering a cached variant: the token is the placeholder.
 
-    def __init__(self) -> None:
+    It carries the app because ``url_for`` in the templates asks the app for route paths.
+    """
+
+    def __init__(self, app: Litestar) -> None:
+        self.app = app
         self.scope: dict[str, Any] = {"query_string": b"", "state": {}}
         self.url = SimpleNamespace(path=PAGE_PATH)
         ScopeState.from_scope(self.scope).csrf_token = PLACEHOLDER  # type: ignore[arg-type]
@@ -110,7 +114,10 @@ class _PlaceholderRequest:
 class PricingPageCache:
     """Rendered pricing pages for one app; emptied whenever the catalogue changes."""
 
-    def __init__(self, holder: CatalogueHolder, environment: Environment, csrf: CSRFConfig) -> None:
+    def __init__(
+        self, app: Litestar, holder: CatalogueHolder, environment: Environment, csrf: CSRFConfig
+    ) -> None:
+        self.app = app
         self.holder = holder
         self.environment = environment
         self.csrf = csrf
@@ -137,7 +144,7 @@ class PricingPageCache:
         if cache is None:
             engine: Any = app.template_engine
             assert app.csrf_config is not None, "the pricing page needs CSRF protection configured"
-            cache = cls(app.state["catalogue"], engine.engine, app.csrf_config)
+            cache = cls(app, app.state["catalogue"], engine.engine, app.csrf_config)
             app.state[STATE_KEY] = cache
         assert isinstance(cache, PricingPageCache)
         return cache
@@ -165,7 +172,7 @@ class PricingPageCache:
             html = self.environment.get_template(TEMPLATE).render(
                 sections=pricing_sections(catalogue, locale),
                 current_user=signed_in,
-                request=request or _PlaceholderRequest(),
+                request=request or _PlaceholderRequest(self.app),
                 request_path=PAGE_PATH,
                 **extra,
             )

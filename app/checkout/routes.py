@@ -36,6 +36,8 @@ from app.stripe_gateway import PaymentProviderError, StripeGateway, message_for
 
 log = structlog.get_logger(__name__)
 
+STATUS_TEMPLATE = "checkout/partials/order_status.html"
+
 
 def _problem(status: int, message: str) -> Template:
     return Template(
@@ -110,7 +112,8 @@ async def _status_body(
     context = fragments.status_context(order, catalogue.catalogue, locale, balance_after=balance)
     engine = request.app.template_engine
     assert engine is not None
-    html: str = engine.get_template("partials/order_status.html").render(**context)
+    # The request is there for ``url_for`` alone (app-wide paths), so a final fragment can be shared.
+    html: str = engine.get_template(STATUS_TEMPLATE).render(**context, request=request)
     body = html.encode()
     fragments.remember_fragment(order, locale, body)
     return body

@@ -18,13 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, cast
 
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from litestar import asgi
 from litestar.handlers.asgi_handlers import ASGIRouteHandler
 from litestar.types import Receive, Scope, Send
 
 from app.web.raw import accepts_gzip, header, send_bytes
 
-__all__ = ["StaticAssets", "static_assets_handler"]
+__all__ = ["ROUTE_NAME", "StaticAssets", "static_assets_handler", "static_url"]
+
+ROUTE_NAME: Final = "static"
 
 _COMPRESSIBLE: Final = (".css", ".js", ".svg", ".html", ".json", ".txt", ".map", ".xml")
 _VERSIONED_NAME: Final = re.compile(r"[-.]\d+\.\d+(\.\d+)?[-.]|[-.][0-9a-f]{8,}\.")
@@ -103,8 +107,19 @@ def static_assets_handler(root: Path) -> ASGIRouteHandler:
     """A mounted ASGI handler for ``/static`` serving ``root``."""
     assets = StaticAssets(root)
 
-    @asgi("/static", is_mount=True, name="static", copy_scope=False)
+    @asgi("/static", is_mount=True, name=ROUTE_NAME, copy_scope=False)
     async def static(scope: Scope, receive: Receive, send: Send) -> None:
         await assets(scope, receive, send)
 
     return static
+
+
+@pass_context
+def static_url(context: Context, file_path: str) -> str:
+    """Template global: the URL of a file under ``static/``.
+
+    Litestar's ``url_for_static_asset`` only knows its own ``StaticFiles`` router; ours is a
+    mounted ASGI handler, so its path comes from ``route_reverse`` like any route's.
+    """
+    root: str = context["request"].app.route_reverse(ROUTE_NAME)
+    return f"{root.rstrip('/')}/{file_path.lstrip('/')}"
