@@ -14,13 +14,12 @@ from babel.dates import format_date, format_time
 from babel.numbers import format_decimal
 from litestar import Response, get
 from litestar.plugins.htmx import HTMXRequest, HTMXTemplate
-from litestar.response import Redirect, Template
-from litestar.status_codes import HTTP_303_SEE_OTHER
+from litestar.response import Template
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import i18n
-from app.accounts.auth import current_user, sign_in_url
+from app.accounts.models import User
 from app.catalogue.model import Catalogue
 from app.catalogue.money import format_money
 from app.catalogue.reload import CatalogueHolder
@@ -186,14 +185,13 @@ def _entry_context(
 
 @get("/account", name="account:page", request_class=HTMXRequest)
 async def account_page(
-    request: HTMXRequest, db_session: AsyncSession, catalogue: CatalogueHolder, before: int | None = None
+    request: HTMXRequest,
+    db_session: AsyncSession,
+    catalogue: CatalogueHolder,
+    user: User,
+    before: int | None = None,
 ) -> Response[Any]:
-    user = await current_user(request, db_session)
-    if user is None:
-        query = request.scope.get("query_string", b"").decode("latin-1")
-        return Redirect(
-            path=sign_in_url("/account" + (f"?{query}" if query else "")), status_code=HTTP_303_SEE_OTHER
-        )
+    """Signed-in buyers only: the ``user`` dependency sends anyone else to sign in and back."""
     live = catalogue.catalogue
     locale = i18n.current_locale()
     page, next_before = await entries_page(db_session, user.id, before)
@@ -206,7 +204,7 @@ async def account_page(
     entry_rows = _entry_context(live, locale, page, entry_orders)
     if request.htmx and before is not None:
         return HTMXTemplate(
-            template_name="partials/account_entries.html",
+            template_name="accounts/partials/account_entries.html",
             context={"entries": entry_rows, "next_before": next_before},
         )
     orders = list(
@@ -228,7 +226,7 @@ async def account_page(
         for o in orders
     ]
     return Template(
-        template_name="account/account.html",
+        template_name="accounts/account.html",
         context={
             "current_user": user,
             "balances": await balance_rows(db_session, user.id, live, locale),

@@ -22,11 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import i18n
 from app.accounts.models import User
+from app.web.sessions import rotate_session
 
 SESSION_USER_ID = "user_id"
 SESSION_USER_EMAIL = "user_email"
 _STATE_KEY = "_current_user"
 DEFAULT_NEXT = "/account"
+DEFAULT_AFTER_POST = "/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +51,6 @@ def session_user_id(connection: ASGIConnection[Any, Any, Any, Any]) -> int | Non
 
 def sign_in_session(request: Request[Any, Any, Any], user: User) -> None:
     """Put the user in a fresh session: a new id, so an id planted before sign-in is worthless."""
-    from app.web.sessions import rotate_session
-
     request.set_session({SESSION_USER_ID: user.id, SESSION_USER_EMAIL: user.email})
     rotate_session(request)
 
@@ -90,9 +90,16 @@ class SignInRequired(HTTPException):
         self.next_path = next_path
 
 
-def _here(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+def here(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """The page being shown, path and query: where sign-in and the language switcher come back to."""
     query = connection.scope.get("query_string", b"").decode("latin-1")
-    return connection.url.path + (f"?{query}" if query else "")
+    return str(connection.url.path) + (f"?{query}" if query else "")
+
+
+def _come_back_to(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """Where sign-in returns: this page, or the pricing page for a form post (``next`` is followed
+    with a GET, and ``GET /checkout`` is no page)."""
+    return here(connection) if connection.scope.get("method") in ("GET", "HEAD") else DEFAULT_AFTER_POST
 
 
 def sign_in_url(next_path: str) -> str:
@@ -107,14 +114,14 @@ def sign_in_required_handler(request: Request[Any, Any, Any], exc: SignInRequire
 def require_user(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
     """Guard: a visitor without a signed-in session goes to ``/sign-in?next=<this page>`` (303)."""
     if session_user_id(connection) is None:
-        raise SignInRequired(_here(connection))
+        raise SignInRequired(_come_back_to(connection))
 
 
 async def provide_user(request: Request[Any, Any, Any], db_session: AsyncSession) -> User:
     """Dependency ``user``: the signed-in ``User``, or a 303 to sign-in when there is none."""
     user = await current_user(request, db_session)
     if user is None:
-        raise SignInRequired(_here(request))
+        raise SignInRequired(_come_back_to(request))
     return user
 
 

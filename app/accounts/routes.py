@@ -19,11 +19,13 @@ from litestar.status_codes import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import i18n
+from app.accounts.account_page import ROUTES as ACCOUNT_PAGE_ROUTES
 from app.accounts.auth import safe_next, sign_in_session
 from app.accounts.models import User
 from app.accounts.service import EmailTaken, authenticate, check_sign_up, create_user, normalise_email
 from app.i18n import gettext as _
-from app.i18n.web import language_cookie, switch_language
+from app.i18n.web import language_cookie
+from app.web.sessions import rotate_session
 
 AUTH_RATE_LIMIT = RateLimitConfig(
     rate_limit=("minute", 10),
@@ -74,7 +76,7 @@ async def sign_up_page(
     return _page("sign_up", next_path=safe_next(next_path))
 
 
-@post("/sign-up", middleware=[AUTH_RATE_LIMIT.middleware])
+@post("/sign-up", name="sign_up:submit", middleware=[AUTH_RATE_LIMIT.middleware])
 async def sign_up(request: Request[Any, Any, Any], db_session: AsyncSession) -> Template | Redirect:
     """Create the account; a taken email is found by the unique constraint, and nothing is written."""
     form = await _form(request)
@@ -104,7 +106,7 @@ async def sign_in_page(
     return _page("sign_in", next_path=safe_next(next_path))
 
 
-@post("/sign-in", middleware=[AUTH_RATE_LIMIT.middleware])
+@post("/sign-in", name="sign_in:submit", middleware=[AUTH_RATE_LIMIT.middleware])
 async def sign_in(request: Request[Any, Any, Any], db_session: AsyncSession) -> Template | Redirect:
     """Check the password; an unknown email and a wrong password get the same words."""
     form = await _form(request)
@@ -123,12 +125,11 @@ async def sign_in(request: Request[Any, Any, Any], db_session: AsyncSession) -> 
 @post("/sign-out", name="sign_out")
 async def sign_out(request: Request[Any, Any, Any]) -> Redirect:
     """Forget the session (a new id for what remains) and go to the pricing page."""
-    from app.web.sessions import rotate_session
-
     request.set_session({})
     rotate_session(request)
     flash(request, _("You have signed out."), category="success")
     return Redirect(path="/", status_code=HTTP_303_SEE_OTHER)
 
 
-ROUTES: list[Any] = [sign_up_page, sign_up, sign_in_page, sign_in, sign_out, switch_language]
+ROUTES: list[Any] = [sign_up_page, sign_up, sign_in_page, sign_in, sign_out, *ACCOUNT_PAGE_ROUTES]
+"""Every route of the accounts package, the account page included; ``app/web/factory.py`` mounts them."""

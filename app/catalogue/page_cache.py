@@ -30,10 +30,12 @@ from jinja2 import Environment
 from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures.cookie import Cookie
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.utils.scope.state import ScopeState
 from prometheus_client import Counter
 
 from app import i18n
+from app.web import raw
 
 from .model import Catalogue
 from .reload import CatalogueHolder
@@ -46,7 +48,6 @@ PAGE_PATH: Final = "/"
 PLACEHOLDER: Final = "csrf0placeholder0b7f3e9d"
 """Stands in for the CSRF token while rendering; plain ASCII, so escaping leaves it alone."""
 STATE_KEY: Final = "pricing_page_cache"
-SESSION_COOKIE: Final = "session"
 
 # The fast path runs before Litestar's Prometheus middleware (which would cost a third of its
 # throughput), so it counts its own responses; created once per process, not per app.
@@ -74,11 +75,6 @@ def _stored_block(data: bytes) -> bytes:
     return b"\x00" + struct.pack("<HH", size, size ^ 0xFFFF) + data
 
 
-def _msg(message: dict[str, Any]) -> Message:
-    """Raw ASGI messages are plain dicts; one cast keeps the send calls readable."""
-    return cast("Message", message)
-
-
 @dataclass(frozen=True, slots=True)
 class RenderedPage:
     """One rendered variant, split where the CSRF token goes."""
@@ -103,11 +99,13 @@ class RenderedPage:
 
 
 class _PlaceholderRequest:
-    """Stands in for the request while rendering a cached variant: the token is the placeholder."""
+    """Stands in for the request while rendering a cached variant: the token is the placeholder.
 
-    def __init__(self) -> None:
-        from litestar.utils.scope.state import ScopeState
+    It carries the app because ``url_for`` in the templates asks the app for route paths.
+    """
 
+    def __init__(self, app: Litestar) -> None:
+        self.app = app
         self.scope: dict[str, Any] = {"query_string": b"", "state": {}}
         self.url = SimpleNamespace(path=PAGE_PATH)
         ScopeState.from_scope(self.scope).csrf_token = PLACEHOLDER  # type: ignore[arg-type]
@@ -116,7 +114,10 @@ class _PlaceholderRequest:
 class PricingPageCache:
     """Rendered pricing pages for one app; emptied whenever the catalogue changes."""
 
-    def __init__(self, holder: CatalogueHolder, environment: Environment, csrf: CSRFConfig) -> None:
+    def __init__(
+        self, app: Litestar, holder: CatalogueHolder, environment: Environment, csrf: CSRFConfig
+    ) -> None:
+        self.app = app
         self.holder = holder
         self.environment = environment
         self.csrf = csrf
@@ -143,7 +144,7 @@ class PricingPageCache:
         if cache is None:
             engine: Any = app.template_engine
             assert app.csrf_config is not None, "the pricing page needs CSRF protection configured"
-            cache = cls(app.state["catalogue"], engine.engine, app.csrf_config)
+            cache = cls(app, app.state["catalogue"], engine.engine, app.csrf_config)
             app.state[STATE_KEY] = cache
         assert isinstance(cache, PricingPageCache)
         return cache
@@ -171,7 +172,7 @@ class PricingPageCache:
             html = self.environment.get_template(TEMPLATE).render(
                 sections=pricing_sections(catalogue, locale),
                 current_user=signed_in,
-                request=request or _PlaceholderRequest(),
+                request=request or _PlaceholderRequest(self.app),
                 request_path=PAGE_PATH,
                 **extra,
             )
@@ -197,15 +198,6 @@ class PricingPageCache:
         return (b"set-cookie", token.join(self._cookie_parts))
 
 
-def _cookies(header: str) -> dict[str, str]:
-    cookies = {}
-    for chunk in header.split(";"):
-        name, sep, value = chunk.partition("=")
-        if sep:
-            cookies[name.strip()] = value.strip().strip('"')
-    return cookies
-
-
 def pricing_fast_path(app: ASGIApp) -> ASGIApp:
     """Serve ``GET /`` to visitors without a session straight from the cache.
 
@@ -220,18 +212,11 @@ def pricing_fast_path(app: ASGIApp) -> ASGIApp:
         if scope["type"] != "http" or scope["path"] != PAGE_PATH or scope["method"] not in ("GET", "HEAD"):
             await app(asgi_scope, receive, send)
             return
-        cookie_header = b""
-        gzip_ok = False
-        for key, value in scope["headers"]:
-            if key == b"cookie":
-                cookie_header = value
-            elif key == b"accept-encoding":
-                gzip_ok = b"gzip" in value
-        cookies = _cookies(cookie_header.decode("latin-1")) if cookie_header else {}
-        session = cookies.get(SESSION_COOKIE)
-        if session and session != "null":
+        cookies = raw.cookies(asgi_scope)
+        if raw.live_session_id(cookies.get(raw.SESSION_COOKIE)):
             await app(asgi_scope, receive, send)
             return
+        gzip_ok = raw.accepts_gzip(asgi_scope)
         cache = PricingPageCache.of(scope["app"])
         token = cookies.get(cache.cookie_name, "")
         headers = [
@@ -250,8 +235,6 @@ def pricing_fast_path(app: ASGIApp) -> ASGIApp:
             headers.append((b"content-encoding", b"gzip"))
         else:
             body = page.html(token.encode())
-        headers.append((b"content-length", str(len(body)).encode()))
-        await send(_msg({"type": "http.response.start", "status": 200, "headers": headers}))
-        await send(_msg({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body}))
+        await raw.send_bytes(send, 200, headers, body, head=scope["method"] == "HEAD")
 
     return middleware

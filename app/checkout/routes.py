@@ -17,8 +17,6 @@ from litestar.status_codes import HTTP_303_SEE_OTHER
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import i18n
-from app.accounts.account_page import ROUTES as ACCOUNT_PAGE_ROUTES
-from app.accounts.auth import current_user, session_user_id, sign_in_url
 from app.accounts.models import User
 from app.catalogue.reload import CatalogueHolder
 from app.checkout import status as fragments
@@ -37,10 +35,7 @@ from app.stripe_gateway import PaymentProviderError, StripeGateway, message_for
 
 log = structlog.get_logger(__name__)
 
-
-def _here(request: Request[Any, Any, Any]) -> str:
-    query = request.scope.get("query_string", b"").decode("latin-1")
-    return request.url.path + (f"?{query}" if query else "")
+STATUS_TEMPLATE = "checkout/partials/order_status.html"
 
 
 def _problem(status: int, message: str) -> Template:
@@ -63,10 +58,12 @@ async def start(
     catalogue: CatalogueHolder,
     stripe: StripeGateway,
     settings: Settings,
+    user: User,
 ) -> Response[Any]:
-    """Only the pack id is read from the form: price, amount, currency... all come from the catalogue."""
-    if session_user_id(request) is None:
-        return Redirect(path=sign_in_url("/"), status_code=HTTP_303_SEE_OTHER)
+    """Only the pack id is read from the form: price, amount, currency... all come from the catalogue.
+
+    A signed-out visitor never gets this far: the ``user`` dependency sends them to sign in.
+    """
     form = await request.form()
     raw_pack = form.get("pack")
     pack_id = raw_pack.strip() if isinstance(raw_pack, str) else ""
@@ -77,9 +74,6 @@ async def start(
         return _problem(404, _("We could not find that pack. Please choose one from the pricing page."))
     if not pack.active:
         return _problem(400, _("That pack is no longer on sale. Please choose another one."))
-    user = await current_user(request, db_session)
-    if user is None:
-        return Redirect(path=sign_in_url("/"), status_code=HTTP_303_SEE_OTHER)
     try:
         started = await start_checkout(
             db_session, stripe, settings, user=user, pack=pack, locale=i18n.current_locale()
@@ -91,11 +85,8 @@ async def start(
 
 @get("/checkout/failed", name="checkout:failed")
 async def failed(
-    request: Request[Any, Any, Any], db_session: AsyncSession, catalogue: CatalogueHolder, order: int
+    db_session: AsyncSession, catalogue: CatalogueHolder, user: User, order: int
 ) -> Response[Any]:
-    user = await current_user(request, db_session)
-    if user is None:
-        return Redirect(path=sign_in_url(_here(request)), status_code=HTTP_303_SEE_OTHER)
     found = await _own_order(db_session, user, await order_of(db_session, order_id=order))
     reason = found.status_reason or "stripe_rejected"
     status_code = 503 if reason in ("stripe_unreachable", "rate_limit") else 502
@@ -120,7 +111,8 @@ async def _status_body(
     context = fragments.status_context(order, catalogue.catalogue, locale, balance_after=balance)
     engine = request.app.template_engine
     assert engine is not None
-    html: str = engine.get_template("partials/order_status.html").render(**context)
+    # The request is there for ``url_for`` alone (app-wide paths), so a final fragment can be shared.
+    html: str = engine.get_template(STATUS_TEMPLATE).render(**context, request=request)
     body = html.encode()
     fragments.remember_fragment(order, locale, body)
     return body
@@ -132,12 +124,10 @@ async def success(
     db_session: AsyncSession,
     catalogue: CatalogueHolder,
     stripe: StripeGateway,
+    user: User,
     session_id: str = "",
 ) -> Response[Any]:
     """The buyer's landing page after paying; only the buyer may see it."""
-    user = await current_user(request, db_session)
-    if user is None:
-        return Redirect(path=sign_in_url(_here(request)), status_code=HTTP_303_SEE_OTHER)
     order = await _own_order(
         db_session, user, await order_of(db_session, session_id=session_id[:255] or None)
     )
@@ -197,12 +187,10 @@ async def cancel(
     db_session: AsyncSession,
     catalogue: CatalogueHolder,
     stripe: StripeGateway,
+    user: User,
     order: int,
 ) -> Response[Any]:
     """Where Stripe sends a buyer who backs out: close the session (unless paid) and offer a retry."""
-    user = await current_user(request, db_session)
-    if user is None:
-        return Redirect(path=sign_in_url(_here(request)), status_code=HTTP_303_SEE_OTHER)
     found = await _own_order(db_session, user, await order_of(db_session, order_id=order))
     problem: str | None = None
     try:
@@ -226,4 +214,4 @@ async def cancel(
     )
 
 
-ROUTES: list[Any] = [start, failed, success, order_status, cancel, *ACCOUNT_PAGE_ROUTES]
+ROUTES: list[Any] = [start, failed, success, order_status, cancel]

@@ -14,16 +14,18 @@ from dataclasses import dataclass
 from typing import Any, Final, cast
 
 from litestar import Request
-from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
+from litestar.serialization import decode_json
+from litestar.types import ASGIApp, Receive, Scope, Send
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import i18n
+from app.accounts.auth import SESSION_USER_ID
 from app.catalogue.model import Catalogue
 from app.catalogue.money import format_money
 from app.money.models import LedgerEntry, Order, OrderStatus
+from app.web import raw
 
-SESSION_COOKIE: Final = "session"
 VIEWER_TTL: Final = 10.0
 """Seconds a session cookie stays trusted without re-reading the session store."""
 STOP_POLLING: Final = 286
@@ -73,22 +75,18 @@ def clear_caches() -> None:
 
 async def viewer_id(request: Request[Any, Any, Any]) -> int | None:
     """The signed-in user's id from the session cookie, re-read from the store every few seconds."""
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if not cookie or cookie == "null":
+    cookie = raw.live_session_id(request.cookies.get(raw.SESSION_COOKIE))
+    if cookie is None:
         return None
     now = time.monotonic()
     hit = _viewers.get(cookie)
     if hit is not None and hit[1] > now:
         return int(hit[0]) if hit[0] is not None else None
-    from app.accounts.auth import SESSION_USER_ID
-
     store = request.app.stores.get("sessions")
-    raw = await store.get(cookie)
+    stored = await store.get(cookie)
     user_id: int | None = None
-    if raw:
-        from litestar.serialization import decode_json
-
-        data = decode_json(raw)
+    if stored:
+        data = decode_json(stored)
         value = data.get(SESSION_USER_ID) if isinstance(data, dict) else None
         user_id = value if isinstance(value, int) and not isinstance(value, bool) else None
     _viewers.put(cookie, (user_id, now + VIEWER_TTL))
@@ -153,14 +151,6 @@ _FAST_HEADERS: Final = [
 ]
 
 
-def _cookie(header: bytes, name: bytes) -> str | None:
-    for chunk in header.split(b";"):
-        key, sep, value = chunk.partition(b"=")
-        if sep and key.strip() == name:
-            return value.strip().strip(b'"').decode("latin-1")
-    return None
-
-
 def _cached_viewer(cookie: str) -> int | None:
     hit = _viewers.get(cookie)
     if hit is None or hit[1] <= time.monotonic() or hit[0] is None:
@@ -184,13 +174,9 @@ def order_status_fast_path(app: ASGIApp) -> ASGIApp:
             await app(asgi_scope, receive, send)
             return
         tail = path[len(_STATUS_PREFIX) :]
-        cookie_header = b""
-        for key, value in scope["headers"]:
-            if key == b"cookie":
-                cookie_header = value
-                break
-        cookie = _cookie(cookie_header, SESSION_COOKIE.encode()) if cookie_header else None
-        user_id = _cached_viewer(cookie) if cookie and tail.isdigit() else None
+        cookie = raw.live_session_id(raw.cookies(asgi_scope).get(raw.SESSION_COOKIE))
+        # ASCII digits only: "²".isdigit() is true, yet int("²") raises.
+        user_id = _cached_viewer(cookie) if cookie and tail.isascii() and tail.isdigit() else None
         if user_id is None:
             await app(asgi_scope, receive, send)
             return
@@ -201,13 +187,6 @@ def order_status_fast_path(app: ASGIApp) -> ASGIApp:
         if body is None:
             await app(asgi_scope, receive, send)
             return
-        start: HTTPResponseStartEvent = {
-            "type": "http.response.start",
-            "status": STOP_POLLING,
-            "headers": [*_FAST_HEADERS, (b"content-length", str(len(body)).encode())],
-        }
-        await send(start)
-        done: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body, "more_body": False}
-        await send(done)
+        await raw.send_bytes(send, STOP_POLLING, _FAST_HEADERS, body)
 
     return middleware

@@ -16,6 +16,8 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import i18n
+from app.accounts.auth import here, safe_next, session_user_id
+from app.accounts.models import User
 
 COOKIE_MAX_AGE = 365 * 24 * 3600
 
@@ -31,10 +33,7 @@ def language_cookie(code: str, *, secure: bool = False) -> Cookie:
 def switcher_next(context: Context) -> str:
     """Template global: the page being shown (path and query), where the switcher comes back to."""
     request = context.get("request")
-    if request is None:
-        return "/"
-    query = request.scope.get("query_string", b"").decode("latin-1")
-    return str(request.url.path) + (f"?{query}" if query else "")
+    return here(request) if request is not None else "/"
 
 
 @get("/language/{code:str}", name="language", include_in_schema=False)
@@ -45,9 +44,6 @@ async def switch_language(
     next_path: Annotated[str | None, QueryParameter(name="next", required=False)] = None,
 ) -> Redirect:
     """Remember the language in a cookie, on the account too when signed in, and go back."""
-    from app.accounts.auth import safe_next, session_user_id
-    from app.accounts.models import User
-
     if code not in i18n.SUPPORTED:
         raise NotFoundException(detail=f"unknown language {code!r}")
     user_id = session_user_id(request)
@@ -60,3 +56,6 @@ async def switch_language(
         status_code=HTTP_303_SEE_OTHER,
         cookies=[language_cookie(code, secure=secure)],
     )
+
+
+ROUTES: list[Any] = [switch_language]

@@ -25,19 +25,27 @@ from litestar.stores.base import Store
 from litestar.stores.registry import StoreRegistry
 
 from app.accounts.auth import SignInRequired, provide_current_user, provide_user, sign_in_required_handler
+from app.accounts.routes import ROUTES as ACCOUNT_ROUTES
 from app.catalogue.page_cache import pricing_fast_path
 from app.catalogue.reload import CatalogueHolder
+from app.catalogue.routes import ROUTES as CATALOGUE_ROUTES
+from app.checkout.routes import ROUTES as CHECKOUT_ROUTES
 from app.checkout.status import order_status_fast_path
 from app.cli import StorefrontCLIPlugin
 from app.db.base import KeyValueStore
 from app.db.config import make_alchemy_config
+from app.i18n.web import ROUTES as I18N_ROUTES
 from app.settings import PROJECT_ROOT, Settings, get_settings
+from app.stripe_gateway import StripeGateway
 from app.web.errors import http_exception_handler, internal_error_handler
+from app.web.health import healthz
 from app.web.middleware import locale_middleware, request_id_middleware
+from app.web.raw import SESSION_COOKIE
 from app.web.sessions import RotatingSessionConfig
 from app.web.static_assets import static_assets_handler
 from app.web.templating import template_config
 from app.web.transactions import commit_before_session
+from app.webhooks.routes import ROUTES as WEBHOOK_ROUTES
 
 FORM_BODY_LIMIT = 64 * 1024
 """Largest request body we accept anywhere but the webhook; forms are tiny."""
@@ -58,13 +66,7 @@ def _stores(settings: Settings, alchemy: Any) -> dict[str, Store]:
 
 def build_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
-    from app.accounts.routes import ROUTES as ACCOUNT_ROUTES
-    from app.catalogue.routes import ROUTES as CATALOGUE_ROUTES
-    from app.checkout.routes import ROUTES as CHECKOUT_ROUTES
-    from app.stripe_gateway import StripeGateway
-    from app.web.health import healthz
     from app.webhooks.ingest import WebhookIngestPlugin
-    from app.webhooks.routes import ROUTES as WEBHOOK_ROUTES
 
     logging_config = StructLoggingConfig(
         # Drop lines below the configured level before any processor runs (cheap on hot paths).
@@ -105,9 +107,11 @@ def build_app(settings: Settings | None = None) -> Litestar:
             await gateway.close()
 
     lifespans: list[Any] = [lifespan]
+    # Each feature package lists its own routes; this is the one place they are put together.
     route_handlers: list[Any] = [
         *CATALOGUE_ROUTES,
         *ACCOUNT_ROUTES,
+        *I18N_ROUTES,
         *CHECKOUT_ROUTES,
         *WEBHOOK_ROUTES,
         healthz,
@@ -152,6 +156,7 @@ def build_app(settings: Settings | None = None) -> Litestar:
                 app_name="storefront", group_path=True, exclude=["/static", "/metrics"]
             ).middleware,
             RotatingSessionConfig(
+                key=SESSION_COOKIE,  # the fast paths look for this cookie before the middleware runs
                 store="sessions",
                 secure=settings.is_production,
                 samesite="lax",

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.catalogue.reload import CatalogueHolder
 
 
-@get("/healthz", media_type=MediaType.JSON, include_in_schema=False)
+@get("/healthz", name="healthz", media_type=MediaType.JSON, include_in_schema=False)
 async def healthz(db_session: AsyncSession, catalogue: CatalogueHolder) -> Response[dict[str, Any]]:
     """503 when the database does not answer; 200 with the problems when the catalogue file is broken."""
     try:

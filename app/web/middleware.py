@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import secrets
-from http.cookies import SimpleCookie
 
 import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import i18n
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return None
+from app.web.raw import header_text, parse_cookies
 
 
 def request_id_middleware(app: ASGIApp) -> ASGIApp:
@@ -26,7 +19,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
         if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
-        incoming = _header(scope, b"x-request-id")
+        incoming = header_text(scope, b"x-request-id")
         request_id = incoming if incoming and len(incoming) <= 64 else secrets.token_hex(8)
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.clear_contextvars()
@@ -44,16 +37,19 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
 
 
 def locale_middleware(app: ASGIApp) -> ASGIApp:
-    """Choose the language from the switcher's cookie, else ``Accept-Language``."""
+    """Choose the language from the switcher's cookie, else ``Accept-Language``.
+
+    Every request passes here first, so a malformed ``Cookie`` header must not raise
+    (``http.cookies`` does on a name like ``a<b``): ``parse_cookies`` skips what it cannot read.
+    """
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == ScopeType.HTTP:
             cookie_value: str | None = None
-            raw = _header(scope, b"cookie")
-            if raw and i18n.COOKIE in raw:
-                morsel = SimpleCookie(raw).get(i18n.COOKIE)
-                cookie_value = morsel.value if morsel else None
-            code = i18n.negotiate(cookie_value, _header(scope, b"accept-language"))
+            cookie_header = header_text(scope, b"cookie")
+            if cookie_header and i18n.COOKIE in cookie_header:
+                cookie_value = parse_cookies(cookie_header).get(i18n.COOKIE)
+            code = i18n.negotiate(cookie_value, header_text(scope, b"accept-language"))
             i18n.set_locale(code)
             scope.setdefault("state", {})["locale"] = code
         await app(scope, receive, send)

@@ -8,6 +8,8 @@ from litestar.connection import ASGIConnection
 from litestar.middleware.session.server_side import ServerSideSessionBackend, ServerSideSessionConfig
 from litestar.types import Empty, Message, ScopeSession
 
+from app.web.raw import live_session_id
+
 ROTATE_KEY = "_rotate_session"
 NEW_ID_KEY = "_rotated_session_id"
 
@@ -28,14 +30,13 @@ class RotatingSessionBackend(ServerSideSessionBackend):
         self, scope_session: ScopeSession, message: Message, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> None:
         state = connection.scope.setdefault("state", {})
-        incoming = connection.cookies.get(self.config.key)
-        if not scope_session and scope_session is not Empty and (not incoming or incoming == "null"):
+        incoming = live_session_id(connection.cookies.get(self.config.key))
+        if not scope_session and scope_session is not Empty and incoming is None:
             # An anonymous visitor with nothing to remember: no row, no cookie.
             return
         if state.pop(ROTATE_KEY, False) and scope_session is not Empty:
-            old_id = connection.cookies.get(self.config.key)
-            if old_id and old_id != "null":
-                await self.delete(old_id, store=self.config.get_store_from_app(connection.scope["app"]))
+            if incoming is not None:
+                await self.delete(incoming, store=self.config.get_store_from_app(connection.scope["app"]))
             state[NEW_ID_KEY] = self.generate_session_id()
         await super().store_in_message(scope_session, message, connection)
 

@@ -18,21 +18,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, cast
 
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from litestar import asgi
 from litestar.handlers.asgi_handlers import ASGIRouteHandler
-from litestar.types import Message, Receive, Scope, Send
+from litestar.types import Receive, Scope, Send
 
-__all__ = ["StaticAssets", "static_assets_handler"]
+from app.web.raw import accepts_gzip, header, send_bytes
+
+__all__ = ["ROUTE_NAME", "StaticAssets", "static_assets_handler", "static_url"]
+
+ROUTE_NAME: Final = "static"
 
 _COMPRESSIBLE: Final = (".css", ".js", ".svg", ".html", ".json", ".txt", ".map", ".xml")
 _VERSIONED_NAME: Final = re.compile(r"[-.]\d+\.\d+(\.\d+)?[-.]|[-.][0-9a-f]{8,}\.")
 _LONG: Final = b"public, max-age=31536000, immutable"
 _SHORT: Final = b"public, max-age=3600"
-
-
-def _msg(message: dict[str, Any]) -> Message:
-    """Raw ASGI messages are plain dicts; one cast keeps the send calls readable."""
-    return cast("Message", message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,43 +83,43 @@ class StaticAssets:
         asset = self._load(relative) if relative and "\x00" not in relative else None
         method = scope["method"]
         if asset is None or method not in ("GET", "HEAD"):
-            status = 404 if asset is None else 405
-            await send(
-                {"type": "http.response.start", "status": status, "headers": [(b"content-length", b"0")]}
-            )
-            await send(_msg({"type": "http.response.body", "body": b""}))
+            await send_bytes(send, 404 if asset is None else 405, [])
             return
-        gzip_ok = if_none_match = False
-        for key, value in scope["headers"]:
-            if key == b"accept-encoding":
-                gzip_ok = b"gzip" in value
-            elif key == b"if-none-match":
-                if_none_match = asset.etag in value
+        if_none_match = header(asgi_scope, b"if-none-match")
         versioned = asset.versioned or b"v=" in scope.get("query_string", b"")
         headers = [
             (b"cache-control", _LONG if versioned else _SHORT),
             (b"etag", asset.etag),
             (b"vary", b"Accept-Encoding"),
         ]
-        if if_none_match:
-            await send(_msg({"type": "http.response.start", "status": 304, "headers": headers}))
-            await send(_msg({"type": "http.response.body", "body": b""}))
+        if if_none_match is not None and asset.etag in if_none_match:
+            await send_bytes(send, 304, headers, length=False)
             return
         body = asset.raw
-        if gzip_ok and asset.gz is not None:
+        if asset.gz is not None and accepts_gzip(asgi_scope):
             body = asset.gz
             headers.append((b"content-encoding", b"gzip"))
-        headers += [(b"content-type", asset.content_type), (b"content-length", str(len(body)).encode())]
-        await send(_msg({"type": "http.response.start", "status": 200, "headers": headers}))
-        await send(_msg({"type": "http.response.body", "body": b"" if method == "HEAD" else body}))
+        headers.append((b"content-type", asset.content_type))
+        await send_bytes(send, 200, headers, body, head=method == "HEAD")
 
 
 def static_assets_handler(root: Path) -> ASGIRouteHandler:
     """A mounted ASGI handler for ``/static`` serving ``root``."""
     assets = StaticAssets(root)
 
-    @asgi("/static", is_mount=True, name="static", copy_scope=False)
+    @asgi("/static", is_mount=True, name=ROUTE_NAME, copy_scope=False)
     async def static(scope: Scope, receive: Receive, send: Send) -> None:
         await assets(scope, receive, send)
 
     return static
+
+
+@pass_context
+def static_url(context: Context, file_path: str) -> str:
+    """Template global: the URL of a file under ``static/``.
+
+    Litestar's ``url_for_static_asset`` only knows its own ``StaticFiles`` router; ours is a
+    mounted ASGI handler, so its path comes from ``route_reverse`` like any route's.
+    """
+    root: str = context["request"].app.route_reverse(ROUTE_NAME)
+    return f"{root.rstrip('/')}/{file_path.lstrip('/')}"

@@ -11,7 +11,10 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 
 from app import i18n
+from app.accounts.auth import signed_in_user
+from app.i18n.web import switcher_next
 from app.settings import PROJECT_ROOT
+from app.web.static_assets import static_url
 
 TEMPLATES = PROJECT_ROOT / "templates"
 
@@ -43,11 +46,9 @@ def make_environment(
     env.install_gettext_callables(  # type: ignore[attr-defined]
         i18n.gettext, i18n.ngettext, newstyle=True
     )
-    from app.accounts.auth import signed_in_user
-    from app.i18n.web import switcher_next
-
     env.globals.update(
         signed_in_user=signed_in_user,
+        static_url=static_url,
         switcher_next=switcher_next,
         current_locale=i18n.current_locale,
         language_names=i18n.LANGUAGE_NAMES,

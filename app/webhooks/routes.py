@@ -13,11 +13,12 @@ from typing import Any
 import msgspec
 import structlog
 from litestar import asgi
-from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
+from litestar.types import Receive, Scope, Send
 from prometheus_client import Counter
 
 from app.money.events import event_fields
 from app.settings import Settings
+from app.web.raw import header_text, send_bytes
 from app.webhooks.ingest import get_ingest
 from app.webhooks.signature import SignatureError, verify
 
@@ -34,20 +35,11 @@ REJECTED = Counter(
 FAILED = Counter("storefront_webhook_failed_total", "Webhook events whose effect raised (answered 5xx)")
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value).decode("latin-1")
-    return None
+_JSON = [(b"content-type", b"application/json")]
 
 
 async def _answer(send: Send, status: int, body: dict[str, Any]) -> None:
-    payload = msgspec.json.encode(body)
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-    start: HTTPResponseStartEvent = {"type": "http.response.start", "status": status, "headers": headers}
-    await send(start)
-    end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": payload, "more_body": False}
-    await send(end)
+    await send_bytes(send, status, _JSON, msgspec.json.encode(body))
 
 
 async def _reject(send: Send, reason: str, status: int = 400) -> None:
@@ -58,7 +50,7 @@ async def _reject(send: Send, reason: str, status: int = 400) -> None:
 
 async def _read_body(scope: Scope, receive: Receive) -> bytes | None:
     """The raw body, or None as soon as it is known to exceed the limit."""
-    declared = _header(scope, b"content-length")
+    declared = header_text(scope, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > WEBHOOK_BODY_LIMIT:
         return None
     chunks: list[bytes] = []
@@ -97,7 +89,7 @@ async def stripe_webhook(scope: Scope, receive: Receive, send: Send) -> None:
         await _reject(send, "too_large", 413)
         return
     try:
-        verify(body, _header(scope, b"stripe-signature"), settings.stripe_webhook_secrets)
+        verify(body, header_text(scope, b"stripe-signature"), settings.stripe_webhook_secrets)
     except SignatureError as refused:
         await _reject(send, refused.reason)
         return
