@@ -11,17 +11,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import stripe
 
 from app import i18n
+from app.catalogue.model import Pack
 from app.i18n import gettext as _
+from app.money.models import Order
 from app.settings import Settings
-
-if TYPE_CHECKING:
-    from app.catalogue.model import Pack
-    from app.money.models import Order
 
 MIN_EXPIRY_SECONDS: Final = 30 * 60
 MAX_EXPIRY_SECONDS: Final = 24 * 3600

@@ -35,16 +35,19 @@ from app.cli import StorefrontCLIPlugin
 from app.db.base import KeyValueStore
 from app.db.config import make_alchemy_config
 from app.i18n.web import ROUTES as I18N_ROUTES
+from app.reconcile.runner import start_periodic_reconcile
 from app.settings import PROJECT_ROOT, Settings, get_settings
 from app.stripe_gateway import StripeGateway
 from app.web.errors import http_exception_handler, internal_error_handler
 from app.web.health import healthz
 from app.web.middleware import locale_middleware, request_id_middleware
 from app.web.raw import SESSION_COOKIE
+from app.web.sandbox_mount import sandbox_mount
 from app.web.sessions import RotatingSessionConfig
 from app.web.static_assets import static_assets_handler
 from app.web.templating import template_config
 from app.web.transactions import commit_before_session
+from app.webhooks.ingest import WebhookIngestPlugin
 from app.webhooks.routes import ROUTES as WEBHOOK_ROUTES
 
 FORM_BODY_LIMIT = 64 * 1024
@@ -66,7 +69,6 @@ def _stores(settings: Settings, alchemy: Any) -> dict[str, Store]:
 
 def build_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
-    from app.webhooks.ingest import WebhookIngestPlugin
 
     logging_config = StructLoggingConfig(
         # Drop lines below the configured level before any processor runs (cheap on hot paths).
@@ -95,8 +97,6 @@ def build_app(settings: Settings | None = None) -> Litestar:
         await holder.start()
         background = []
         if settings.reconcile_interval_seconds > 0:
-            from app.reconcile.runner import start_periodic_reconcile
-
             background.append(await start_periodic_reconcile(app))
         try:
             yield
@@ -120,8 +120,6 @@ def build_app(settings: Settings | None = None) -> Litestar:
         static_assets_handler(PROJECT_ROOT / "static"),
     ]
     if settings.sandbox_mounted:
-        from app.web.sandbox_mount import sandbox_mount
-
         mount, sandbox_lifespan = sandbox_mount(settings)
         route_handlers.append(mount)
         lifespans.append(sandbox_lifespan)
