@@ -1,19 +1,20 @@
-"""Run prebuilt SQLAlchemy Core statements on one DBAPI connection, each compiled once.
+"""Run prebuilt SQLAlchemy Core statements on a connection's driver connection, each compiled once.
 
-Why this exists: the SQLite webhook writer runs the money core (``app.money``) thousands of
-times a second on one thread. On SQLAlchemy's ``Connection`` each ``execute`` spends most of
+Why this exists: the webhook writers (``app.webhooks.ingest``) run the money core
+(``app.money``) thousands of times a second. On SQLAlchemy's ``Connection`` each ``execute`` spends most of
 its time around SQLite's own few microseconds (cache-key generation for the compiled cache,
 execution context, result metadata): measured in-process on the bench's events, the public
 ``Connection`` did 1,700 completions/s against 3,900/s for a compile-once executor, and
 ``bench/webhook_bench.py`` end to end was 33% slower (630 vs 945 events/s, same load) — over
-the 20% we accept for hand-written plumbing. So the writer uses this instead.
+the 20% we accept for hand-written plumbing. So the writers use this instead.
 
 Only public SQLAlchemy interfaces are used: ``ClauseElement.compile(dialect=...)`` (the SQL
 string is exactly SQLAlchemy's), the compiled object's ``positiontup``, ``binds`` and
 ``params``, ``TypeEngine.dialect_impl(...).bind_processor`` / ``result_processor`` (so values
 convert exactly as SQLAlchemy converts them), ``exported_columns`` for result types, and
-``Engine.raw_connection()`` for the driver connection, whose pragmas the engine's ``connect``
-listener set (``app.db.config``). It is what the money code needs of a connection and no more
+``Connection.connection`` for the driver connection of a SQLAlchemy ``Connection`` whose
+transaction SQLAlchemy still runs (on asyncpg inside ``run_sync``, the driver's prepared
+statements are reused). It is what the money code needs of a connection and no more
 (``app.db.sql.SqlConnection``): ``execute(statement, params)`` with ``first``/``one``/
 ``all``/``scalar`` and iteration on the rows, and ``dialect``.
 """
@@ -21,11 +22,10 @@ listener set (``app.db.config``). It is what the money code needs of a connectio
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection
 from sqlalchemy.engine.interfaces import Dialect
 
 __all__ = ("CompiledConnection", "Rows")
@@ -68,14 +68,21 @@ class Rows:
         return self._rows[0][0] if self._rows else None
 
 
-class CompiledConnection:
-    """One driver connection of ``engine``; transactions are begun and ended by :meth:`transaction`."""
+_PLANS: dict[tuple[str, str], dict[int, tuple[Any, _Plan]]] = {}
+"""Compiled plans per (dialect, driver), shared by every connection: statements are built once."""
 
-    def __init__(self, engine: Engine, *, begin: str = "BEGIN") -> None:
-        self.dialect: Dialect = engine.dialect
-        self._raw = engine.raw_connection()
-        self._begin = begin
-        self._plans: dict[int, tuple[Any, _Plan]] = {}
+
+class CompiledConnection:
+    """Executes on ``connection``'s driver connection, inside the transaction SQLAlchemy runs there.
+
+    Transactions stay SQLAlchemy's (``connection.begin()``, ``begin_nested()``); only the
+    statements skip its per-execution work.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self.dialect: Dialect = connection.dialect
+        self._driver = connection.connection
+        self._plans = _PLANS.setdefault((self.dialect.name, self.dialect.driver), {})
 
     def _plan(self, statement: Any) -> _Plan:
         hit = self._plans.get(id(statement))
@@ -85,6 +92,8 @@ class CompiledConnection:
         if "POSTCOMPILE" in compiled.string:
             raise ValueError("expanding IN is not supported here: use a list of literal()/bindparam()")
         names = tuple(compiled.positiontup or ())
+        if not names and compiled.binds:
+            raise ValueError(f"{self.dialect.name} does not bind by position; this runs positional drivers")
         binds = {}
         for name in names:
             processor = compiled.binds[name].type.dialect_impl(self.dialect).bind_processor(self.dialect)
@@ -110,7 +119,7 @@ class CompiledConnection:
             value = given[name] if name in given else plan.defaults.get(name)
             processor = plan.binds.get(name)
             values.append(processor(value) if processor is not None and value is not None else value)
-        cursor = self._raw.cursor()
+        cursor = self._driver.cursor()
         try:
             cursor.execute(plan.sql, values)
             rows: list[tuple[Any, ...]] = list(cursor.fetchall()) if cursor.description is not None else []
@@ -123,41 +132,3 @@ class CompiledConnection:
                 for row in rows
             ]
         return Rows(rows)
-
-    def _sql(self, sql: str) -> None:
-        cursor = self._raw.cursor()
-        try:
-            cursor.execute(sql)
-        finally:
-            cursor.close()
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Committed when the block ends, rolled back if it raises."""
-        self._sql(self._begin)
-        try:
-            yield
-        except BaseException:
-            self._sql("ROLLBACK")
-            raise
-        try:
-            self._sql("COMMIT")
-        except BaseException:
-            with suppress(Exception):  # the driver may have ended it already
-                self._sql("ROLLBACK")
-            raise
-
-    @contextmanager
-    def savepoint(self, name: str = "event") -> Iterator[None]:
-        """Inside a transaction: undone alone if the block raises (the exception goes on)."""
-        self._sql(f"SAVEPOINT {name}")
-        try:
-            yield
-        except BaseException:
-            self._sql(f"ROLLBACK TO {name}")
-            self._sql(f"RELEASE {name}")
-            raise
-        self._sql(f"RELEASE {name}")
-
-    def close(self) -> None:
-        self._raw.close()

@@ -16,7 +16,7 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-from sqlalchemy import insert
+from sqlalchemy import Connection, insert
 
 from app.accounts.models import User
 from app.db.compiled import CompiledConnection
@@ -38,7 +38,7 @@ def _database() -> str:
         upgrade(make_settings(tmp, url))
         _DB["url"] = url
         _DB["engine"] = sync_sqlite_engine(url)
-        _DB["writer"] = CompiledConnection(_DB["engine"], begin="BEGIN IMMEDIATE")
+        _DB["writer"] = _DB["engine"].connect()
     return str(_DB["url"])
 
 
@@ -51,7 +51,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def buyer(self) -> None:
         _database()
         self.engine = _DB["engine"]
-        self.writer: CompiledConnection = _DB["writer"]
+        self.writer: Connection = _DB["writer"]
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
             self.user_id = conn.execute(
@@ -109,8 +109,8 @@ class LedgerMachine(RuleBasedStateMachine):
         return order
 
     def _send(self, event: dict[str, Any]) -> str:
-        with self.writer.transaction(), self.writer.savepoint():
-            outcome = process_event(self.writer, event).outcome
+        with self.writer.begin(), self.writer.begin_nested():
+            outcome = process_event(CompiledConnection(self.writer), event).outcome
         self.sent.append(event)
         return outcome
 
