@@ -360,8 +360,14 @@ def main() -> int:
         )
         for problem in problems:
             print("  - " + problem)
-        target = rate >= 2500 and p99 / 1000 <= 25
-        print(f"target >= 2,500 events/s with p99 <= 25 ms: {'met' if target else 'NOT met'}")
+        # The targets of the money-core issue: durable SQLite on one worker, PostgreSQL on two.
+        want_rate, want_p99 = (3000, 50) if args.database else (4000, 15)
+        target = rate >= want_rate and p99 / 1000 <= want_p99
+        print(
+            f"target >= {want_rate:,} events/s with p99 <= {want_p99} ms"
+            f"{'' if args.database or args.workers == 1 else ' (set for one worker)'}: "
+            f"{'met' if target else 'NOT met'}"
+        )
         _ = to_ms
         return 0 if not problems and target else 1
 

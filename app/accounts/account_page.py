@@ -115,11 +115,6 @@ def entry_details(catalogue: Catalogue, entry: EntryRow, order: Order | None, lo
     return _("Order %(id)s: %(name)s") % {"id": order.id, "name": name}
 
 
-def _unit(catalogue: Catalogue, asset_id: str, count: int, locale: str) -> str:
-    asset = catalogue.asset(asset_id)
-    return asset.unit_label(abs(count), locale) if asset is not None else asset_id
-
-
 async def balance_rows(db: AsyncSession, user_id: int, catalogue: Catalogue, locale: str) -> list[BalanceRow]:
     """One row per catalogue asset (zero when never bought), then any retired asset still held."""
     held_by_asset = await run(db, balances, user_id)
@@ -143,9 +138,9 @@ async def balance_rows(db: AsyncSession, user_id: int, catalogue: Catalogue, loc
                 available=available,
                 held=held,
                 pending=pending.get(asset_id, 0),
-                unit_available=_unit(catalogue, asset_id, available, locale),
-                unit_held=_unit(catalogue, asset_id, held, locale),
-                unit_pending=_unit(catalogue, asset_id, pending.get(asset_id, 0), locale),
+                unit_available=catalogue.unit_label(asset_id, available, locale),
+                unit_held=catalogue.unit_label(asset_id, held, locale),
+                unit_pending=catalogue.unit_label(asset_id, pending.get(asset_id, 0), locale),
             )
         )
     return rows
@@ -173,7 +168,7 @@ def _entry_context(
                 "asset": asset.name.get(locale) if asset is not None else entry.asset,
                 "units": entry.units,
                 "held_units": entry.held_units,
-                "unit": _unit(catalogue, entry.asset, entry.units, locale),
+                "unit": catalogue.unit_label(entry.asset, entry.units, locale),
                 "when": format_when(entry.created_at, locale),
                 "details": entry_details(
                     catalogue, entry, orders.get(entry.order_id) if entry.order_id else None, locale
@@ -219,7 +214,7 @@ async def account_page(
             "status": status_label(o.status),
             "price": format_money(o.amount, o.currency, babel),
             "units": o.total_units,
-            "unit": _unit(live, o.asset, o.total_units, locale),
+            "unit": live.unit_label(o.asset, o.total_units, locale),
             "when": format_when(o.created_at, locale),
             "name": pack_name(live, o, locale),
         }

@@ -131,6 +131,14 @@ class Catalogue:
     def asset(self, asset_id: str) -> Asset | None:
         return self._assets_by_id.get(asset_id)
 
+    def unit_label(self, asset_id: str, count: int, locale: str = "en") -> str:
+        """The unit word for ``count`` of an asset (its id when the catalogue no longer has it).
+
+        A debit of 1 reads "1 coin" too: the word agrees with the size, not the sign.
+        """
+        asset = self.asset(asset_id)
+        return asset.unit_label(abs(count), locale) if asset is not None else asset_id
+
     def get(self, pack_id: str) -> Pack | None:
         """Any pack by id, active or not (orders reference retired packs too)."""
         return self._packs_by_id.get(pack_id)

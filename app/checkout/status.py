@@ -117,9 +117,7 @@ async def credited_balance(db: AsyncSession, order: Order) -> int | None:
 
 
 def units_text(catalogue: Catalogue, asset_id: str, count: int, locale: str) -> str:
-    asset = catalogue.asset(asset_id)
-    label = asset.unit_label(count, locale) if asset is not None else asset_id
-    return f"{count:,} {label}"
+    return f"{count:,} {catalogue.unit_label(asset_id, count, locale)}"
 
 
 def status_context(
