@@ -6,7 +6,9 @@ sessions and webhook signatures valid; production refuses to start without real 
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import secrets
 import warnings
 from dataclasses import dataclass, field
@@ -25,6 +27,57 @@ class SettingsError(RuntimeError):
 
 def _env(name: str, default: str = "") -> str:
     return os.environ.get(name, default).strip()
+
+
+STRIPE_API = "https://api.stripe.com"
+STRIPE_KEY_SHAPE = re.compile(r"(sk|rk)_(live|test)_[A-Za-z0-9]{16,}")
+"""A secret or restricted key; publishable keys (``pk_``) and made-up strings are refused."""
+WEBHOOK_SECRET_SHAPE = re.compile(r"whsec_[A-Za-z0-9+/=_-]{16,}")
+
+
+def _guessable(secret: str) -> bool:
+    """True for a key with fewer than 128 bits even if every character were random.
+
+    ``len × log2(distinct characters)`` is an upper bound on its entropy: 32 copies of one
+    letter have none, ``abcd`` repeated has 2 bits a character.
+    """
+    distinct = len(set(secret))
+    return distinct < 8 or len(secret) * math.log2(distinct) < 128
+
+
+def production_problems(
+    *, secret_key: str, base_url: str, webhook: str, stripe_key: str, api_base: str
+) -> list[str]:
+    """Everything that would let production give credit away or fail silently, all at once."""
+    problems = []
+    if len(secret_key) < 32 or _guessable(secret_key):
+        problems.append(
+            "STOREFRONT_SECRET_KEY must be at least 32 random characters (e.g. python -c "
+            "'import secrets; print(secrets.token_urlsafe(48))')"
+        )
+    if not base_url.startswith("https://"):
+        problems.append("STOREFRONT_BASE_URL must be an https:// URL")
+    webhook_secrets = [part.strip() for part in webhook.split(",") if part.strip()]
+    if not webhook_secrets:
+        problems.append(
+            "STRIPE_WEBHOOK_SECRET must be set (whsec_..., several comma-separated while rotating)"
+        )
+    elif not all(WEBHOOK_SECRET_SHAPE.fullmatch(part) for part in webhook_secrets):
+        problems.append("STRIPE_WEBHOOK_SECRET: every secret must be a whsec_... signing secret from Stripe")
+    if not stripe_key:
+        problems.append("STRIPE_SECRET_KEY must be set")
+    elif stripe_key.startswith(("sk_test_sandbox", "rk_test_sandbox")):
+        problems.append("STRIPE_SECRET_KEY is a sandbox key: production never uses the Stripe sandbox")
+    elif not STRIPE_KEY_SHAPE.fullmatch(stripe_key):
+        problems.append(
+            "STRIPE_SECRET_KEY must be a Stripe secret or restricted key (sk_live_..., rk_live_...)"
+        )
+    if api_base and api_base.rstrip("/") != STRIPE_API:
+        problems.append(
+            f"STOREFRONT_STRIPE_API_BASE must be empty or {STRIPE_API} in production "
+            "(anything else may be a Stripe sandbox, which would credit unpaid orders)"
+        )
+    return problems
 
 
 def _keep_secret(var_dir: Path, name: str, make: str) -> str:
@@ -77,8 +130,11 @@ class Settings:
 
     @property
     def sandbox_mounted(self) -> bool:
-        """The sandbox runs inside this app when we use it and nobody pointed us at another one."""
-        return self.uses_sandbox and not self.stripe_api_base
+        """The sandbox runs inside this app when we use it and nobody pointed us at another one.
+
+        Never in production, whatever the key: anyone could pay through its controls.
+        """
+        return not self.is_production and self.uses_sandbox and not self.stripe_api_base
 
     @property
     def effective_stripe_api_base(self) -> str:
@@ -86,7 +142,7 @@ class Settings:
             return self.stripe_api_base.rstrip("/")
         if self.uses_sandbox:
             return self.base_url.rstrip("/") + "/sandbox"
-        return "https://api.stripe.com"
+        return STRIPE_API
 
     @property
     def effective_stripe_key(self) -> str:
@@ -107,16 +163,15 @@ class Settings:
         secret_key = _env("STOREFRONT_SECRET_KEY")
         webhook = _env("STRIPE_WEBHOOK_SECRET")
         stripe_key = _env("STRIPE_SECRET_KEY")
+        api_base = _env("STOREFRONT_STRIPE_API_BASE")
         if env == "production":
-            problems = []
-            if len(secret_key) < 32:
-                problems.append("STOREFRONT_SECRET_KEY must be set to at least 32 characters")
-            if not base_url.startswith("https://"):
-                problems.append("STOREFRONT_BASE_URL must be an https:// URL")
-            if not webhook:
-                problems.append("STRIPE_WEBHOOK_SECRET must be set (whsec_...)")
-            if not stripe_key:
-                problems.append("STRIPE_SECRET_KEY must be set")
+            problems = production_problems(
+                secret_key=secret_key,
+                base_url=base_url,
+                webhook=webhook,
+                stripe_key=stripe_key,
+                api_base=api_base,
+            )
             if problems:
                 raise SettingsError("refusing to start in production: " + "; ".join(problems))
             if stripe_key.startswith("sk_test_"):
@@ -139,7 +194,7 @@ class Settings:
             var_dir=var_dir,
             stripe_secret_key=stripe_key,
             stripe_webhook_secrets=tuple(s.strip() for s in webhook.split(",") if s.strip()),
-            stripe_api_base=_env("STOREFRONT_STRIPE_API_BASE"),
+            stripe_api_base=api_base,
             sandbox_key=_env("STOREFRONT_SANDBOX_KEY"),
             redis_url=_env("STOREFRONT_REDIS_URL"),
             checkout_expiry_seconds=int(_env("STOREFRONT_CHECKOUT_EXPIRY", "3600")),

@@ -263,9 +263,9 @@ def main() -> int:
             STOREFRONT_DATABASE_URL=database_url,
             STOREFRONT_SECRET_KEY=secrets.token_urlsafe(48),
             STOREFRONT_BASE_URL="https://shop.bench.invalid",
-            STRIPE_SECRET_KEY="sk_test_sandbox_bench",
+            # A real key's shape (production refuses sandbox keys); nothing here calls Stripe.
+            STRIPE_SECRET_KEY="sk_test_" + secrets.token_hex(16),
             STRIPE_WEBHOOK_SECRET=secret,
-            STOREFRONT_STRIPE_API_BASE="http://127.0.0.1:9",
             STOREFRONT_RECONCILE_INTERVAL="0",
             PYTHONWARNINGS="ignore",
         )

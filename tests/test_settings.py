@@ -63,12 +63,12 @@ def test_production_refuses_without_secret_https_and_webhook_secret(
 def test_production_warns_loudly_on_a_test_key(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STOREFRONT_ENV", "production")
     monkeypatch.setenv("STOREFRONT_BASE_URL", "https://shop.example")
-    monkeypatch.setenv("STOREFRONT_SECRET_KEY", "x" * 40)
-    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_a,whsec_b")
-    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_123")
+    monkeypatch.setenv("STOREFRONT_SECRET_KEY", GOOD_PRODUCTION["STOREFRONT_SECRET_KEY"])
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_aaaaaaaaaaaaaaaaaaaa1,whsec_bbbbbbbbbbbbbbbbbbbb2")
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_51HxYzAbCdEfGhIjKlMnOpQr")
     with pytest.warns(RuntimeWarning, match="TEST key"):
         settings = Settings.from_env()
-    assert settings.stripe_webhook_secrets == ("whsec_a", "whsec_b")
+    assert settings.stripe_webhook_secrets == ("whsec_aaaaaaaaaaaaaaaaaaaa1", "whsec_bbbbbbbbbbbbbbbbbbbb2")
     assert settings.is_production
 
 
@@ -89,3 +89,76 @@ def test_unknown_environment_is_refused(clean_env: Path, monkeypatch: pytest.Mon
 )
 def test_database_urls_get_async_drivers(given: str, expected: str) -> None:
     assert normalise_database_url(given) == expected
+
+
+GOOD_PRODUCTION = {
+    "STOREFRONT_ENV": "production",
+    "STOREFRONT_BASE_URL": "https://shop.example",
+    "STOREFRONT_SECRET_KEY": "Zk3vQ9pL2mX7rT1wB8nC4yH6jD0fG5sA",
+    "STRIPE_WEBHOOK_SECRET": "whsec_4f9a0c1d2e3b4a5968778695a4b3c2d1",
+    "STRIPE_SECRET_KEY": "sk_live_51HxYzAbCdEfGhIjKlMnOpQr",
+}
+
+
+def _production(monkeypatch: pytest.MonkeyPatch, **overrides: str) -> None:
+    for name, value in {**GOOD_PRODUCTION, **overrides}.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_a_good_production_configuration_starts(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _production(monkeypatch)
+    settings = Settings.from_env()
+    assert settings.is_production
+    assert not settings.sandbox_mounted
+    assert settings.effective_stripe_api_base == "https://api.stripe.com"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "complaint"),
+    [
+        ("STRIPE_WEBHOOK_SECRET", ",", "STRIPE_WEBHOOK_SECRET"),
+        ("STRIPE_WEBHOOK_SECRET", " , ,", "STRIPE_WEBHOOK_SECRET"),
+        ("STRIPE_WEBHOOK_SECRET", "4f9a0c1d2e3b4a5968778695a4b3c2d1", "whsec_"),
+        ("STRIPE_WEBHOOK_SECRET", "whsec_4f9a0c1d2e3b4a5968778695a4b3c2d1,oops", "whsec_"),
+        ("STRIPE_SECRET_KEY", "hunter2", "STRIPE_SECRET_KEY"),
+        ("STRIPE_SECRET_KEY", "pk_live_51HxYzAbCdEfGhIjKlMnOpQr", "STRIPE_SECRET_KEY"),
+        ("STRIPE_SECRET_KEY", "sk_live_", "STRIPE_SECRET_KEY"),
+        ("STRIPE_SECRET_KEY", "sk_test_sandbox_51HxYzAbCdEfGhIjKl", "sandbox"),
+        ("STOREFRONT_SECRET_KEY", "a" * 32, "STOREFRONT_SECRET_KEY"),
+        ("STOREFRONT_SECRET_KEY", "abcd" * 10, "STOREFRONT_SECRET_KEY"),
+        ("STOREFRONT_STRIPE_API_BASE", "http://127.0.0.1:12111", "STOREFRONT_STRIPE_API_BASE"),
+        ("STOREFRONT_STRIPE_API_BASE", "https://sandbox.example/v1", "STOREFRONT_STRIPE_API_BASE"),
+    ],
+)
+def test_production_refuses_an_unsafe_value(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str, complaint: str
+) -> None:
+    _production(monkeypatch, **{name: value})
+    with pytest.raises(SettingsError, match=complaint):
+        Settings.from_env()
+
+
+def test_production_lists_every_problem_at_once(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _production(
+        monkeypatch,
+        STRIPE_WEBHOOK_SECRET=",",
+        STRIPE_SECRET_KEY="hunter2",
+        STOREFRONT_SECRET_KEY="b" * 40,
+        STOREFRONT_STRIPE_API_BASE="http://127.0.0.1:9",
+    )
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env()
+    message = str(info.value)
+    for name in (
+        "STRIPE_WEBHOOK_SECRET",
+        "STRIPE_SECRET_KEY",
+        "STOREFRONT_SECRET_KEY",
+        "STOREFRONT_STRIPE_API_BASE",
+    ):
+        assert name in message
+
+
+def test_production_never_mounts_the_sandbox_whatever_the_key() -> None:
+    settings = Settings(env="production", stripe_secret_key="sk_test_sandbox_anything")
+    assert settings.uses_sandbox
+    assert not settings.sandbox_mounted

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+from litestar.testing import TestClient
 
 from app import create_app
 from app.db.migrate import upgrade
@@ -66,3 +67,18 @@ def test_purchase_through_the_mounted_sandbox_is_credited(sqlite_url: str, tmp_p
                 break
             time.sleep(0.2)
         assert balance == "100", "the webhook from the mounted sandbox must credit the pack"
+
+
+def test_production_never_mounts_the_sandbox(sqlite_url: str, tmp_path: Path) -> None:
+    """Even with a sandbox key (refused at start-up from the environment, but settings can be
+    built by hand): no sandbox route, so nobody can pay for a pack through its controls."""
+    settings = make_settings(
+        tmp_path, sqlite_url, env="production", stripe_secret_key="sk_test_sandbox_prod_mistake"
+    )
+    assert settings.uses_sandbox
+    upgrade(settings)
+    with TestClient(create_app(settings)) as client:
+        for path in ("/sandbox/_sandbox/clock", "/sandbox/v1/checkout/sessions", "/sandbox/c/pay/cs_test_1"):
+            assert client.get(path).status_code == 404, path
+        paid = client.post("/sandbox/_sandbox/checkout/sessions/cs_test_1/pay")
+        assert paid.status_code in (403, 404, 405)
