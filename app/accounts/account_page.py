@@ -27,6 +27,7 @@ from app.db.sql import run
 from app.i18n import gettext as _
 from app.money.ledger import EntryRow, balances, entries
 from app.money.models import Order, OrderStatus
+from app.web.transactions import READ_ONLY_OPT
 
 ENTRIES_PAGE: Final = 20
 PURCHASES_SHOWN: Final = 50
@@ -178,7 +179,7 @@ def _entry_context(
     return shown
 
 
-@get("/account", name="account:page", request_class=HTMXRequest)
+@get("/account", name="account:page", request_class=HTMXRequest, opt={READ_ONLY_OPT: True})
 async def account_page(
     request: HTMXRequest,
     db_session: AsyncSession,

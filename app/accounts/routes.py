@@ -26,6 +26,7 @@ from app.accounts.service import EmailTaken, authenticate, check_sign_up, create
 from app.i18n import gettext as _
 from app.i18n.web import language_cookie
 from app.web.sessions import rotate_session
+from app.web.transactions import READ_ONLY_OPT
 
 AUTH_RATE_LIMIT = RateLimitConfig(
     rate_limit=("minute", 10),
@@ -69,7 +70,7 @@ def _signed_in(request: Request[Any, Any, Any], user: User, next_path: str) -> R
     return Redirect(path=safe_next(next_path), status_code=HTTP_303_SEE_OTHER, cookies=cookies)
 
 
-@get("/sign-up", name="sign_up")
+@get("/sign-up", name="sign_up", opt={READ_ONLY_OPT: True})
 async def sign_up_page(
     next_path: Annotated[str | None, QueryParameter(name="next", required=False)] = None,
 ) -> Template:
@@ -99,7 +100,7 @@ async def sign_up(request: Request[Any, Any, Any], db_session: AsyncSession) -> 
     return response
 
 
-@get("/sign-in", name="sign_in")
+@get("/sign-in", name="sign_in", opt={READ_ONLY_OPT: True})
 async def sign_in_page(
     next_path: Annotated[str | None, QueryParameter(name="next", required=False)] = None,
 ) -> Template:

@@ -12,11 +12,12 @@ from litestar.utils.scope.state import ScopeState
 
 from app import i18n
 from app.accounts.models import User
+from app.web.transactions import READ_ONLY_OPT
 
 from .page_cache import PAGE_PATH, PricingPageCache
 
 
-@get(PAGE_PATH, name="pricing", media_type=MediaType.HTML, include_in_schema=False)
+@get(PAGE_PATH, name="pricing", media_type=MediaType.HTML, include_in_schema=False, opt={READ_ONLY_OPT: True})
 async def pricing_page(request: Request[Any, Any, Any], current_user: User | None) -> Response[bytes]:
     """The page for visitors with a session; ``pricing_fast_path`` answers everyone else first.
 

@@ -32,6 +32,7 @@ from app.i18n import gettext as _
 from app.money.models import Order, OrderStatus
 from app.settings import Settings
 from app.stripe_gateway import PaymentProviderError, StripeGateway, message_for
+from app.web.transactions import READ_ONLY_OPT
 
 log = structlog.get_logger(__name__)
 
@@ -83,7 +84,7 @@ async def start(
     return Redirect(path=started.url, status_code=HTTP_303_SEE_OTHER)
 
 
-@get("/checkout/failed", name="checkout:failed")
+@get("/checkout/failed", name="checkout:failed", opt={READ_ONLY_OPT: True})
 async def failed(
     db_session: AsyncSession, catalogue: CatalogueHolder, user: User, order: int
 ) -> Response[Any]:

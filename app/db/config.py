@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,22 @@ commit durable across power loss (the WAL is synced at every COMMIT), so a 2xx t
 never stands for a credit that a crash could take back; group commit keeps its cost low."""
 
 
+READ_ONLY: ContextVar[bool] = ContextVar("storefront_read_only", default=False)
+"""Set for a request that only reads (``app.web.transactions.read_only_requests``): its SQLite
+transactions begin DEFERRED, so they never wait for, nor hold, the write lock.
+
+Safe only for transactions that write nothing, or whose first statement is their only write
+(the session store's upsert): a deferred transaction that reads and then writes fails with
+``SQLITE_BUSY`` instead of waiting when another writer got in between."""
+
+
 def install_sqlite_pragmas(engine: Engine) -> None:
     """WAL for concurrent readers, and BEGIN IMMEDIATE so two writers never deadlock on upgrade.
 
     A deferred SQLite transaction that reads and then writes fails at once (no busy wait)
     when another writer got in between; taking the write lock at BEGIN makes writers queue.
+    Requests that only read begin deferred instead (:data:`READ_ONLY`): WAL lets them read
+    while the webhook writer writes.
     Used for the async engine (on its sync core) and the webhook writer's sync engine alike:
     the one place the pragmas are set.
     """
@@ -47,7 +59,7 @@ def install_sqlite_pragmas(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if READ_ONLY.get() else "BEGIN IMMEDIATE")
 
 
 def sync_sqlite_engine(database_url: str) -> Engine:

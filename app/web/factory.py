@@ -46,7 +46,7 @@ from app.web.sandbox_mount import sandbox_mount
 from app.web.sessions import RotatingSessionConfig
 from app.web.static_assets import static_assets_handler
 from app.web.templating import template_config
-from app.web.transactions import commit_before_session
+from app.web.transactions import commit_before_session, read_only_requests
 from app.webhooks.ingest import WebhookIngestPlugin
 from app.webhooks.routes import ROUTES as WEBHOOK_ROUTES
 
@@ -153,6 +153,7 @@ def build_app(settings: Settings | None = None) -> Litestar:
             PrometheusConfig(
                 app_name="storefront", group_path=True, exclude=["/static", "/metrics"]
             ).middleware,
+            read_only_requests,  # before the session is read: see app/web/transactions.py
             RotatingSessionConfig(
                 key=SESSION_COOKIE,  # the fast paths look for this cookie before the middleware runs
                 store="sessions",

@@ -9,9 +9,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalogue.reload import CatalogueHolder
+from app.web.transactions import READ_ONLY_OPT
 
 
-@get("/healthz", name="healthz", media_type=MediaType.JSON, include_in_schema=False)
+@get(
+    "/healthz", name="healthz", media_type=MediaType.JSON, include_in_schema=False, opt={READ_ONLY_OPT: True}
+)
 async def healthz(db_session: AsyncSession, catalogue: CatalogueHolder) -> Response[dict[str, Any]]:
     """503 when the database does not answer; 200 with the problems when the catalogue file is broken."""
     try:
