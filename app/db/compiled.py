@@ -91,6 +91,10 @@ class CompiledConnection:
         compiled = statement.compile(dialect=self.dialect)
         if "POSTCOMPILE" in compiled.string:
             raise ValueError("expanding IN is not supported here: use a list of literal()/bindparam()")
+        if compiled.insert_prefetch or compiled.update_prefetch:
+            # SQLAlchemy's Connection would compute these (column defaults, onupdate) per execution.
+            missing = [column.name for column in (*compiled.insert_prefetch, *compiled.update_prefetch)]
+            raise ValueError(f"bind {', '.join(missing)} explicitly: defaults are not computed here")
         names = tuple(compiled.positiontup or ())
         if not names and compiled.binds:
             raise ValueError(f"{self.dialect.name} does not bind by position; this runs positional drivers")

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any, Literal, cast
 
 from advanced_alchemy.types import DateTimeUTC
@@ -111,11 +111,11 @@ def _reads() -> dict[str, Any]:
         "by_payment_intent": locked.where(ORDERS.c.stripe_payment_intent_id == bindparam("key")),
         "claim_session": update(ORDERS)
         .where(ORDERS.c.id == bindparam("oid"), ORDERS.c.stripe_session_id.is_(None))
-        .values(stripe_session_id=bindparam("sid")),
+        .values(stripe_session_id=bindparam("sid"), updated_at=bindparam("now", type_=DateTimeUTC())),
     }
 
 
-@lru_cache(maxsize=16)
+@cache
 def _move(to: OrderStatus, by_session: bool) -> Any:
     """One UPDATE per target state, built once (the allowed predecessors are part of it)."""
     key = ORDERS.c.stripe_session_id == bindparam("sid") if by_session else ORDERS.c.id == bindparam("oid")
@@ -166,7 +166,9 @@ def order_for_session(conn: SqlConnection, session_obj: Mapping[str, Any]) -> Or
     order = load_order(conn, "by_id", order_id)
     if order is not None and order.stripe_session_id is None and session_id is not None:
         # The session was created but the request that stores its id has not committed yet.
-        conn.execute(_reads()["claim_session"], {"oid": order.id, "sid": session_id})
+        conn.execute(
+            _reads()["claim_session"], {"oid": order.id, "sid": session_id, "now": datetime.now(UTC)}
+        )
         order.stripe_session_id = session_id
     return order
 
