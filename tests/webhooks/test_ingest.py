@@ -6,6 +6,7 @@ events into one batch, as the SQLite writer thread and the PostgreSQL lanes do.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 import app.money.events as events
 from app.db.config import make_engine, sync_sqlite_engine
 from app.db.sql import run
+from app.money.fulfilment import fulfil_checkout
 from app.money.ledger import BalanceView, balances, check_invariant
 from app.money.models import Order, StripeEvent
 from app.settings import Settings
@@ -115,3 +117,42 @@ async def test_sqlite_commits_are_durable(sqlite_settings: Settings) -> None:
         assert conn.execute(text("PRAGMA synchronous")).scalar() == 2
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
     writer.dispose()
+
+
+SLEEP = text("SELECT pg_sleep(0.4)")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_a_page_that_deadlocks_with_a_lane_gives_way_and_runs_again(
+    settings: Settings, sessions: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lane's batch credits order A (locking the buyer's balance), then wants order B; the
+    success page meanwhile locked B and wants the balance. PostgreSQL kills one of them: the
+    page's operation runs again in its savepoint instead of answering the buyer 500. (SQLite has
+    one writer at a time: no deadlock there.)"""
+    def slow(conn: Any, _obj: Any) -> Any:
+        conn.execute(SLEEP, {})
+        return events.Effect("slept")
+
+    monkeypatch.setitem(events.HANDLERS, "test.sleep", slow)
+    async with sessions() as db, db.begin():
+        buyer = await make_user(db)
+        first, second = await make_order(db, buyer), await make_order(db, buyer)
+    batch = [
+        event("checkout.session.completed", checkout_session(first)),
+        event("test.sleep", {}),
+        event("checkout.session.completed", checkout_session(second)),
+    ]
+
+    async def page() -> str:
+        await asyncio.sleep(0.2)  # the lane holds the balance by now, and sleeps
+        async with sessions() as db, db.begin():
+            return (await run(db, fulfil_checkout, checkout_session(second))).outcome
+
+    lane_outcomes, page_outcome = await asyncio.gather(_run_batch(settings, batch), page())
+    assert page_outcome in ("credited", "already_credited")
+    assert not any(isinstance(outcome, Exception) for outcome in lane_outcomes), lane_outcomes
+    async with sessions() as db:
+        assert await run(db, balances, buyer.id) == {"coins": BalanceView(2200, 0)}
+        assert await run(db, check_invariant) == []
