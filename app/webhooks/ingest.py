@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import gc
 import queue
 import threading
@@ -75,10 +76,13 @@ class _Job:
 
 
 def process_batch(conn: Connection, batch: list[_Job]) -> None:
-    """Run a batch in one transaction; if anything raises, again with one SAVEPOINT per event."""
-    fast = CompiledConnection(conn)
+    """Run a batch in one transaction; if anything raises, again with one SAVEPOINT per event.
+
+    What the first attempt logged is logged again by the second (its effects were rolled back).
+    """
     try:
         with conn.begin():
+            fast = CompiledConnection(conn)
             for job in batch:
                 job.outcome = process_event(fast, job.event, payload=job.payload)
         return
@@ -86,6 +90,7 @@ def process_batch(conn: Connection, batch: list[_Job]) -> None:
         log.info("webhook.batch_retried_by_event", size=len(batch), exc_info=True)
     try:
         with conn.begin():
+            fast = CompiledConnection(conn)
             for job in batch:
                 job.outcome, job.error = None, None
                 try:
@@ -110,6 +115,13 @@ def _resolve(jobs: list[_Job]) -> None:
             job.future.set_result(job.outcome)
         else:
             job.future.set_exception(RuntimeError("the batch ended without an outcome"))
+
+
+def _fail_unanswered(jobs: list[_Job], reason: str) -> None:
+    """Jobs that got neither an outcome nor an error: their requests answer 5xx (Stripe retries)."""
+    for job in jobs:
+        if job.outcome is None and job.error is None:
+            job.error = RuntimeError(reason)
 
 
 def _answer_all(batch: list[_Job]) -> None:
@@ -180,6 +192,15 @@ class SqliteWriter:
         self._closed = True
         self._queue.put(None)
         await asyncio.to_thread(self._thread.join, 30)
+        # A request that passed the closed check as we closed may have queued after the stop.
+        left = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                job = self._queue.get_nowait()
+                if job is not None:
+                    left.append(job)
+        _fail_unanswered(left, "webhook writer closed")
+        _answer_all(left)
 
     def _take_batch(self, first: _Job) -> tuple[list[_Job], bool]:
         batch = [first]
@@ -222,6 +243,9 @@ class SqliteWriter:
 class PostgresWriter:
     """Writer lanes on the app's async engine (see the module docstring)."""
 
+    close_wait: float = 30.0
+    """Seconds ``close`` lets the lanes finish what is queued before failing the rest."""
+
     def __init__(self, engine: AsyncEngine, *, lanes: int = 4, max_batch: int = 64) -> None:
         self._engine = engine
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
@@ -234,12 +258,24 @@ class PostgresWriter:
         if self._closed:
             raise RuntimeError("webhook writer is closed")
         if not self._lanes:  # started on the serving loop, at the first event
-            self._lanes = [
-                asyncio.create_task(self._lane(), name=f"webhook-lane-{n}") for n in range(self._lanes_wanted)
-            ]
+            for _ in range(self._lanes_wanted):
+                self._start_lane()
         job = _job(event, payload)
         self._queue.put_nowait(job)
         return await job.future
+
+    def _start_lane(self) -> None:
+        # A context of its own: not the first request's (its request id would stamp every log line).
+        lane = asyncio.create_task(self._lane(), name="webhook-lane", context=contextvars.Context())
+        lane.add_done_callback(self._lane_ended)
+        self._lanes.append(lane)
+
+    def _lane_ended(self, lane: asyncio.Task[None]) -> None:
+        """A lane only ends when cancelled at close; one that died is logged and replaced."""
+        self._lanes.remove(lane)
+        if not lane.cancelled() and not self._closed:
+            log.error("webhook.lane_died", exc_info=lane.exception())
+            self._start_lane()
 
     async def _lane(self) -> None:
         while True:
@@ -253,20 +289,28 @@ class PostgresWriter:
                 log.exception("webhook.batch_connect_failed", size=len(batch))
                 for job in batch:
                     job.outcome, job.error = None, error
-            _resolve(batch)
-            for _ in batch:
-                self._queue.task_done()
+            finally:  # cancelled mid-batch too: every request gets an answer
+                _fail_unanswered(batch, "webhook writer stopped")
+                _resolve(batch)
+                for _ in batch:
+                    self._queue.task_done()
 
     async def close(self) -> None:
-        """Stop taking events; the lanes finish what was queued (its requests wait for it)."""
+        """Stop taking events; the lanes finish what was queued, then every request left is failed."""
         self._closed = True
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._queue.join(), 30)
-        for lane in self._lanes:
+            await asyncio.wait_for(self._queue.join(), self.close_wait)
+        lanes = list(self._lanes)
+        for lane in lanes:
             lane.cancel()
-        for lane in self._lanes:
+        for lane in lanes:
             with contextlib.suppress(asyncio.CancelledError):
                 await lane
+        left = []
+        while not self._queue.empty():
+            left.append(self._queue.get_nowait())
+        _fail_unanswered(left, "webhook writer closed")
+        _resolve(left)
 
 
 def get_ingest(app: Litestar) -> Ingest:

@@ -21,7 +21,7 @@ from app.money.fulfilment import fulfil_checkout
 from app.money.ledger import BalanceView, balances, check_invariant
 from app.money.models import Order, StripeEvent
 from app.settings import Settings
-from app.webhooks.ingest import _job, process_batch
+from app.webhooks.ingest import PostgresWriter, _job, process_batch
 from tests.webhooks.factories import checkout_session, event, make_order, make_user, refund
 
 pytestmark = pytest.mark.anyio
@@ -131,6 +131,7 @@ async def test_a_page_that_deadlocks_with_a_lane_gives_way_and_runs_again(
     success page meanwhile locked B and wants the balance. PostgreSQL kills one of them: the
     page's operation runs again in its savepoint instead of answering the buyer 500. (SQLite has
     one writer at a time: no deadlock there.)"""
+
     def slow(conn: Any, _obj: Any) -> Any:
         conn.execute(SLEEP, {})
         return events.Effect("slept")
@@ -156,3 +157,34 @@ async def test_a_page_that_deadlocks_with_a_lane_gives_way_and_runs_again(
     async with sessions() as db:
         assert await run(db, balances, buyer.id) == {"coins": BalanceView(2200, 0)}
         assert await run(db, check_invariant) == []
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_closing_the_lanes_answers_every_waiting_request(
+    settings: Settings, sessions: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shutdown never leaves a webhook request hanging: what could not finish answers 5xx."""
+
+    def slow(conn: Any, _obj: Any) -> Any:
+        conn.execute(text("SELECT pg_sleep(2)"), {})
+        return events.Effect("slept")
+
+    monkeypatch.setitem(events.HANDLERS, "test.sleep", slow)
+    engine = make_engine(settings)
+    writer = PostgresWriter(engine, lanes=1, max_batch=1)
+    writer.close_wait = 0.2
+    try:
+        first, second = event("test.sleep", {}), event("test.sleep", {})
+        busy = asyncio.create_task(writer.submit(first, json.dumps(first)))
+        await asyncio.sleep(0.3)  # the lane is inside the first batch
+        queued = asyncio.create_task(writer.submit(second, json.dumps(second)))
+        await asyncio.sleep(0.05)
+        await asyncio.wait_for(writer.close(), 10)
+        for task in (busy, queued):
+            with pytest.raises(RuntimeError):
+                await asyncio.wait_for(task, 5)
+        with pytest.raises(RuntimeError, match="closed"):
+            await writer.submit(event("test.sleep", {}), "{}")
+    finally:
+        await engine.dispose()
