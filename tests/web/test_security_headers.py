@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ from litestar.testing import TestClient
 from app import create_app
 from app.settings import Settings
 from app.web.security import content_security_policy
+from tests.support.shop import run_shop, wait_for
 from tests.web.route_table import asgi_mounts, endpoints
 
 TOKEN = "metrics-token-for-tests"
@@ -80,3 +83,21 @@ def test_metrics_and_health_detail_require_the_bearer_token(sqlite_settings: Set
 def test_development_without_a_token_stays_open(sqlite_settings: Settings, path: str) -> None:
     with TestClient(create_app(sqlite_settings)) as client:
         assert client.get(path).status_code == 200
+
+
+def test_order_status_fast_path_sends_the_security_headers(sqlite_settings: Settings, tmp_path: Path) -> None:
+    """A final fragment polled again within seconds is answered from memory by the raw fast path."""
+    with run_shop(tmp_path, sqlite_settings.database_url) as shop:
+        buyer = shop.buyer().sign_up()
+        sid = buyer.start("coins-100")
+        page = buyer.client.get("/checkout/success", params={"session_id": sid})
+        _assert_secure(page)
+        url = re.search(r'hx-get="([^"]+)"', page.text)
+        assert url is not None
+        assert shop.pay(sid)["status"] == "succeeded"
+        shop.flush()
+        poll = url.group(1).replace("&amp;", "&")
+        wait_for(lambda: buyer.client.get(poll).status_code == 286)
+        again = buyer.client.get(poll)
+        assert again.status_code == 286
+        _assert_secure(again)
