@@ -113,6 +113,8 @@ class Settings:
     reconcile_interval_seconds: int = 60
     log_level: str = "INFO"
     debug: bool = False
+    metrics_token: str = ""
+    """Bearer token for ``/metrics`` and ``/healthz/detail``; production without one hides both."""
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -201,6 +203,7 @@ class Settings:
             reconcile_interval_seconds=int(_env("STOREFRONT_RECONCILE_INTERVAL", "60")),
             log_level=_env("STOREFRONT_LOG_LEVEL", "INFO").upper(),
             debug=env == "development" and _env("STOREFRONT_DEBUG") in ("1", "true"),
+            metrics_token=_env("STOREFRONT_METRICS_TOKEN"),
         )
 
 

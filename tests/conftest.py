@@ -172,14 +172,37 @@ def browser(chromium_path: str) -> Iterator[Any]:
             instance.close()
 
 
+CSP_WATCH = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI} at ${document.location.href}`);
+});
+"""
+"""Playwright's init scripts run whatever the page's CSP says, so this sees every violation."""
+
+
+def csp_violations(tab: Any) -> list[str]:
+    """Violations the current page reported so far (``securitypolicyviolation`` events)."""
+    return list(tab.evaluate("window.__cspViolations || []"))
+
+
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    """A fresh browser context (own cookies) per test."""
+    """A fresh browser context (own cookies) per test; fails the test on any CSP violation.
+
+    Violations are collected on every page the test visits (the console sees those of pages
+    already left), so a policy that breaks htmx or the sandbox's hosted pages is caught.
+    """
     context = browser.new_context(viewport={"width": 1200, "height": 900})
+    context.add_init_script(CSP_WATCH)
     tab = context.new_page()
     tab.set_default_timeout(15_000)
+    console: list[str] = []
+    tab.on("console", lambda message: console.append(message.text))
     try:
         yield tab
+        violations = [m for m in console if "Content Security Policy" in m]
+        assert not violations, f"the pages broke their Content-Security-Policy: {violations}"
     finally:
         context.close()
 

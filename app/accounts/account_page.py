@@ -27,6 +27,7 @@ from app.db.sql import run
 from app.i18n import gettext as _
 from app.money.ledger import EntryRow, balances, entries
 from app.money.models import Order, OrderStatus
+from app.web.params import OptionalRowId
 from app.web.transactions import READ_ONLY_OPT
 
 ENTRIES_PAGE: Final = 20
@@ -185,7 +186,7 @@ async def account_page(
     db_session: AsyncSession,
     catalogue: CatalogueHolder,
     user: User,
-    before: int | None = None,
+    before: OptionalRowId = None,
 ) -> Response[Any]:
     """Signed-in buyers only: the ``user`` dependency sends anyone else to sign in and back."""
     live = catalogue.catalogue

@@ -32,6 +32,7 @@ from app.i18n import gettext as _
 from app.money.models import Order, OrderStatus
 from app.settings import Settings
 from app.stripe_gateway import PaymentProviderError, StripeGateway, message_for
+from app.web.params import RowId
 from app.web.transactions import READ_ONLY_OPT
 
 log = structlog.get_logger(__name__)
@@ -86,7 +87,7 @@ async def start(
 
 @get("/checkout/failed", name="checkout:failed", opt={READ_ONLY_OPT: True})
 async def failed(
-    db_session: AsyncSession, catalogue: CatalogueHolder, user: User, order: int
+    db_session: AsyncSession, catalogue: CatalogueHolder, user: User, order: RowId
 ) -> Response[Any]:
     found = await _own_order(db_session, user, await order_of(db_session, order_id=order))
     reason = found.status_reason or "stripe_rejected"
@@ -157,7 +158,7 @@ async def order_status(
     db_session: AsyncSession,
     catalogue: CatalogueHolder,
     stripe: StripeGateway,
-    order_id: int,
+    order_id: RowId,
     lang: str = "",
 ) -> Response[bytes]:
     """The polled fragment: 200 while waiting (at most one Stripe check per few seconds), 286 once final."""
@@ -189,7 +190,7 @@ async def cancel(
     catalogue: CatalogueHolder,
     stripe: StripeGateway,
     user: User,
-    order: int,
+    order: RowId,
 ) -> Response[Any]:
     """Where Stripe sends a buyer who backs out: close the session (unless paid) and offer a retry."""
     found = await _own_order(db_session, user, await order_of(db_session, order_id=order))

@@ -17,6 +17,7 @@ from .control import control_routes
 from .errors import StripeError, unrecognized_url
 from .hosted import hosted_routes
 from .runtime import SandboxRuntime
+from .styles import STYLESHEET
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -49,6 +50,10 @@ def _server_error(request: Request[Any, Any, Any], exc: Exception) -> Response[A
     )
 
 
+def _add_globals(engine: JinjaTemplateEngine) -> None:
+    engine.engine.globals["sandbox_css"] = STYLESHEET
+
+
 def create_sandbox_app(config: SandboxConfig | None = None) -> Litestar:
     """Build the sandbox; `app.state.sandbox` is its SandboxRuntime (state, delivery, flush)."""
     runtime = SandboxRuntime(config or SandboxConfig())
@@ -60,7 +65,9 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[index, *api_routes(runtime), *control_routes(runtime), *hosted_routes(runtime)],
         lifespan=[runtime.lifespan],
-        template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
+        template_config=TemplateConfig(
+            directory=TEMPLATES, engine=JinjaTemplateEngine, engine_callback=_add_globals
+        ),
         exception_handlers={
             NotFoundException: _not_found,
             MethodNotAllowedException: _not_found,

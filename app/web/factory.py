@@ -39,10 +39,12 @@ from app.reconcile.runner import start_periodic_reconcile
 from app.settings import PROJECT_ROOT, Settings, get_settings
 from app.stripe_gateway import StripeGateway
 from app.web.errors import http_exception_handler, internal_error_handler
-from app.web.health import healthz
+from app.web.health import ROUTES as HEALTH_ROUTES
 from app.web.middleware import locale_middleware, request_id_middleware
 from app.web.raw import SESSION_COOKIE
+from app.web.requests import StorefrontRequest
 from app.web.sandbox_mount import sandbox_mount
+from app.web.security import metrics_guard, security_headers_hook
 from app.web.sessions import RotatingSessionConfig
 from app.web.static_assets import static_assets_handler
 from app.web.templating import template_config
@@ -52,6 +54,12 @@ from app.webhooks.routes import ROUTES as WEBHOOK_ROUTES
 
 FORM_BODY_LIMIT = 64 * 1024
 """Largest request body we accept anywhere but the webhook; forms are tiny."""
+
+
+class MetricsController(PrometheusController):
+    """``/metrics`` for operators only (see ``metrics_guard``)."""
+
+    guards = (metrics_guard,)
 
 
 def _stores(settings: Settings, alchemy: Any) -> dict[str, Store]:
@@ -114,8 +122,8 @@ def build_app(settings: Settings | None = None) -> Litestar:
         *I18N_ROUTES,
         *CHECKOUT_ROUTES,
         *WEBHOOK_ROUTES,
-        healthz,
-        PrometheusController,
+        *HEALTH_ROUTES,
+        MetricsController,
         # In memory, gzipped once, ETag + long cache headers (see app/web/static_assets.py).
         static_assets_handler(PROJECT_ROOT / "static"),
     ]
@@ -177,6 +185,9 @@ def build_app(settings: Settings | None = None) -> Litestar:
             Exception: internal_error_handler,
         },
         request_max_body_size=FORM_BODY_LIMIT,
+        request_class=StorefrontRequest,
+        # On every response, the fast paths', static files' and unmatched paths' included.
+        before_send=[security_headers_hook(settings)],
         debug=settings.debug,
         state=State({"settings": settings, "catalogue": holder, "stripe": gateway}),
         dependencies={

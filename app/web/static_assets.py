@@ -54,8 +54,11 @@ class StaticAssets:
         self._assets: dict[str, _Asset] = {}
 
     def _load(self, relative: str) -> _Asset | None:
-        path = (self.root / relative).resolve()
-        if not path.is_relative_to(self.root) or not path.is_file():
+        try:
+            path = (self.root / relative).resolve()
+            if not path.is_relative_to(self.root) or not path.is_file():
+                return None
+        except (OSError, ValueError):  # a name too long for the file system, say: no such file
             return None
         mtime = path.stat().st_mtime_ns
         cached = self._assets.get(relative)
