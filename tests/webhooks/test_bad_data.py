@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db.sql import run
 from app.money.event_store import failed_events, set_outcome, store_event
 from app.money.events import process_event, replay_event
+from app.money.fulfilment import fulfil_checkout
 from app.money.ledger import BalanceView, balances, check_invariant
 from app.money.models import LedgerEntry, Order, StripeEvent
 from app.settings import Settings, get_settings
@@ -163,10 +164,14 @@ async def test_signed_bodies_that_are_no_event_are_400(
         assert await db.scalar(select(StripeEvent.id)) is None
 
 
+@pytest.mark.parametrize("path", ["webhook", "fulfil_checkout"])
 async def test_a_stored_early_refund_that_fails_on_replay_does_not_block_the_credit(
-    base_url: str, app_settings: Settings, sessions: Sessions
+    base_url: str, app_settings: Settings, sessions: Sessions, path: str
 ) -> None:
-    """Stored as waiting before this check existed; its replay fails, the credit stands."""
+    """Stored as waiting before this check existed; its replay fails, the credit stands.
+
+    ``fulfil_checkout`` is what the success page and reconciliation call.
+    """
     order = await new_order(sessions)
     early = event("refund.created", {**refund(order, 100), "amount": None})
     async with sessions() as db, db.begin():
@@ -181,7 +186,11 @@ async def test_a_stored_early_refund_that_fails_on_replay_does_not_block_the_cre
         )
         assert stored
         await run(db, set_outcome, early["id"], "pending until the order is credited", pi_for(order))
-    await _credited(sessions, base_url, app_settings.stripe_webhook_secrets[0], order)
+    if path == "webhook":
+        await _credited(sessions, base_url, app_settings.stripe_webhook_secrets[0], order)
+    else:
+        async with sessions() as db, db.begin():
+            assert (await run(db, fulfil_checkout, checkout_session(order))).credited
     outcome = await _outcome(sessions, early["id"])
     assert outcome is not None
     assert outcome.startswith("failed: amount")
