@@ -19,6 +19,7 @@ from app.catalogue.cli import pricing_group
 from app.reconcile.cli import reconcile_command
 from app.sandbox.cli import sandbox as sandbox_command
 from app.web.serve import serve
+from app.webhooks.cli import events_group
 
 
 class StorefrontCLIPlugin(CLIPluginProtocol):
@@ -29,6 +30,7 @@ class StorefrontCLIPlugin(CLIPluginProtocol):
         cli.add_command(users_group, "users")
         cli.add_command(sandbox_command, "sandbox")
         cli.add_command(reconcile_command, "reconcile")
+        cli.add_command(events_group, "events")
         cli.add_command(serve_command, "serve")
 
 

@@ -150,6 +150,11 @@ class Settings:
     def effective_stripe_key(self) -> str:
         return self.stripe_secret_key or "sk_test_sandbox"
 
+    @property
+    def stripe_livemode(self) -> bool:
+        """The mode of our Stripe key: events of the other mode are never applied (app.money.events)."""
+        return self.effective_stripe_key.startswith(("sk_live_", "rk_live_"))
+
     @classmethod
     def from_env(cls) -> Settings:
         """Build settings from ``STOREFRONT_*`` and ``STRIPE_*`` variables."""

@@ -2,15 +2,19 @@
 
 Reading order, each module importing only those above it:
 
-1. ``models``       — the tables: ``Order`` (with ``OrderStatus``), ``LedgerEntry``, ``Balance``,
+1. ``fields``       — validating accessors for Stripe's fields (``int_field``, ``optional_id``...):
+   bad data raises ``BadEventData``, stored as a failed event instead of a 5xx.
+2. ``models``       — the tables: ``Order`` (with ``OrderStatus``), ``LedgerEntry``, ``Balance``,
    ``StripeEvent``.
-2. ``orders``       — the order state machine (conditional UPDATEs, never backwards) and the
+3. ``orders``       — the order state machine (conditional UPDATEs, never backwards) and the
    locked ``OrderRow`` money decisions read.
-3. ``ledger``       — append-only entries with idempotency keys, balances moved in SQL.
-4. ``event_store``  — each Stripe event stored once, with its outcome or waiting for a credit.
-5. ``reversals``    — refunds and disputes, and the replay of those that came before the credit.
-6. ``fulfilment``   — ``fulfil_checkout``: credit a paid Checkout Session exactly once.
-7. ``events``       — ``process_event``: store an event and apply its effect in one transaction.
+4. ``ledger``       — append-only entries with idempotency keys, balances moved in SQL.
+5. ``event_store``  — each Stripe event stored once, with its outcome or waiting for a credit;
+   the failed ones listed for an operator.
+6. ``reversals``    — refunds and disputes, and the replay of those that came before the credit.
+7. ``fulfilment``   — ``fulfil_checkout``: credit a paid Checkout Session exactly once.
+8. ``events``       — ``process_event``: store an event and apply its effect in one transaction;
+   ``replay_event`` runs a stored one again.
 
 Every operation is written once, synchronously, on a connection in the caller's transaction
 (``app.db.sql.SqlConnection``: SQLAlchemy's ``Connection``, or on the SQLite webhook writer's

@@ -3,6 +3,9 @@
 An event whose order is not credited yet (a refund or dispute that came first) is kept with
 ``pending_payment_intent_id`` set; ``app.money.reversals.replay_pending`` applies it when the
 order is credited.
+
+An event whose effect failed on its data keeps the outcome ``failed: <error>`` until an
+operator replays it (``storefront events``): :func:`failed_events` lists those.
 """
 
 from __future__ import annotations
@@ -15,7 +18,18 @@ from sqlalchemy import Table, bindparam
 from app.db.sql import SqlConnection, dialect_insert
 from app.money.models import StripeEvent
 
-__all__ = ("EVENTS", "set_outcome", "store_event", "waiting_for")
+__all__ = (
+    "EVENTS",
+    "FAILED_PREFIX",
+    "failed_events",
+    "set_outcome",
+    "store_event",
+    "stored_event",
+    "waiting_for",
+)
+
+FAILED_PREFIX = "failed: "
+"""How the outcome of an event whose effect failed on its data begins."""
 
 EVENTS = cast(Table, StripeEvent.__table__)
 
@@ -42,6 +56,14 @@ def _statements(dialect: str) -> dict[str, Any]:
         .with_only_columns(EVENTS.c.id, EVENTS.c.type, EVENTS.c.payload)
         .where(EVENTS.c.pending_payment_intent_id == bindparam("pi"))
         .order_by(EVENTS.c.created, EVENTS.c.received_at, EVENTS.c.id),
+        "failed": EVENTS.select()
+        .with_only_columns(EVENTS.c.id, EVENTS.c.type, EVENTS.c.created, EVENTS.c.outcome)
+        .where(EVENTS.c.outcome.startswith(FAILED_PREFIX, autoescape=True))
+        .order_by(EVENTS.c.created, EVENTS.c.id)
+        .limit(bindparam("limit")),
+        "one": EVENTS.select()
+        .with_only_columns(EVENTS.c.type, EVENTS.c.payload)
+        .where(EVENTS.c.id == bindparam("eid")),
     }
 
 
@@ -68,3 +90,15 @@ def waiting_for(conn: SqlConnection, payment_intent_id: str) -> list[tuple[str, 
     """(id, type, payload) of the events waiting for this payment intent's credit, oldest first."""
     rows = conn.execute(_statements(conn.dialect.name)["waiting"], {"pi": payment_intent_id})
     return [(event_id, event_type, payload) for event_id, event_type, payload in rows]
+
+
+def failed_events(conn: SqlConnection, limit: int = 100) -> list[tuple[str, str, int, str]]:
+    """(id, type, created, outcome) of the events whose effect failed on their data, oldest first."""
+    rows = conn.execute(_statements(conn.dialect.name)["failed"], {"limit": limit})
+    return [(event_id, event_type, created, outcome) for event_id, event_type, created, outcome in rows]
+
+
+def stored_event(conn: SqlConnection, event_id: str) -> tuple[str, str] | None:
+    """(type, payload) of a stored event, or None."""
+    row = conn.execute(_statements(conn.dialect.name)["one"], {"eid": event_id}).first()
+    return None if row is None else (row[0], row[1])

@@ -19,9 +19,10 @@ from typing import Any, Literal
 import structlog
 
 from app.db.sql import SqlConnection
+from app.money.fields import optional_id, text_field
 from app.money.ledger import EntryRow, post_entry
 from app.money.models import OrderStatus
-from app.money.orders import OrderRow, load_order, order_for_session, stripe_id, transition
+from app.money.orders import OrderRow, load_order, order_for_session, transition
 from app.money.reversals import replay_pending
 
 __all__ = ("FulfilOutcome", "FulfilResult", "fulfil_checkout")
@@ -61,7 +62,16 @@ def fulfil_checkout(conn: SqlConnection, session_obj: Mapping[str, Any]) -> Fulf
     retrieved session's ``to_dict()``). Amount and currency must equal the order's snapshot,
     else the order goes to ``needs_review`` and nothing is credited.
     """
-    session_id = str(session_obj.get("id") or "")
+    # Every field is read (and checked: app.money.fields) before anything is written.
+    session_id = optional_id(session_obj.get("id")) or ""
+    status = text_field(session_obj, "status")
+    payment_status = text_field(session_obj, "payment_status")
+    pi = optional_id(session_obj.get("payment_intent"), "payment_intent")
+    # Only compared with the snapshot: anything but the order's own integer is a mismatch.
+    amount_total = session_obj.get("amount_total")
+    if not isinstance(amount_total, int) or isinstance(amount_total, bool):
+        amount_total = None
+    currency = text_field(session_obj, "currency", limit=16) or ""
     order = order_for_session(conn, session_obj)
     if order is None:
         log.warning("fulfil.unknown_order", session_id=session_id)
@@ -74,10 +84,6 @@ def fulfil_checkout(conn: SqlConnection, session_obj: Mapping[str, Any]) -> Fulf
         log.warning("fulfil.session_mismatch", order_id=order.id, session_id=session_id)
         return FulfilResult("needs_review", order)
 
-    status = session_obj.get("status")
-    payment_status = session_obj.get("payment_status")
-    pi = stripe_id(session_obj.get("payment_intent"))
-
     if payment_status != "paid":
         if status == "complete" and payment_status == "unpaid":
             order = _settle(conn, order, OrderStatus.AWAITING_PAYMENT, payment_intent_id=pi)
@@ -87,8 +93,6 @@ def fulfil_checkout(conn: SqlConnection, session_obj: Mapping[str, Any]) -> Fulf
             order = _settle(conn, order, OrderStatus.EXPIRED, reason="session expired")
         return FulfilResult("needs_review" if order.status == OrderStatus.NEEDS_REVIEW else "not_paid", order)
 
-    amount_total = session_obj.get("amount_total")
-    currency = str(session_obj.get("currency") or "")
     if amount_total != order.amount or currency.lower() != order.currency.lower():
         reason = f"Stripe charged {amount_total} {currency}, order says {order.amount} {order.currency}"
         order = _settle(conn, order, OrderStatus.NEEDS_REVIEW, reason=reason)

@@ -31,6 +31,7 @@ from advanced_alchemy.types import DateTimeUTC
 from sqlalchemy import String, Table, bindparam, func, literal, select, update
 
 from app.db.sql import SqlConnection
+from app.money.fields import BIGINT_MAX, optional_id
 from app.money.models import Order, OrderStatus
 
 __all__ = (
@@ -39,7 +40,6 @@ __all__ = (
     "OrderRow",
     "load_order",
     "order_for_session",
-    "stripe_id",
     "transition",
 )
 
@@ -135,13 +135,6 @@ def _move(to: OrderStatus, by_session: bool) -> Any:
     )
 
 
-def stripe_id(value: Any) -> str | None:
-    """An id from a Stripe field that may be a string or an expanded object."""
-    if isinstance(value, Mapping):
-        value = value.get("id")
-    return value if isinstance(value, str) and value else None
-
-
 def load_order(conn: SqlConnection, by: OrderKey, key: object) -> OrderRow | None:
     """One order row, locked for this transaction."""
     row = conn.execute(_reads()[by], {"key": key}).first()
@@ -150,18 +143,18 @@ def load_order(conn: SqlConnection, by: OrderKey, key: object) -> OrderRow | Non
 
 def order_for_session(conn: SqlConnection, session_obj: Mapping[str, Any]) -> OrderRow | None:
     """The order behind a Checkout Session: by its id, else by ``metadata.order_id``."""
-    session_id = stripe_id(session_obj.get("id"))
+    session_id = optional_id(session_obj.get("id"))
     if session_id is not None:
         order = load_order(conn, "by_session", session_id)
         if order is not None:
             return order
     metadata = session_obj.get("metadata") or {}
     raw = metadata.get("order_id") if isinstance(metadata, Mapping) else None
-    try:
-        order_id = int(raw) if raw is not None else None
-    except (TypeError, ValueError):
+    # We write it as a decimal string; anything else (or beyond a BIGINT) names no order of ours.
+    if not isinstance(raw, str) or not raw.isascii() or not raw.isdigit() or len(raw) > 19:
         return None
-    if order_id is None:
+    order_id = int(raw)
+    if order_id > BIGINT_MAX:
         return None
     order = load_order(conn, "by_id", order_id)
     if order is not None and order.stripe_session_id is None and session_id is not None:

@@ -27,14 +27,25 @@ from typing import Any
 
 import msgspec
 import structlog
+from prometheus_client import Counter
 from sqlalchemy import String, bindparam, case, func, literal, select
 
 from app.db.sql import SqlConnection
-from app.money.event_store import set_outcome, waiting_for
+from app.money.event_store import FAILED_PREFIX, set_outcome, waiting_for
+from app.money.fields import (
+    AMOUNT_MAX,
+    BadEventData,
+    int_field,
+    list_field,
+    optional_id,
+    required_id,
+    text_field,
+)
 from app.money.ledger import ENTRIES, post_entry
-from app.money.orders import OrderRow, load_order, stripe_id
+from app.money.orders import OrderRow, load_order
 
 __all__ = (
+    "FAILED_EVENTS",
     "REVERSALS",
     "Effect",
     "Handler",
@@ -49,6 +60,12 @@ log = structlog.get_logger()
 
 Obj = Mapping[str, Any]
 
+FAILED_EVENTS = Counter(
+    "storefront_stripe_events_failed_total",
+    "Stripe events whose effect failed on their data: stored as failed, waiting for an operator",
+    ["type"],
+)
+
 PAYMENT_INTENT_LOCK = 0x5354_5249
 """First key of the PostgreSQL advisory lock on a payment intent (the second is its hash)."""
 
@@ -59,6 +76,8 @@ class Effect:
 
     outcome: str
     pending_payment_intent_id: str | None = None
+    failed: bool = False
+    """The effect failed on the event's data (``outcome`` is ``failed: <error>``); nothing written."""
 
 
 class NotOurs(Exception):
@@ -168,26 +187,42 @@ def _take_back(
     return entry is not None
 
 
-def _charge_refunded(conn: SqlConnection, charge: Obj) -> Effect:
-    order = _credited_order(conn, stripe_id(charge.get("payment_intent")))
-    applied = 0
+def _succeeded_refunds(charge: Obj) -> list[tuple[str, int]]:
+    """(id, amount) of the succeeded refunds a charge lists (all read before anything is written)."""
     refunds = charge.get("refunds")
-    listed = refunds.get("data") if isinstance(refunds, Mapping) else None
-    for refund in listed or ():
-        refund_id = stripe_id(refund.get("id")) if isinstance(refund, Mapping) else None
+    if refunds is None:
+        return []
+    if not isinstance(refunds, Mapping):
+        raise BadEventData(f"refunds must be a list object, got {type(refunds).__name__}")
+    found = []
+    for refund in list_field(refunds, "data"):
+        if not isinstance(refund, Mapping):
+            raise BadEventData(f"refunds.data holds a {type(refund).__name__}")
+        refund_id = optional_id(refund.get("id"))
         if refund_id is not None and refund.get("status") == "succeeded":
-            applied += _take_back(conn, order, refund_id=refund_id, amount=int(refund["amount"]))
-    cumulative = int(charge.get("amount_refunded") or 0)
-    key = f"refund:{stripe_id(charge.get('id'))}:total:{cumulative}"
+            found.append((refund_id, int_field(refund, "amount", maximum=AMOUNT_MAX)))
+    return found
+
+
+def _charge_refunded(conn: SqlConnection, charge: Obj) -> Effect:
+    refunds = _succeeded_refunds(charge)
+    cumulative = int_field(charge, "amount_refunded", maximum=AMOUNT_MAX, default=0)
+    key = f"refund:{optional_id(charge.get('id'))}:total:{cumulative}"
+    order = _credited_order(conn, optional_id(charge.get("payment_intent"), "payment_intent"))
+    applied = 0
+    for refund_id, amount in refunds:
+        applied += _take_back(conn, order, refund_id=refund_id, amount=amount)
     applied += _take_back(conn, order, refund_id=None, amount=cumulative, cumulative_key=key)
     return Effect(f"refund {'applied' if applied else 'already applied'} order {order.id}")
 
 
 def _refund_event(conn: SqlConnection, refund: Obj) -> Effect:
-    if refund.get("status") != "succeeded":
-        return Effect(f"ignored refund status {refund.get('status')}")
-    order = _credited_order(conn, stripe_id(refund.get("payment_intent")))
-    new = _take_back(conn, order, refund_id=stripe_id(refund.get("id")), amount=int(refund["amount"]))
+    status = text_field(refund, "status")
+    if status != "succeeded":
+        return Effect(f"ignored refund status {status}")
+    refund_id, amount = required_id(refund), int_field(refund, "amount", maximum=AMOUNT_MAX)
+    order = _credited_order(conn, optional_id(refund.get("payment_intent"), "payment_intent"))
+    new = _take_back(conn, order, refund_id=refund_id, amount=amount)
     return Effect(f"refund {'applied' if new else 'already applied'} order {order.id}")
 
 
@@ -201,10 +236,28 @@ _DISPUTE_MOVES = {
 }
 
 
-def _dispute_entry(conn: SqlConnection, order: OrderRow, dispute: Obj, kind: str) -> bool:
+@dataclass(frozen=True, slots=True)
+class _Dispute:
+    """The fields of a dispute its effects use, read (and checked) before anything is written."""
+
+    id: str
+    amount: int
+    reason: str
+    payment_intent_id: str | None
+
+    @classmethod
+    def read(cls, dispute: Obj) -> _Dispute:
+        return cls(
+            id=required_id(dispute),
+            amount=int_field(dispute, "amount", maximum=AMOUNT_MAX, default=0),
+            reason=text_field(dispute, "reason") or "no reason",
+            payment_intent_id=optional_id(dispute.get("payment_intent"), "payment_intent"),
+        )
+
+
+def _dispute_entry(conn: SqlConnection, order: OrderRow, dispute: _Dispute, kind: str) -> bool:
     """Post one of a dispute's entries (hold, release or loss) once; True if it was new."""
-    amount = int(dispute.get("amount") or 0)
-    units = _units_for(order, amount)
+    units = _units_for(order, dispute.amount)
     sign, held_sign, note = _DISPUTE_MOVES[kind]
     entry = post_entry(
         conn,
@@ -213,10 +266,10 @@ def _dispute_entry(conn: SqlConnection, order: OrderRow, dispute: Obj, kind: str
         units=sign * units,
         held_units=held_sign * units,
         kind=kind,
-        idempotency_key=f"{kind}:{dispute['id']}",
+        idempotency_key=f"{kind}:{dispute.id}",
         order_id=order.id,
-        amount=amount,
-        reason=note or f"disputed ({dispute.get('reason') or 'no reason'})",
+        amount=dispute.amount,
+        reason=note or f"disputed ({dispute.reason})",
     )
     return entry is not None
 
@@ -227,18 +280,20 @@ def _lost_or_released(conn: SqlConnection, dispute_id: str) -> bool:
     return bool(conn.execute(_statements()["ended"], keys).scalar())
 
 
-def _dispute_created(conn: SqlConnection, dispute: Obj) -> Effect:
-    order = _credited_order(conn, stripe_id(dispute.get("payment_intent")))
+def _dispute_created(conn: SqlConnection, obj: Obj) -> Effect:
+    dispute = _Dispute.read(obj)
+    order = _credited_order(conn, dispute.payment_intent_id)
     new = _dispute_entry(conn, order, dispute, "dispute_hold")
     return Effect(f"dispute {'held' if new else 'already held'} order {order.id}")
 
 
-def _dispute_end(conn: SqlConnection, dispute: Obj, won: bool) -> Effect:
-    order = _credited_order(conn, stripe_id(dispute.get("payment_intent")))
+def _dispute_end(conn: SqlConnection, obj: Obj, won: bool) -> Effect:
+    dispute = _Dispute.read(obj)
+    order = _credited_order(conn, dispute.payment_intent_id)
     # A close that comes before its ``created`` event: hold first, so hold/end always pair up
     # (and a late ``created`` then finds the hold key taken).
     _dispute_entry(conn, order, dispute, "dispute_hold")
-    if _lost_or_released(conn, str(dispute["id"])):
+    if _lost_or_released(conn, dispute.id):
         return Effect(f"dispute already closed order {order.id}")
     if won:
         _dispute_entry(conn, order, dispute, "dispute_release")
@@ -248,7 +303,7 @@ def _dispute_end(conn: SqlConnection, dispute: Obj, won: bool) -> Effect:
 
 
 def _dispute_closed(conn: SqlConnection, dispute: Obj) -> Effect:
-    status = dispute.get("status")
+    status = text_field(dispute, "status")
     if status in ("won", "warning_closed"):
         return _dispute_end(conn, dispute, won=True)
     if status == "lost":
@@ -272,8 +327,15 @@ REVERSALS: dict[str, Handler] = {
 """Event type -> effect for everything that takes units back or holds them."""
 
 
-def apply_effect(conn: SqlConnection, handler: Handler | None, obj: Obj) -> Effect:
-    """Run one event's effect; a not-yet-credited order or a payment not ours is an outcome too."""
+def apply_effect(
+    conn: SqlConnection, handler: Handler | None, obj: Obj, *, event_id: str = "", event_type: str = ""
+) -> Effect:
+    """Run one event's effect; a not-yet-credited order, a payment not ours or bad data is an outcome too.
+
+    Bad data (:class:`BadEventData`, raised before the effect writes anything) is never
+    retryable: the event is kept as ``failed: <error>`` for an operator, logged and counted,
+    and answered 2xx. Anything else (a database error) propagates: roll back, answer 5xx.
+    """
     if handler is None:
         return Effect("ignored")
     try:
@@ -282,6 +344,10 @@ def apply_effect(conn: SqlConnection, handler: Handler | None, obj: Obj) -> Effe
         return Effect("pending until the order is credited", pending.payment_intent_id)
     except NotOurs as missing:
         return Effect(f"ignored: {missing}")
+    except BadEventData as error:
+        FAILED_EVENTS.labels(type=event_type).inc()
+        log.warning("stripe_event.failed", event_id=event_id, type=event_type, error=str(error))
+        return Effect(f"{FAILED_PREFIX}{error}", failed=True)
 
 
 def replay_pending(conn: SqlConnection, order: OrderRow) -> None:
@@ -292,6 +358,9 @@ def replay_pending(conn: SqlConnection, order: OrderRow) -> None:
     serialise_payment_intent(conn, pi)
     for event_id, event_type, payload in waiting_for(conn, pi):
         event = msgspec.json.decode(payload)
-        effect = apply_effect(conn, REVERSALS.get(event_type), event["data"]["object"])
-        set_outcome(conn, event_id, f"after credit: {effect.outcome}")
+        handler = REVERSALS.get(event_type)
+        obj = event["data"]["object"]
+        effect = apply_effect(conn, handler, obj, event_id=event_id, event_type=event_type)
+        # A failed replay is kept as failed (listed for the operator); the credit stands.
+        set_outcome(conn, event_id, effect.outcome if effect.failed else f"after credit: {effect.outcome}")
         log.info("webhook.pending_applied", event_id=event_id, type=event_type, outcome=effect.outcome)

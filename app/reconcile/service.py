@@ -165,7 +165,9 @@ async def replay_events(
             continue
         try:
             async with unit_of_work(sessions) as db:
-                outcome = await run(db, process_event, event, source="reconcile")
+                outcome = await run(
+                    db, process_event, event, source="reconcile", livemode=gateway.settings.stripe_livemode
+                )
         except Exception as exc:  # one bad event must not stop the rest
             log.exception("reconcile.event_failed", event_id=event["id"], type=event.get("type"))
             summary.failed_events.append((str(event["id"]), f"{type(exc).__name__}: {exc}"))

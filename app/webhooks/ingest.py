@@ -75,16 +75,18 @@ class _Job:
     error: BaseException | None = None
 
 
-def process_batch(conn: Connection, batch: list[_Job]) -> None:
+def process_batch(conn: Connection, batch: list[_Job], livemode: bool = False) -> None:
     """Run a batch in one transaction; if anything raises, again with one SAVEPOINT per event.
 
-    What the first attempt logged is logged again by the second (its effects were rolled back).
+    An event whose effect fails on its data does not raise (it is stored as failed); what
+    raises is a database error, transient or not, so that event alone answers 5xx. What the
+    first attempt logged is logged again by the second (its effects were rolled back).
     """
     try:
         with conn.begin():
             fast = CompiledConnection(conn)
             for job in batch:
-                job.outcome = process_event(fast, job.event, payload=job.payload)
+                job.outcome = process_event(fast, job.event, payload=job.payload, livemode=livemode)
         return
     except Exception:  # rolled back: find the culprit below
         log.info("webhook.batch_retried_by_event", size=len(batch), exc_info=True)
@@ -95,7 +97,7 @@ def process_batch(conn: Connection, batch: list[_Job]) -> None:
                 job.outcome, job.error = None, None
                 try:
                     with conn.begin_nested():
-                        job.outcome = process_event(fast, job.event, payload=job.payload)
+                        job.outcome = process_event(fast, job.event, payload=job.payload, livemode=livemode)
                 except Exception as error:  # this event alone rolled back; its request gets a 5xx
                     job.error = error
     except Exception as error:  # BEGIN or COMMIT failed: nobody's effect is stored
@@ -171,8 +173,9 @@ def _checkpointer(engine: Engine, stop: threading.Event) -> None:
 class SqliteWriter:
     """The single SQLite writer thread with group commit (see the module docstring)."""
 
-    def __init__(self, database_url: str, *, max_batch: int = 256) -> None:
+    def __init__(self, database_url: str, *, max_batch: int = 256, livemode: bool = False) -> None:
         self._database_url = database_url
+        self._livemode = livemode
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._max_batch = max_batch
         self._thread = threading.Thread(target=self._run, name="webhook-writer", daemon=True)
@@ -231,7 +234,7 @@ class SqliteWriter:
                     if first is None:
                         break
                     batch, stop = self._take_batch(first)
-                    process_batch(conn, batch)
+                    process_batch(conn, batch, self._livemode)
                     _answer_all(batch)
         finally:
             stop_checkpoints.set()
@@ -246,8 +249,11 @@ class PostgresWriter:
     close_wait: float = 30.0
     """Seconds ``close`` lets the lanes finish what is queued before failing the rest."""
 
-    def __init__(self, engine: AsyncEngine, *, lanes: int = 4, max_batch: int = 64) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, lanes: int = 4, max_batch: int = 64, livemode: bool = False
+    ) -> None:
         self._engine = engine
+        self._livemode = livemode
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._lanes_wanted = lanes
         self._max_batch = max_batch
@@ -284,7 +290,7 @@ class PostgresWriter:
                 batch.append(self._queue.get_nowait())
             try:
                 async with self._engine.connect() as conn:
-                    await conn.run_sync(process_batch, batch)
+                    await conn.run_sync(process_batch, batch, self._livemode)
             except Exception as error:  # no connection: nobody's effect is stored
                 log.exception("webhook.batch_connect_failed", size=len(batch))
                 for job in batch:
@@ -320,12 +326,12 @@ def get_ingest(app: Litestar) -> Ingest:
         return ingest
     settings: Settings = app.state["settings"]
     if settings.is_sqlite:
-        ingest = SqliteWriter(settings.database_url)
+        ingest = SqliteWriter(settings.database_url, livemode=settings.stripe_livemode)
     else:
         config = app.plugins.get(SQLAlchemyPlugin).config[0]
         if not isinstance(config, SQLAlchemyAsyncConfig):
             raise TypeError("the webhook ingest needs the async SQLAlchemy config")
-        ingest = PostgresWriter(config.get_engine())
+        ingest = PostgresWriter(config.get_engine(), livemode=settings.stripe_livemode)
     app.state[STATE_KEY] = ingest
     return ingest
 

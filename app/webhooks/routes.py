@@ -1,9 +1,19 @@
 """``POST /webhooks/stripe``: verify, store and apply Stripe's events; 2xx only after the commit.
 
-Answers: 200 processed (or duplicate / ignored / pending — Stripe must not retry those);
-400 not a genuine fresh Stripe delivery or not an event (nothing stored, counted in
-``storefront_webhook_rejected_total{reason}``); 413 body over 256 KB; 500 the effect raised
+Answers: 200 processed (or duplicate / ignored / pending / failed — Stripe must not retry
+those); 400 not a genuine fresh Stripe delivery or not an event (nothing stored, counted in
+``storefront_webhook_rejected_total{reason}``); 413 body over 256 KB; 500 a database error
 (rolled back, not stored) so Stripe retries; 503 no webhook secret configured.
+
+Stripe retries anything but a 2xx for three days, so the line is drawn at what a retry can
+change. A signed event whose *effect* fails on its data (a field of the wrong type or out of
+range, ``app.money.fields``) will fail the same way on every retry: it is stored as
+``failed: <error>``, answered 200, logged and counted, and an operator replays it
+(``storefront events failed`` / ``replay``). A signed body that is not an event at all (not
+JSON, nested deeper than msgspec decodes, no usable id/type/created/data.object, a
+``created`` beyond 64 bits) has no id to store it under, and Stripe never sends one: 400
+``malformed_payload``, stored nowhere, counted. A database error (unavailable, lock timeout,
+deadlock, connection lost) may pass: 500, so Stripe retries.
 """
 
 from __future__ import annotations
@@ -99,7 +109,7 @@ async def stripe_webhook(scope: Scope, receive: Receive, send: Send) -> None:
             raise ValueError("not an object")
         event_fields(event)
         payload = body.decode("utf-8")
-    except (msgspec.DecodeError, ValueError):
+    except (msgspec.DecodeError, ValueError, RecursionError):  # msgspec: RecursionError past its depth
         await _reject(send, "malformed_payload")
         return
     try:

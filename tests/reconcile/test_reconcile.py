@@ -40,6 +40,20 @@ def test_lost_webhooks_are_replayed_once(shop: Shop) -> None:
     assert all(b.balances()["coins"] == 550 for b in buyers)
 
 
+def test_replayed_events_of_the_other_mode_are_ignored(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reconcile replays go through the same livemode check as webhooks."""
+    buyer = shop.buyer().sign_up()
+    sid = buyer.start("coins-500")
+    shop.sandbox.control("POST", "deliveries/pause")
+    assert shop.pay(sid)["status"] == "succeeded"
+    monkeypatch.setattr(Settings, "stripe_livemode", property(lambda _self: True))  # as if our key were live
+    summary = shop.reconcile(older_than=3600)  # events only: the order re-check is not about events
+    outcomes = [outcome for _eid, etype, outcome in summary.replayed if etype == "checkout.session.completed"]
+    assert outcomes
+    assert all(outcome.startswith("ignored: livemode") for outcome in outcomes)
+    assert shop.rows("SELECT id FROM ledger_entry") == []
+
+
 def test_stale_orders_are_settled_from_their_session(shop: Shop) -> None:
     buyer = shop.buyer().sign_up()
     paid, expired, still_open = buyer.start("coins-100"), buyer.start("coins-100"), buyer.start("coins-100")

@@ -64,6 +64,12 @@ async def make_order(
     return order
 
 
+async def new_order(sessions: async_sessionmaker[AsyncSession]) -> Order:
+    """A buyer and an open order of theirs, committed."""
+    async with sessions() as db, db.begin():
+        return await make_order(db, await make_user(db))
+
+
 def checkout_session(
     order: Order,
     *,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -15,14 +14,12 @@ from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import create_app
 from app.db.sql import run
 from app.money.ledger import BalanceView, balances, check_invariant
-from app.money.models import LedgerEntry, Order, StripeEvent
+from app.money.models import LedgerEntry, StripeEvent
 from app.settings import Settings
 from app.webhooks.signature import sign
-from tests.support.servers import serve_in_thread
-from tests.webhooks.factories import checkout_session, event, make_order, make_user, signed
+from tests.webhooks.factories import checkout_session, event, new_order, signed
 
 pytestmark = pytest.mark.anyio
 
@@ -38,17 +35,6 @@ def app_settings(settings: Settings) -> Settings:
         stripe_api_base="http://127.0.0.1:9",
         stripe_webhook_secrets=(*settings.stripe_webhook_secrets, OLD_SECRET),
     )
-
-
-@pytest.fixture
-def base_url(app_settings: Settings) -> Iterator[str]:
-    with serve_in_thread(create_app(app_settings)) as url:
-        yield url
-
-
-async def _order(sessions: Sessions) -> Order:
-    async with sessions() as db, db.begin():
-        return await make_order(db, await make_user(db))
 
 
 async def _stored(sessions: Sessions) -> int:
@@ -68,7 +54,7 @@ async def _post(base_url: str, body: bytes, headers: dict[str, str]) -> httpx.Re
 async def test_signed_event_is_credited_after_commit(
     base_url: str, app_settings: Settings, sessions: Sessions
 ) -> None:
-    order = await _order(sessions)
+    order = await new_order(sessions)
     body, headers = signed(
         event("checkout.session.completed", checkout_session(order)), app_settings.stripe_webhook_secrets[0]
     )
@@ -83,7 +69,7 @@ async def test_signed_event_is_credited_after_commit(
 
 
 async def test_rotated_second_secret_is_accepted(base_url: str, sessions: Sessions) -> None:
-    order = await _order(sessions)
+    order = await new_order(sessions)
     body, headers = signed(event("checkout.session.completed", checkout_session(order)), OLD_SECRET)
     assert (await _post(base_url, body, headers)).status_code == 200
 
@@ -103,7 +89,7 @@ async def test_rotated_second_secret_is_accepted(base_url: str, sessions: Sessio
 async def test_refused_deliveries_store_nothing(
     base_url: str, app_settings: Settings, sessions: Sessions, case: str, reason: str
 ) -> None:
-    order = await _order(sessions)
+    order = await new_order(sessions)
     secret = app_settings.stripe_webhook_secrets[0]
     body, headers = signed(event("checkout.session.completed", checkout_session(order)), secret)
     if case == "forged":
@@ -162,7 +148,7 @@ async def test_failing_effect_is_5xx_and_not_stored(
         raise RuntimeError("effect failed")
 
     monkeypatch.setitem(processing.HANDLERS, "checkout.session.completed", boom)
-    order = await _order(sessions)
+    order = await new_order(sessions)
     failing = event("checkout.session.completed", checkout_session(order))
     fine = event("customer.created", {"id": "cus_2"})
     secret = app_settings.stripe_webhook_secrets[0]
@@ -181,7 +167,7 @@ async def test_failing_effect_is_5xx_and_not_stored(
 async def test_fifty_simultaneous_deliveries_credit_once(
     base_url: str, app_settings: Settings, sessions: Sessions
 ) -> None:
-    order = await _order(sessions)
+    order = await new_order(sessions)
     body, headers = signed(
         event("checkout.session.completed", checkout_session(order)), app_settings.stripe_webhook_secrets[0]
     )
