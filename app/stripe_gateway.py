@@ -17,6 +17,7 @@ import stripe
 
 from app import i18n
 from app.catalogue.model import Pack
+from app.checkout.links import cancel_token
 from app.i18n import gettext as _
 from app.money.models import Order
 from app.settings import Settings
@@ -163,6 +164,7 @@ class StripeGateway:
                 },
             }
         base = base_url.rstrip("/")
+        token = cancel_token(self.settings.secret_key, order.id)
         metadata = {"order_id": str(order.id), "pack_id": pack.id, "user_id": str(order.user_id)}
         return {
             "mode": "payment",
@@ -173,7 +175,7 @@ class StripeGateway:
             "customer_email": customer_email,
             "locale": i18n.STRIPE_LOCALES.get(language, "auto"),
             "success_url": f"{base}/checkout/success?session_id={{CHECKOUT_SESSION_ID}}",
-            "cancel_url": f"{base}/checkout/cancel?order={order.id}",
+            "cancel_url": f"{base}/checkout/cancel?order={order.id}&token={token}",
             "expires_at": int(now if now is not None else time.time()) + clamp_expiry(expires_in),
         }
 

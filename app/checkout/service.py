@@ -131,7 +131,8 @@ async def order_of(
     db: AsyncSession, *, order_id: int | None = None, session_id: str | None = None
 ) -> Order | None:
     if order_id is not None:
-        return await db.get(Order, order_id)
+        # Outside BIGINT the database would raise (a 500 on PostgreSQL): no such order.
+        return await db.get(Order, order_id) if 0 < order_id < 2**63 else None
     if session_id:
         found: Order | None = await db.scalar(select(Order).where(Order.stripe_session_id == session_id))
         return found
@@ -181,13 +182,18 @@ async def refresh_from_stripe(
     return outcome
 
 
+def cancellable(order: Order) -> bool:
+    """Not paid for yet, not even by a bank debit on its way: the buyer may still back out."""
+    return not OrderStatus(order.status).final and order.status != OrderStatus.AWAITING_PAYMENT
+
+
 async def cancel_order(db: AsyncSession, gateway: StripeGateway, order: Order) -> str:
     """The buyer came back through the cancel link: close the session unless it was paid meanwhile.
 
     Stripe decides: an open session is expired there first, and only then is the order marked
     canceled, so a payment can never land on a canceled order.
     """
-    if OrderStatus(order.status).final or order.status == OrderStatus.AWAITING_PAYMENT:
+    if not cancellable(order):
         return "unchanged"
     if not order.stripe_session_id:
         await _transition(db, order, OrderStatus.CANCELED, reason="canceled_by_buyer")
