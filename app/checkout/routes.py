@@ -23,6 +23,7 @@ from app.checkout import status as fragments
 from app.checkout.links import cancel_token_ok
 from app.checkout.service import (
     CheckoutFailed,
+    CheckoutLimited,
     buy_again_pack,
     cancel_order,
     cancellable,
@@ -40,10 +41,27 @@ log = structlog.get_logger(__name__)
 STATUS_TEMPLATE = "checkout/partials/order_status.html"
 
 
-def _problem(status: int, message: str) -> Template:
+def _problem(status: int, message: str, headers: dict[str, str] | None = None) -> Template:
     return Template(
-        template_name="errors/error.html", context={"status": status, "message": message}, status_code=status
+        template_name="errors/error.html",
+        context={"status": status, "message": message},
+        status_code=status,
+        headers=headers,
     )
+
+
+def _limited(exc: CheckoutLimited) -> Template:
+    """429 with words for the cap that was hit; ``Retry-After`` says when trying again can work."""
+    if exc.cap == "open":
+        message = _(
+            "You already have %(count)s purchases waiting for payment. Finish or cancel one of them "
+            "(or let it expire) before starting another."
+        ) % {"count": exc.limit}
+    else:
+        message = _(
+            "You have started %(count)s purchases in the last hour. Please try again in %(minutes)s minutes."
+        ) % {"count": exc.limit, "minutes": max(1, round(exc.retry_after / 60))}
+    return _problem(429, message, headers={"Retry-After": str(exc.retry_after)})
 
 
 async def _own_order(db: AsyncSession, user: User, order: Order | None) -> Order:
@@ -80,6 +98,8 @@ async def start(
         started = await start_checkout(
             db_session, stripe, settings, user=user, pack=pack, locale=i18n.current_locale()
         )
+    except CheckoutLimited as exc:
+        return _limited(exc)
     except CheckoutFailed as exc:
         return Redirect(path=f"/checkout/failed?order={exc.order.id}", status_code=HTTP_303_SEE_OTHER)
     return Redirect(path=started.url, status_code=HTTP_303_SEE_OTHER)
