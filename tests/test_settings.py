@@ -89,3 +89,14 @@ def test_unknown_environment_is_refused(clean_env: Path, monkeypatch: pytest.Mon
 )
 def test_database_urls_get_async_drivers(given: str, expected: str) -> None:
     assert normalise_database_url(given) == expected
+
+
+def test_checkout_caps_default_and_read_from_the_environment(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    default = Settings.from_env()
+    assert (default.checkout_max_open, default.checkout_max_per_hour) == (5, 30)
+    monkeypatch.setenv("STOREFRONT_CHECKOUT_MAX_OPEN", "2")
+    monkeypatch.setenv("STOREFRONT_CHECKOUT_MAX_PER_HOUR", "0")  # a cap of nothing would lock buyers out
+    configured = Settings.from_env()
+    assert (configured.checkout_max_open, configured.checkout_max_per_hour) == (2, 1)
