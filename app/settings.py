@@ -110,6 +110,10 @@ class Settings:
     sandbox_key: str = ""
     redis_url: str = ""
     checkout_expiry_seconds: int = 3600
+    checkout_max_open: int = 5
+    """Unpaid orders one buyer may have at once (an open session for the same pack is reused)."""
+    checkout_max_per_hour: int = 30
+    """Orders one buyer may start in any hour, whatever became of them."""
     reconcile_interval_seconds: int = 60
     log_level: str = "INFO"
     debug: bool = False
@@ -205,6 +209,8 @@ class Settings:
             sandbox_key=_env("STOREFRONT_SANDBOX_KEY"),
             redis_url=_env("STOREFRONT_REDIS_URL"),
             checkout_expiry_seconds=int(_env("STOREFRONT_CHECKOUT_EXPIRY", "3600")),
+            checkout_max_open=max(1, int(_env("STOREFRONT_CHECKOUT_MAX_OPEN", "5"))),
+            checkout_max_per_hour=max(1, int(_env("STOREFRONT_CHECKOUT_MAX_PER_HOUR", "30"))),
             reconcile_interval_seconds=int(_env("STOREFRONT_RECONCILE_INTERVAL", "60")),
             log_level=_env("STOREFRONT_LOG_LEVEL", "INFO").upper(),
             debug=env == "development" and _env("STOREFRONT_DEBUG") in ("1", "true"),

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
 
 import stripe
 
 from app import i18n
 from app.catalogue.model import Pack
+from app.checkout.links import cancel_token
 from app.i18n import gettext as _
 from app.money.models import Order
 from app.settings import Settings
@@ -103,9 +104,15 @@ def clamp_expiry(seconds: int) -> int:
     return max(MIN_EXPIRY_SECONDS, min(MAX_EXPIRY_SECONDS, seconds))
 
 
-def session_idempotency_key(order_id: int) -> str:
-    """Stripe replays the first answer for the same key, so one order never gets two sessions."""
-    return f"order-{order_id}-session"
+def session_idempotency_key(installation_id: str, order: Order) -> str:
+    """Stripe replays the first answer for the same key, so one order never gets two sessions.
+
+    Keys are per Stripe account: the installation id keeps two databases on one account apart,
+    and the order's creation time keeps a restored copy (same installation id, order ids handed
+    out again) from repeating the keys of orders made after its backup.
+    """
+    made = f"-{int(order.created_at.timestamp() * 1_000_000)}" if order.created_at else ""
+    return f"{installation_id}-order-{order.id}{made}-session"
 
 
 def as_mapping(obj: Any) -> dict[str, Any]:
@@ -118,16 +125,26 @@ def as_mapping(obj: Any) -> dict[str, Any]:
 class StripeGateway:
     """Owns the async ``StripeClient``; features call its methods, never the SDK directly."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, *, installation_id: Callable[[], Awaitable[str]] | None = None
+    ) -> None:
+        """``installation_id`` names this database in every idempotency key (``app.db.installation``);
+        a gateway without it (reconcile) may read from Stripe but not create anything."""
         # The SDK logs every request at INFO; our own log lines say what matters.
         logging.getLogger("stripe").setLevel(logging.WARNING)
         self.settings = settings
+        self._installation_id = installation_id
         self.client = stripe.StripeClient(
             settings.effective_stripe_key,
             base_addresses={"api": settings.effective_stripe_api_base},
             http_client=stripe.HTTPXClient(),
             max_network_retries=2,
         )
+
+    async def installation_id(self) -> str:
+        if self._installation_id is None:
+            raise RuntimeError("this StripeGateway has no installation id: it cannot send idempotency keys")
+        return await self._installation_id()
 
     async def close(self) -> None:
         """Release the HTTP connection pool."""
@@ -163,6 +180,7 @@ class StripeGateway:
                 },
             }
         base = base_url.rstrip("/")
+        token = cancel_token(self.settings.secret_key, order.id)
         metadata = {"order_id": str(order.id), "pack_id": pack.id, "user_id": str(order.user_id)}
         return {
             "mode": "payment",
@@ -173,7 +191,7 @@ class StripeGateway:
             "customer_email": customer_email,
             "locale": i18n.STRIPE_LOCALES.get(language, "auto"),
             "success_url": f"{base}/checkout/success?session_id={{CHECKOUT_SESSION_ID}}",
-            "cancel_url": f"{base}/checkout/cancel?order={order.id}",
+            "cancel_url": f"{base}/checkout/cancel?order={order.id}&token={token}",
             "expires_at": int(now if now is not None else time.time()) + clamp_expiry(expires_in),
         }
 
@@ -199,7 +217,7 @@ class StripeGateway:
         try:
             return await self.client.v1.checkout.sessions.create_async(
                 params,  # type: ignore[arg-type]
-                {"idempotency_key": session_idempotency_key(order.id)},
+                {"idempotency_key": session_idempotency_key(await self.installation_id(), order)},
             )
         except stripe.StripeError as exc:
             raise _translate(exc) from exc
@@ -254,7 +272,9 @@ class StripeGateway:
             params["reason"] = reason
         if metadata:
             params["metadata"] = dict(metadata)
-        options: dict[str, Any] = {"idempotency_key": idempotency_key} if idempotency_key else {}
+        options: dict[str, Any] = {}
+        if idempotency_key:
+            options["idempotency_key"] = f"{await self.installation_id()}-{idempotency_key}"
         try:
             return await self.client.v1.refunds.create_async(params, options)  # type: ignore[arg-type]
         except stripe.StripeError as exc:

@@ -162,3 +162,14 @@ def test_production_never_mounts_the_sandbox_whatever_the_key() -> None:
     settings = Settings(env="production", stripe_secret_key="sk_test_sandbox_anything")
     assert settings.uses_sandbox
     assert not settings.sandbox_mounted
+
+
+def test_checkout_caps_default_and_read_from_the_environment(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    default = Settings.from_env()
+    assert (default.checkout_max_open, default.checkout_max_per_hour) == (5, 30)
+    monkeypatch.setenv("STOREFRONT_CHECKOUT_MAX_OPEN", "2")
+    monkeypatch.setenv("STOREFRONT_CHECKOUT_MAX_PER_HOUR", "0")  # a cap of nothing would lock buyers out
+    configured = Settings.from_env()
+    assert (configured.checkout_max_open, configured.checkout_max_per_hour) == (2, 1)

@@ -97,7 +97,10 @@ def test_every_request_the_shop_sends_matches_stripes_schema(
     priced = replace(pack, id="coins-dashboard", stripe_price="price_dashboard_1", price=Decimal("0.99"))
 
     async def drive() -> None:
-        gateway = StripeGateway(settings)
+        async def installation_id() -> str:
+            return "test-installation"
+
+        gateway = StripeGateway(settings, installation_id=installation_id)
         try:
 
             async def start(order_id: int, sold: Pack, email: str, locale: str) -> Any:

@@ -20,10 +20,13 @@ from app import i18n
 from app.accounts.models import User
 from app.catalogue.reload import CatalogueHolder
 from app.checkout import status as fragments
+from app.checkout.links import cancel_token_ok
 from app.checkout.service import (
     CheckoutFailed,
+    CheckoutLimited,
     buy_again_pack,
     cancel_order,
+    cancellable,
     order_of,
     refresh_from_stripe,
     start_checkout,
@@ -40,10 +43,27 @@ log = structlog.get_logger(__name__)
 STATUS_TEMPLATE = "checkout/partials/order_status.html"
 
 
-def _problem(status: int, message: str) -> Template:
+def _problem(status: int, message: str, headers: dict[str, str] | None = None) -> Template:
     return Template(
-        template_name="errors/error.html", context={"status": status, "message": message}, status_code=status
+        template_name="errors/error.html",
+        context={"status": status, "message": message},
+        status_code=status,
+        headers=headers,
     )
+
+
+def _limited(exc: CheckoutLimited) -> Template:
+    """429 with words for the cap that was hit; ``Retry-After`` says when trying again can work."""
+    if exc.cap == "open":
+        message = _(
+            "You already have %(count)s purchases waiting for payment. Finish or cancel one of them "
+            "(or let it expire) before starting another."
+        ) % {"count": exc.limit}
+    else:
+        message = _(
+            "You have started %(count)s purchases in the last hour. Please try again in %(minutes)s minutes."
+        ) % {"count": exc.limit, "minutes": max(1, round(exc.retry_after / 60))}
+    return _problem(429, message, headers={"Retry-After": str(exc.retry_after)})
 
 
 async def _own_order(db: AsyncSession, user: User, order: Order | None) -> Order:
@@ -80,6 +100,8 @@ async def start(
         started = await start_checkout(
             db_session, stripe, settings, user=user, pack=pack, locale=i18n.current_locale()
         )
+    except CheckoutLimited as exc:
+        return _limited(exc)
     except CheckoutFailed as exc:
         return Redirect(path=f"/checkout/failed?order={exc.order.id}", status_code=HTTP_303_SEE_OTHER)
     return Redirect(path=started.url, status_code=HTTP_303_SEE_OTHER)
@@ -183,37 +205,81 @@ async def order_status(
     )
 
 
+async def _cancel_page(
+    request: Request[Any, Any, Any],
+    db: AsyncSession,
+    catalogue: CatalogueHolder,
+    stripe: StripeGateway,
+    user: User,
+    order: Order,
+    *,
+    confirmed: bool,
+) -> Template:
+    """Cancel (``confirmed``: the token Stripe was given, or the buyer's POST) or only show and ask."""
+    problem: str | None = None
+    if confirmed:
+        try:
+            await cancel_order(db, stripe, order)
+        except PaymentProviderError as exc:
+            log.warning("checkout.cancel_failed", order_id=order.id, code=exc.code)
+            problem = exc.user_message()
+        await db.refresh(order)
+    else:
+        # Showing Stripe's truth is no state change the buyer did not ask for (as on the success page).
+        await refresh_from_stripe(db, stripe, order)
+    locale = i18n.current_locale()
+    body = await _status_body(request, db, catalogue, order, locale)
+    return Template(
+        template_name="checkout/cancel.html",
+        context={
+            "current_user": user,
+            "order": order,
+            "status_html": body.decode(),
+            "final": OrderStatus(order.status).final,
+            "problem": problem,
+            "ask": not confirmed and cancellable(order),
+            "retry_pack": buy_again_pack(catalogue.catalogue, order),
+        },
+    )
+
+
 @get("/checkout/cancel", name="checkout:cancel")
 async def cancel(
     request: Request[Any, Any, Any],
     db_session: AsyncSession,
     catalogue: CatalogueHolder,
     stripe: StripeGateway,
+    settings: Settings,
     user: User,
     order: RowId,
+    token: str = "",
 ) -> Response[Any]:
-    """Where Stripe sends a buyer who backs out: close the session (unless paid) and offer a retry."""
+    """Where Stripe sends a buyer who backs out: with the link's token, close the session (unless paid).
+
+    Without a valid token (a link from anywhere else) nothing changes: the page offers a POST button.
+    """
     found = await _own_order(db_session, user, await order_of(db_session, order_id=order))
-    problem: str | None = None
-    try:
-        await cancel_order(db_session, stripe, found)
-    except PaymentProviderError as exc:
-        log.warning("checkout.cancel_failed", order_id=found.id, code=exc.code)
-        problem = exc.user_message()
-    await db_session.refresh(found)
-    locale = i18n.current_locale()
-    body = await _status_body(request, db_session, catalogue, found, locale)
-    return Template(
-        template_name="checkout/cancel.html",
-        context={
-            "current_user": user,
-            "order": found,
-            "status_html": body.decode(),
-            "final": OrderStatus(found.status).final,
-            "problem": problem,
-            "retry_pack": buy_again_pack(catalogue.catalogue, found),
-        },
+    confirmed = cancel_token_ok(settings.secret_key, found.id, token)
+    return await _cancel_page(request, db_session, catalogue, stripe, user, found, confirmed=confirmed)
+
+
+@post("/checkout/cancel", name="checkout:cancel_confirm")
+async def cancel_confirm(
+    request: Request[Any, Any, Any],
+    db_session: AsyncSession,
+    catalogue: CatalogueHolder,
+    stripe: StripeGateway,
+    user: User,
+) -> Response[Any]:
+    """The buyer's own button (CSRF-checked by the middleware): cancel as the token link would."""
+    form = await request.form()
+    raw_order = form.get("order")
+    # ASCII digits only: "²".isdigit() is true, yet int("²") raises.
+    order_id = (
+        int(raw_order) if isinstance(raw_order, str) and raw_order.isascii() and raw_order.isdigit() else 0
     )
+    found = await _own_order(db_session, user, await order_of(db_session, order_id=order_id))
+    return await _cancel_page(request, db_session, catalogue, stripe, user, found, confirmed=True)
 
 
-ROUTES: list[Any] = [start, failed, success, order_status, cancel]
+ROUTES: list[Any] = [start, failed, success, order_status, cancel, cancel_confirm]

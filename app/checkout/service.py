@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Concatenate, Final, ParamSpec, TypeVar
 
 import structlog
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import User
@@ -25,7 +25,13 @@ from app.money.fulfilment import fulfil_checkout
 from app.money.models import Order, OrderStatus
 from app.money.orders import transition
 from app.settings import Settings
-from app.stripe_gateway import PaymentProviderError, ProviderRejected, StripeGateway, as_mapping
+from app.stripe_gateway import (
+    PaymentProviderError,
+    ProviderRejected,
+    StripeGateway,
+    as_mapping,
+    clamp_expiry,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +49,21 @@ class CheckoutFailed(Exception):
         super().__init__(error.code)
         self.order = order
         self.error = error
+
+
+class CheckoutLimited(Exception):
+    """The buyer hit a cap (``open`` orders or orders per ``hour``); nothing was made."""
+
+    def __init__(self, cap: str, limit: int, retry_after: int) -> None:
+        super().__init__(cap)
+        self.cap = cap
+        self.limit = limit
+        self.retry_after = retry_after
+
+
+HOUR: Final = timedelta(hours=1)
+REUSE_MARGIN: Final = 5 * 60
+"""An open session closer than this to its expiry is not worth sending the buyer back to."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +112,88 @@ async def mark_failed(db: AsyncSession, order: Order, reason: str) -> None:
     await _transition(db, order, OrderStatus.FAILED, reason=reason)
 
 
+async def lock_buyer(db: AsyncSession, user_id: int) -> None:
+    """Serialise one buyer's checkouts so the caps below are counted, not raced.
+
+    PostgreSQL: a row lock on the buyer until commit (``FOR NO KEY UPDATE``, so inserts that
+    only reference the buyer, such as ledger entries, are not blocked). SQLite renders no lock:
+    its ``BEGIN IMMEDIATE`` already lets one writer in at a time.
+    """
+    await db.execute(select(User.id).where(User.id == user_id).with_for_update(key_share=True))
+
+
+async def reusable_session(
+    db: AsyncSession, gateway: StripeGateway, settings: Settings, *, user: User, pack: Pack, locale: str
+) -> Started | None:
+    """The buyer's newest still-open session for this very pack, price and language, if Stripe agrees.
+
+    A session Stripe has closed meanwhile is brought in line (``apply_session`` heals toward Stripe).
+    """
+    now = datetime.now(UTC)
+    order: Order | None = await db.scalar(
+        select(Order)
+        .where(
+            Order.user_id == user.id,
+            Order.status == OrderStatus.OPEN,
+            Order.stripe_session_id.is_not(None),
+            Order.pack_id == pack.id,
+            Order.amount == pack.price_minor,
+            Order.currency == pack.currency,
+            Order.units == pack.units,
+            Order.bonus == pack.bonus,
+            Order.asset == pack.asset,
+            Order.locale == language_of(locale),
+            Order.created_at > now - timedelta(seconds=clamp_expiry(settings.checkout_expiry_seconds)),
+        )
+        .order_by(Order.id.desc())
+        .limit(1)
+    )
+    if order is None or order.stripe_session_id is None:
+        return None
+    try:
+        session = as_mapping(await gateway.retrieve_session(order.stripe_session_id))
+    except PaymentProviderError as exc:
+        log.warning("checkout.reuse_check_failed", order_id=order.id, code=exc.code)
+        return None
+    expires_at = int(session.get("expires_at") or 0)
+    if session.get("status") == "open" and session.get("url") and expires_at > now.timestamp() + REUSE_MARGIN:
+        log.info("checkout.reused", order_id=order.id, session_id=order.stripe_session_id)
+        return Started(order=order, url=str(session["url"]))
+    if session.get("status") != "open":
+        await apply_session(db, order, session)
+    return None
+
+
+async def enforce_caps(db: AsyncSession, settings: Settings, user_id: int) -> None:
+    """Refuse a new order past either cap; one counting statement, run under :func:`lock_buyer`.
+
+    Orders older than the longest session lifetime are not counted as open: their sessions
+    are expired at Stripe even if the webhook saying so was lost.
+    """
+    now = datetime.now(UTC)
+    open_since = now - timedelta(seconds=clamp_expiry(settings.checkout_expiry_seconds))
+    hour_ago = now - HOUR
+    recent = Order.created_at > hour_ago
+    open_count, hour_count, oldest = (
+        await db.execute(
+            select(
+                func.count(case((Order.status.in_([OrderStatus.PENDING, OrderStatus.OPEN]), 1))),
+                func.count(case((recent, 1))),
+                func.min(case((recent, Order.created_at))),
+            ).where(Order.user_id == user_id, Order.created_at > min(open_since, hour_ago))
+        )
+    ).one()
+    if open_count >= settings.checkout_max_open:
+        raise CheckoutLimited("open", settings.checkout_max_open, retry_after=60)
+    if hour_count >= settings.checkout_max_per_hour:
+        if isinstance(oldest, str):  # SQLite hands back the stored text for an aggregate
+            oldest = datetime.fromisoformat(oldest)
+        if isinstance(oldest, datetime) and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        wait = (oldest + HOUR - now).total_seconds() if isinstance(oldest, datetime) else HOUR.total_seconds()
+        raise CheckoutLimited("hour", settings.checkout_max_per_hour, retry_after=max(1, int(wait) + 1))
+
+
 async def start_checkout(
     db: AsyncSession,
     gateway: StripeGateway,
@@ -100,10 +203,17 @@ async def start_checkout(
     pack: Pack,
     locale: str,
 ) -> Started:
-    """Make the order, then its Checkout Session; on a Stripe error mark it failed and raise.
+    """Send the buyer back to their open session for this pack, or make the order, then its session.
 
-    The order is flushed first because its id names the session's idempotency key and metadata.
+    Raises :class:`CheckoutLimited` past a cap, and :class:`CheckoutFailed` (the order marked
+    failed) on a Stripe error. The order is flushed before Stripe is called because its id names
+    the session's idempotency key and metadata.
     """
+    await lock_buyer(db, user.id)
+    reused = await reusable_session(db, gateway, settings, user=user, pack=pack, locale=locale)
+    if reused is not None:
+        return reused
+    await enforce_caps(db, settings, user.id)
     order = snapshot_order(user, pack, locale)
     db.add(order)
     await db.flush()
@@ -131,7 +241,8 @@ async def order_of(
     db: AsyncSession, *, order_id: int | None = None, session_id: str | None = None
 ) -> Order | None:
     if order_id is not None:
-        return await db.get(Order, order_id)
+        # Outside BIGINT the database would raise (a 500 on PostgreSQL): no such order.
+        return await db.get(Order, order_id) if 0 < order_id < 2**63 else None
     if session_id:
         found: Order | None = await db.scalar(select(Order).where(Order.stripe_session_id == session_id))
         return found
@@ -181,13 +292,18 @@ async def refresh_from_stripe(
     return outcome
 
 
+def cancellable(order: Order) -> bool:
+    """Not paid for yet, not even by a bank debit on its way: the buyer may still back out."""
+    return not OrderStatus(order.status).final and order.status != OrderStatus.AWAITING_PAYMENT
+
+
 async def cancel_order(db: AsyncSession, gateway: StripeGateway, order: Order) -> str:
     """The buyer came back through the cancel link: close the session unless it was paid meanwhile.
 
     Stripe decides: an open session is expired there first, and only then is the order marked
     canceled, so a payment can never land on a canceled order.
     """
-    if OrderStatus(order.status).final or order.status == OrderStatus.AWAITING_PAYMENT:
+    if not cancellable(order):
         return "unchanged"
     if not order.stripe_session_id:
         await _transition(db, order, OrderStatus.CANCELED, reason="canceled_by_buyer")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from app.accounts.models import User
 from app.db.base import KeyValueStore, orm_registry
+from app.db.installation import Installation
 from app.money.models import Balance, LedgerEntry, Order, OrderStatus, StripeEvent
 from app.reconcile.models import JobLease, SyncCursor
 
@@ -11,6 +12,7 @@ metadata = orm_registry.metadata
 
 __all__ = (
     "Balance",
+    "Installation",
     "JobLease",
     "KeyValueStore",
     "LedgerEntry",

@@ -34,6 +34,7 @@ from app.checkout.status import order_status_fast_path
 from app.cli import StorefrontCLIPlugin
 from app.db.base import KeyValueStore
 from app.db.config import make_alchemy_config
+from app.db.installation import InstallationId
 from app.i18n.web import ROUTES as I18N_ROUTES
 from app.reconcile.runner import start_periodic_reconcile
 from app.settings import PROJECT_ROOT, Settings, get_settings
@@ -98,11 +99,13 @@ def build_app(settings: Settings | None = None) -> Litestar:
     )
     alchemy = make_alchemy_config(settings)
     holder = CatalogueHolder(settings.pricing_path)
-    gateway = StripeGateway(settings)
+    installation = InstallationId(alchemy.get_engine)
+    gateway = StripeGateway(settings, installation_id=installation.get)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await holder.start()
+        await installation.preload()
         background = []
         if settings.reconcile_interval_seconds > 0:
             background.append(await start_periodic_reconcile(app))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from app.checkout.links import cancel_token
 from app.settings import PROJECT_ROOT
 from tests.support.shop import Shop, run_shop, session_id_of
 
@@ -36,11 +37,15 @@ def test_buy_sends_the_catalogue_price_and_ignores_price_fields(shop: Shop) -> N
     assert session["customer_email"] == buyer.email
     assert session["locale"] == "en"
     assert session["success_url"] == f"{shop.url}/checkout/success?session_id={{CHECKOUT_SESSION_ID}}"
-    assert session["cancel_url"] == f"{shop.url}/checkout/cancel?order={order['id']}"
+    # The cancel link carries the order's token: only this link cancels on GET.
+    token = cancel_token(shop.settings.secret_key, order["id"])
+    assert session["cancel_url"] == f"{shop.url}/checkout/cancel?order={order['id']}&token={token}"
     assert before + 3600 - 5 <= session["expires_at"] <= int(time.time()) + 3600 + 5
-    # Stripe got an idempotency key derived from the order (one order never makes two sessions).
+    # Stripe got an idempotency key derived from the order (one order never makes two sessions),
+    # in this installation's namespace (another database on the same account has its own).
     keys = shop.sandbox.call(lambda: list(shop.sandbox.state.idempotency))
-    assert [k for k in keys if k.endswith(f":order-{order['id']}-session")], keys
+    installation = shop.rows("SELECT installation_id FROM installation")[0]["installation_id"]
+    assert [k for k in keys if f":{installation}-order-{order['id']}-" in k and k.endswith("-session")], keys
 
     # The order is a snapshot of the catalogue, open, with the session's id.
     assert order["status"] == "open"

@@ -27,12 +27,17 @@ def test_chaos_then_reconcile_matches_stripe(
 
 
 def _run(shop: Shop) -> None:
-    buyers = [shop.buyer().sign_up() for _ in range(8)]
+    # The k-th purchase of each pack goes to the k-th buyer: a buyer asking twice for a pack whose
+    # session is still open is sent back to it (and the shop caps open orders per buyer).
+    buyers = [shop.buyer().sign_up() for _ in range(80)]
     packs = itertools.cycle(["coins-100", "coins-500", "quota-starter", "coins-100", "coins-500"])
+    bought: dict[str, int] = defaultdict(int)
     started: list[tuple[int, str]] = []
     for n in range(200):
-        buyer = buyers[n % len(buyers)]
-        started.append((n, buyer.start(next(packs))))
+        pack = next(packs)
+        buyer = buyers[bought[pack]]
+        bought[pack] += 1
+        started.append((n, buyer.start(pack)))
 
     sdk = stripe.StripeClient(TEST_KEY, base_addresses={"api": shop.sandbox.url})
     disputed: list[str] = []

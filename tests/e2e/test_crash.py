@@ -96,9 +96,11 @@ def test_sigkill_while_handling_webhooks_loses_and_doubles_nothing(tmp_path: Pat
         log = tmp_path / "shop.log"
         shop = Shop(url=shop_url, settings=settings, sandbox=sandbox)
         with shop_process(env, port, log) as proc:
-            buyers = [shop.buyer().sign_up() for _ in range(4)]
+            # One of each pack per buyer: a second ask for a still-open pack reuses its session.
+            buyers = [shop.buyer().sign_up() for _ in range(20)]
             sessions = [
-                (buyers[i % 4], buyers[i % 4].start("coins-500" if i % 2 else "coins-100")) for i in range(40)
+                (buyers[i // 2], buyers[i // 2].start("coins-500" if i % 2 else "coins-100"))
+                for i in range(40)
             ]
             # Pay half, kill the shop mid-stream (deliveries in flight), pay the rest while it is down.
             for _buyer, sid in sessions[:20]:

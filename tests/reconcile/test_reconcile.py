@@ -56,7 +56,8 @@ def test_replayed_events_of_the_other_mode_are_ignored(shop: Shop, monkeypatch: 
 
 def test_stale_orders_are_settled_from_their_session(shop: Shop) -> None:
     buyer = shop.buyer().sign_up()
-    paid, expired, still_open = buyer.start("coins-100"), buyer.start("coins-100"), buyer.start("coins-100")
+    # Three packs: a second ask for a pack whose session is still open would reuse that session.
+    paid, expired, still_open = buyer.start("coins-100"), buyer.start("coins-500"), buyer.start("coins-2500")
     shop.sandbox.control("POST", "deliveries/pause")
     shop.pay(paid)
     shop.sandbox.call(lambda: shop.sandbox.state.expire_session(expired, HOSTED))
