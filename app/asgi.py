@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from app import create_app
+from app.web.factory import create_app
 
 app = create_app()

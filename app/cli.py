@@ -47,5 +47,5 @@ def serve_command(host: str, port: int, workers: int, migrate: bool) -> None:
 
 def main() -> None:
     """Entry point of the ``storefront`` script."""
-    os.environ.setdefault("LITESTAR_APP", "app:create_app")
+    os.environ.setdefault("LITESTAR_APP", "app.web.factory:create_app")
     sys.exit(litestar_group())

@@ -32,7 +32,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import BIN, ROOT, WRK, free_port, stop, temp_dir, wait_for
-from webhook_bench import LUA, _run_sync, check_exactly_once, seed, write_events
+from webhook_bench import LUA, check_exactly_once, run_on_database, seed, write_events
 
 PACED = "\nlocal pause = tonumber(os.getenv('BENCH_PAUSE_MS'))\ndelay = function() return pause end\n"
 GET_LUA = r"""
@@ -118,7 +118,7 @@ def give_history(database_url: str) -> int:
             )
         return int(order_id)
 
-    return int(_run_sync(database_url, work))
+    return int(run_on_database(database_url, work))
 
 
 def main() -> int:

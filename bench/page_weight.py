@@ -22,9 +22,9 @@ BUDGET = 30 * 1024
 def main() -> int:
     from litestar.testing import TestClient
 
-    from app import create_app
     from app.db.migrate import upgrade
     from app.settings import Settings
+    from app.web.factory import create_app
 
     with temp_dir() as name:
         tmp = Path(name)

@@ -69,7 +69,7 @@ end
 """
 
 
-def _run_sync(database_url: str, work: Any) -> Any:
+def run_on_database(database_url: str, work: Any) -> Any:
     """Run ``work(conn)`` in one transaction on the bench database (async engine, any dialect)."""
     import asyncio
 
@@ -137,7 +137,7 @@ def seed(database_url: str, count: int) -> list[tuple[int, str]]:
         )
         return [(row[0], row[1]) for row in conn.execute(select(Order.id, Order.stripe_session_id))]
 
-    return _run_sync(database_url, work)  # type: ignore[no-any-return]
+    return run_on_database(database_url, work)  # type: ignore[no-any-return]
 
 
 def write_events(tmp: Path, orders: list[tuple[int, str]], secret: str) -> tuple[Path, Path]:
@@ -206,7 +206,7 @@ def check_exactly_once(database_url: str, answered: int, in_flight: int) -> list
             )
         return problems + check_invariant(session)
 
-    return _run_sync(database_url, work)  # type: ignore[no-any-return]
+    return run_on_database(database_url, work)  # type: ignore[no-any-return]
 
 
 @contextlib.contextmanager

@@ -7,6 +7,8 @@ A function-local import is how a circle hides; both are read from the source wit
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 from app.settings import PROJECT_ROOT
@@ -145,3 +147,28 @@ def test_the_money_core_reads_top_to_bottom() -> None:
             m.removeprefix("app.money.") for m in GRAPH[f"app.money.{module}"] if m.startswith("app.money.")
         }
         assert imported <= set(order[:position]), (module, imported)
+
+
+def test_package_inits_import_only_their_own_modules() -> None:
+    """Importing ``app.x.y`` runs ``app/__init__`` and ``app/x/__init__`` first, an import the
+    graph above does not show: a package that imported beyond itself would make every module
+    below it load that too (and hide circles through the package). The root imports nothing."""
+    assert GRAPH["app"] == set(), "app/__init__.py must import nothing of the project"
+    strays = {
+        name: sorted(t for t in targets if not t.startswith(name + "."))
+        for name, targets in GRAPH.items()
+        if MODULES[name].name == "__init__.py" and name != "app"
+    }
+    assert {name: found for name, found in strays.items() if found} == {}
+
+
+def test_the_sandbox_loads_nothing_of_the_shop_at_run_time() -> None:
+    """The graph is read from the source; this imports the sandbox for real, in a fresh interpreter."""
+    probe = (
+        "import sys, app.sandbox, app.sandbox.state, app.sandbox.app;"
+        "print(sorted(m for m in sys.modules if m.startswith('app.') and not m.startswith('app.sandbox')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=PROJECT_ROOT, check=True
+    )
+    assert result.stdout.strip() == "[]"

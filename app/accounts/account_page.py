@@ -214,6 +214,7 @@ async def account_page(
         {
             "order": o,
             "status": status_label(o.status),
+            "waiting": OrderStatus(o.status).waiting,
             "price": format_money(o.amount, o.currency, babel),
             "units": o.total_units,
             "unit": live.unit_label(o.asset, o.total_units, locale),

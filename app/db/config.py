@@ -38,6 +38,11 @@ Safe only for transactions that write nothing, or whose first statement is their
 ``SQLITE_BUSY`` instead of waiting when another writer got in between."""
 
 
+WRITER_PRAGMA = "wal_autocheckpoint=0"
+"""The webhook writer's connection only: it leaves checkpoints to a thread of its own
+(``app.webhooks.ingest``), so a COMMIT never stalls on one."""
+
+
 def install_sqlite_pragmas(engine: Engine) -> None:
     """WAL for concurrent readers, and BEGIN IMMEDIATE so two writers never deadlock on upgrade.
 

@@ -3,7 +3,7 @@
 The money core is written once, synchronously, against :class:`SqlConnection`: what it needs
 of a connection, which SQLAlchemy's ``Connection`` is (async callers reach it through
 :func:`run`, which runs it on the connection of their own transaction) and so is
-``app.db.compiled.CompiledConnection`` (the SQLite webhook writer's, on its own thread).
+``app.db.compiled.CompiledConnection`` (the webhook writers': SQLite's thread, PostgreSQL's lanes).
 """
 
 from __future__ import annotations

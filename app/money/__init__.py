@@ -17,9 +17,10 @@ Reading order, each module importing only those above it:
    ``replay_event`` runs a stored one again.
 
 Every operation is written once, synchronously, on a connection in the caller's transaction
-(``app.db.sql.SqlConnection``: SQLAlchemy's ``Connection``, or on the SQLite webhook writer's
-thread ``app.db.compiled.CompiledConnection``); async callers run it with
-``app.db.sql.run(db, operation, ...)``. Nothing here commits.
+(``app.db.sql.SqlConnection``: SQLAlchemy's ``Connection``, or in the webhook writers
+``app.db.compiled.CompiledConnection``); async callers run it with
+``app.db.sql.run(db, operation, ...)``, which on PostgreSQL also runs it again when it was a
+deadlock's victim. Nothing here commits.
 Exactly-once and never-backwards are enforced by the database (unique keys, conditional
 updates), never by check-then-act in Python.
 """

@@ -76,7 +76,8 @@ def _stores(settings: Settings, alchemy: Any) -> dict[str, Store]:
     }
 
 
-def build_app(settings: Settings | None = None) -> Litestar:
+def create_app(settings: Settings | None = None) -> Litestar:
+    """Build the shop from ``settings`` (default: read from the environment); the only way an app is made."""
     settings = settings or get_settings()
 
     logging_config = StructLoggingConfig(

@@ -11,10 +11,10 @@ from litestar.testing import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from app import create_app
 from app.accounts.models import User
 from app.db.config import make_engine
 from app.settings import Settings
+from app.web.factory import create_app
 
 PASSWORD = "correct horse battery"
 

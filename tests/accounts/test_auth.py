@@ -9,10 +9,10 @@ from litestar import Request, get
 from litestar.testing import TestClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import create_app
 from app.accounts.auth import current_user, require_user, safe_next
 from app.accounts.models import User
 from app.settings import Settings
+from app.web.factory import create_app
 from tests.accounts.support import (
     PASSWORD,
     client_for,

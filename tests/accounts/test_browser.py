@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from app import create_app
 from app.db.migrate import upgrade
+from app.web.factory import create_app
 from tests.conftest import make_settings
 from tests.support.servers import serve_in_thread
 

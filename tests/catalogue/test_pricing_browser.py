@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from app import create_app
+from app.web.factory import create_app
 from tests.conftest import make_settings
 from tests.support.servers import serve_in_thread
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from litestar.testing import TestClient
 
-from app import create_app
 from app.catalogue.page_cache import PricingPageCache
 from app.settings import PROJECT_ROOT, Settings
+from app.web.factory import create_app
 from tests.conftest import make_settings
 
 from .factories import make_pack, render

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from app import create_app
 from app.db.migrate import upgrade
+from app.web.factory import create_app
 from tests.conftest import make_settings
 from tests.support.sandbox_server import TEST_KEY, SandboxServer, start_sandbox
 from tests.support.servers import free_port, serve_in_thread

@@ -1,8 +1,8 @@
 """Random interleavings of purchases, redeliveries, refunds and disputes keep the ledger exact.
 
 Driven through the SQLite writer's path (``CompiledConnection`` + ``process_event``), one event per
-transaction like the writer's SAVEPOINT; after every step the balance must equal the sum of
-the entries AND the totals a simple model expects.
+transaction and SAVEPOINT (the writer's batch when it is re-run event by event); after every
+step the balance must equal the sum of the entries AND the totals a simple model expects.
 """
 
 from __future__ import annotations

@@ -201,7 +201,7 @@ def run_shop(
     **overrides: Any,
 ) -> Iterator[Shop]:
     """Sandbox + shop on free ports, wired to each other; the database must be migrated."""
-    from app import create_app
+    from app.web.factory import create_app
     from tests.conftest import make_settings
 
     port = free_port()

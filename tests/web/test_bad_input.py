@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from app import create_app
 from app.settings import Settings
+from app.web.factory import create_app
 from tests.accounts.support import client_for, sign_up, users
 from tests.web.route_table import asgi_mounts, endpoints
 

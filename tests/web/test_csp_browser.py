@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from app import create_app
 from app.settings import Settings
+from app.web.factory import create_app
 from tests.conftest import CSP_WATCH, csp_violations
 from tests.support.servers import serve_in_thread
 

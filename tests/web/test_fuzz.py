@@ -17,9 +17,9 @@ from urllib.parse import quote
 
 from litestar.testing import TestClient
 
-from app import create_app
 from app.sandbox.app import create_sandbox_app
 from app.settings import Settings
+from app.web.factory import create_app
 from tests.accounts.support import sign_up
 from tests.web.route_table import Endpoint, asgi_mounts, endpoints
 

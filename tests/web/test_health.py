@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 from litestar.testing import TestClient
 
-from app import create_app
 from app.settings import PROJECT_ROOT, Settings
+from app.web.factory import create_app
 from tests.support.servers import serve_in_thread
 
 

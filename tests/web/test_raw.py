@@ -16,11 +16,11 @@ import pytest
 from litestar.testing import TestClient
 from prometheus_client import REGISTRY
 
-from app import create_app
 from app.checkout import status
 from app.money.models import OrderStatus
 from app.settings import Settings
 from app.web import raw
+from app.web.factory import create_app
 from tests.accounts.support import sign_up, users
 from tests.webhooks.factories import make_order, session_factory
 

@@ -8,8 +8,8 @@ import time
 import httpx
 import pytest
 
-from app import create_app
 from app.settings import Settings
+from app.web.factory import create_app
 from tests.accounts.support import PASSWORD
 from tests.support.servers import free_port, serve_in_thread
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from app import create_app
 from app.settings import Settings
+from app.web.factory import create_app
 from app.web.security import content_security_policy
 from tests.support.shop import run_shop, wait_for
 from tests.web.route_table import asgi_mounts, endpoints

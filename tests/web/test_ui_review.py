@@ -13,8 +13,8 @@ from typing import Any
 
 from litestar.testing import TestClient
 
-from app import create_app
 from app.db.migrate import upgrade
+from app.web.factory import create_app
 from tests.conftest import make_settings
 from tests.support.servers import free_port, serve_in_thread
 

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from app import create_app
 from app.settings import Settings
+from app.web.factory import create_app
 from tests.support.servers import serve_in_thread
 
 
