@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.accounts.models import User
+from app.accounts.models import RateLimitCounter, User
 from app.db.base import KeyValueStore, orm_registry
 from app.money.models import Balance, LedgerEntry, Order, OrderStatus, StripeEvent
 from app.reconcile.models import JobLease, SyncCursor
@@ -16,6 +16,7 @@ __all__ = (
     "LedgerEntry",
     "Order",
     "OrderStatus",
+    "RateLimitCounter",
     "StripeEvent",
     "SyncCursor",
     "User",

@@ -25,6 +25,8 @@ from litestar.stores.base import Store
 from litestar.stores.registry import StoreRegistry
 
 from app.accounts.auth import SignInRequired, provide_current_user, provide_user, sign_in_required_handler
+from app.accounts.limits import STATE_KEY as LIMITER
+from app.accounts.limits import make_limiter
 from app.accounts.routes import ROUTES as ACCOUNT_ROUTES
 from app.catalogue.page_cache import pricing_fast_path
 from app.catalogue.reload import CatalogueHolder
@@ -55,16 +57,17 @@ FORM_BODY_LIMIT = 64 * 1024
 
 
 def _stores(settings: Settings, alchemy: Any) -> dict[str, Store]:
-    """Sessions and rate-limit counters live where every replica sees them: Redis or the database."""
+    """Sessions live where every replica sees them: Redis or the database.
+
+    Rate-limit counters are not a Litestar store (its read-then-write lets concurrent attempts
+    through): see app/accounts/limits.py.
+    """
     if settings.redis_url:
         from litestar.stores.redis import RedisStore
 
         root = RedisStore.with_client(url=settings.redis_url, namespace="storefront")
-        return {"sessions": root.with_namespace("sessions"), "rate_limit": root.with_namespace("rate_limit")}
-    return {
-        "sessions": SQLAlchemyStore(config=alchemy, model=KeyValueStore, namespace="sessions"),
-        "rate_limit": SQLAlchemyStore(config=alchemy, model=KeyValueStore, namespace="rate_limit"),
-    }
+        return {"sessions": root.with_namespace("sessions")}
+    return {"sessions": SQLAlchemyStore(config=alchemy, model=KeyValueStore, namespace="sessions")}
 
 
 def build_app(settings: Settings | None = None) -> Litestar:
@@ -91,6 +94,7 @@ def build_app(settings: Settings | None = None) -> Litestar:
     alchemy = make_alchemy_config(settings)
     holder = CatalogueHolder(settings.pricing_path)
     gateway = StripeGateway(settings)
+    limiter = make_limiter(settings.redis_url, alchemy.get_engine(), settings.trusted_proxies)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -106,7 +110,7 @@ def build_app(settings: Settings | None = None) -> Litestar:
             await holder.stop()
             await gateway.close()
 
-    lifespans: list[Any] = [lifespan]
+    lifespans: list[Any] = [lifespan, limiter.lifespan]
     # Each feature package lists its own routes; this is the one place they are put together.
     route_handlers: list[Any] = [
         *CATALOGUE_ROUTES,
@@ -177,7 +181,7 @@ def build_app(settings: Settings | None = None) -> Litestar:
         },
         request_max_body_size=FORM_BODY_LIMIT,
         debug=settings.debug,
-        state=State({"settings": settings, "catalogue": holder, "stripe": gateway}),
+        state=State({"settings": settings, "catalogue": holder, "stripe": gateway, LIMITER: limiter}),
         dependencies={
             "settings": Provide(lambda: settings, sync_to_thread=False),
             "catalogue": Provide(lambda: holder, sync_to_thread=False),
