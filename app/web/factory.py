@@ -9,7 +9,6 @@ from typing import Any
 
 import structlog
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
-from advanced_alchemy.extensions.litestar.store import SQLAlchemyStore
 from litestar import Litestar
 from litestar.config.compression import CompressionConfig
 from litestar.config.csrf import CSRFConfig
@@ -45,7 +44,7 @@ from app.web.health import healthz
 from app.web.middleware import locale_middleware, request_id_middleware
 from app.web.raw import SESSION_COOKIE
 from app.web.sandbox_mount import sandbox_mount
-from app.web.sessions import RotatingSessionConfig
+from app.web.sessions import RotatingSessionConfig, session_store
 from app.web.static_assets import static_assets_handler
 from app.web.templating import template_config
 from app.web.transactions import commit_before_session
@@ -67,7 +66,7 @@ def _stores(settings: Settings, alchemy: Any) -> dict[str, Store]:
 
         root = RedisStore.with_client(url=settings.redis_url, namespace="storefront")
         return {"sessions": root.with_namespace("sessions")}
-    return {"sessions": SQLAlchemyStore(config=alchemy, model=KeyValueStore, namespace="sessions")}
+    return {"sessions": session_store(alchemy, KeyValueStore)}
 
 
 def build_app(settings: Settings | None = None) -> Litestar:

@@ -1,17 +1,41 @@
-"""Server-side sessions whose id changes at sign-in (no session fixation)."""
+"""Server-side sessions for signed-in visitors only, whose id changes at sign-in (no fixation).
+
+A visitor who is not signed in gets no row: 500 anonymous ``POST /sign-out`` used to leave 500
+rows for 14 days. CSRF and the language live in cookies already; the only thing an anonymous
+visitor's session held was a flash message ("You have signed out."), which now travels in a
+short-lived signed cookie instead. Expired rows are purged when sessions are written.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import base64
+import hashlib
+import hmac
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any, Final
 
+from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
+from advanced_alchemy.extensions.litestar.store import SQLAlchemyStore
 from litestar.connection import ASGIConnection
+from litestar.datastructures import Cookie, MutableScopeHeaders
 from litestar.middleware.session.server_side import ServerSideSessionBackend, ServerSideSessionConfig
+from litestar.stores.base import Store
 from litestar.types import Empty, Message, ScopeSession
+from sqlalchemy import delete
 
-from app.web.raw import live_session_id
+from app.web.raw import FLASH_COOKIE, live_session_id
 
 ROTATE_KEY = "_rotate_session"
 NEW_ID_KEY = "_rotated_session_id"
+LOADED_KEY = "_session_row_loaded"
+SIGNED_IN_KEY: Final = "user_id"
+"""The session key that makes a visitor signed in; only such sessions are stored."""
+FLASH_KEY: Final = "_messages"
+"""Where Litestar's flash plugin keeps messages in the session."""
+FLASH_MAX_AGE: Final = 300
+PURGE_EVERY: Final = 60.0
 
 
 def rotate_session(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
@@ -19,29 +43,117 @@ def rotate_session(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
     connection.scope.setdefault("state", {})[ROTATE_KEY] = True
 
 
+def _sign(secret: str, payload: str) -> str:
+    return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _secret(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    return str(connection.scope["app"].state["settings"].secret_key)
+
+
+def flash_cookie_value(secret: str, messages: list[Any]) -> str:
+    payload = base64.urlsafe_b64encode(json.dumps(messages, separators=(",", ":")).encode()).decode()
+    return f"{payload}.{_sign(secret, payload)}"
+
+
+def read_flash_cookie(secret: str, value: str | None) -> list[dict[str, Any]]:
+    """The messages of a flash cookie we signed; anything else is ignored."""
+    payload, _, signature = (value or "").partition(".")
+    if not payload or not hmac.compare_digest(signature, _sign(secret, payload)):
+        return []
+    try:
+        messages = json.loads(base64.urlsafe_b64decode(payload))
+    except ValueError:
+        return []
+    return [m for m in messages if isinstance(m, dict)] if isinstance(messages, list) else []
+
+
 class RotatingSessionBackend(ServerSideSessionBackend):
-    """Stores sessions like Litestar's backend, but honours ``rotate_session``."""
+    """Stores signed-in sessions like Litestar's backend, honours ``rotate_session``, and keeps
+    a signed-out visitor's flash messages in a cookie instead of a row."""
 
     def get_session_id(self, connection: ASGIConnection[Any, Any, Any, Any]) -> str:
         rotated = connection.scope.get("state", {}).get(NEW_ID_KEY)
         return str(rotated) if rotated else super().get_session_id(connection)
+
+    async def load_from_connection(self, connection: ASGIConnection[Any, Any, Any, Any]) -> dict[str, Any]:
+        data = await super().load_from_connection(connection)
+        connection.scope.setdefault("state", {})[LOADED_KEY] = bool(data)
+        carried = read_flash_cookie(_secret(connection), connection.cookies.get(FLASH_COOKIE))
+        if carried:
+            data.setdefault(FLASH_KEY, []).extend(carried)
+        return data
+
+    def _cookie(self, key: str, value: str, **overrides: Any) -> str:
+        params: dict[str, Any] = {
+            "path": self.config.path,
+            "domain": self.config.domain,
+            "secure": self.config.secure,
+            "httponly": self.config.httponly,
+            "samesite": self.config.samesite,
+            "max_age": self.config.max_age,
+            **overrides,
+        }
+        return Cookie(key=key, value=value, **params).to_header(header="")
 
     async def store_in_message(
         self, scope_session: ScopeSession, message: Message, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> None:
         state = connection.scope.setdefault("state", {})
         incoming = live_session_id(connection.cookies.get(self.config.key))
-        if not scope_session and scope_session is not Empty and incoming is None:
-            # An anonymous visitor with nothing to remember: no row, no cookie.
+        rotate = bool(state.pop(ROTATE_KEY, False))
+        session = scope_session if isinstance(scope_session, dict) else {}
+        headers = MutableScopeHeaders.from_message(message)
+        messages = session.get(FLASH_KEY) if SIGNED_IN_KEY not in session else None
+        if messages:
+            value = flash_cookie_value(_secret(connection), messages)
+            headers.add("Set-Cookie", self._cookie(FLASH_COOKIE, value, max_age=FLASH_MAX_AGE))
+        elif FLASH_COOKIE in connection.cookies:
+            headers.add("Set-Cookie", self._cookie(FLASH_COOKIE, "", max_age=0, expires=0))
+        if SIGNED_IN_KEY in session:
+            if rotate:
+                if incoming is not None:
+                    await self.delete(incoming, store=self.config.get_store_from_app(connection.scope["app"]))
+                state[NEW_ID_KEY] = self.generate_session_id()
+            await super().store_in_message(scope_session, message, connection)
             return
-        if state.pop(ROTATE_KEY, False) and scope_session is not Empty:
-            if incoming is not None:
-                await self.delete(incoming, store=self.config.get_store_from_app(connection.scope["app"]))
-            state[NEW_ID_KEY] = self.generate_session_id()
-        await super().store_in_message(scope_session, message, connection)
+        # Not signed in: no row. One left from a signed-in session (sign-out, a deleted account) goes.
+        if incoming is not None and state.pop(LOADED_KEY, False):
+            await self.delete(incoming, store=self.config.get_store_from_app(connection.scope["app"]))
+        if incoming is not None and scope_session is Empty:
+            headers.add("Set-Cookie", self._cookie(self.config.key, "null", max_age=0, expires=0))
+        elif incoming is not None and rotate:
+            # The old id is never honoured again; the new one names no row until someone signs in.
+            headers.add("Set-Cookie", self._cookie(self.config.key, self.generate_session_id()))
 
 
 class RotatingSessionConfig(ServerSideSessionConfig):
     """Litestar's server-side session config with the rotating backend."""
 
     _backend_class = RotatingSessionBackend
+
+
+class PurgingSessionStore(SQLAlchemyStore[SQLAlchemyAsyncConfig]):
+    """The database session store, deleting expired rows at most once a minute per process when
+    a session is written (unlike Redis, the database never expires a row by itself)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._next_purge = 0.0
+
+    async def set(self, key: str, value: str | bytes, expires_in: int | Any | None = None) -> None:
+        await super().set(key, value, expires_in)
+        if time.monotonic() >= self._next_purge:
+            self._next_purge = time.monotonic() + PURGE_EVERY
+            await self.delete_expired()
+
+    async def delete_expired(self) -> None:
+        model = self._model
+        async with self._config.get_session() as session, session.begin():
+            await session.execute(
+                delete(model).where(model.namespace == self.namespace, model.expires_at < datetime.now(UTC))
+            )
+
+
+def session_store(alchemy: SQLAlchemyAsyncConfig, model: Any) -> Store:
+    return PurgingSessionStore(config=alchemy, model=model, namespace="sessions")
