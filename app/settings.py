@@ -6,6 +6,7 @@ sessions and webhook signatures valid; production refuses to start without real 
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -119,6 +120,8 @@ class Settings:
     debug: bool = False
     metrics_token: str = ""
     """Bearer token for ``/metrics`` and ``/healthz/detail``; production without one hides both."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Proxies (IPs or CIDRs) whose ``X-Forwarded-For`` is believed; nobody's by default."""
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -215,7 +218,19 @@ class Settings:
             log_level=_env("STOREFRONT_LOG_LEVEL", "INFO").upper(),
             debug=env == "development" and _env("STOREFRONT_DEBUG") in ("1", "true"),
             metrics_token=_env("STOREFRONT_METRICS_TOKEN"),
+            trusted_proxies=trusted_proxies(_env("STOREFRONT_TRUSTED_PROXIES")),
         )
+
+
+def trusted_proxies(raw: str) -> tuple[str, ...]:
+    """``STOREFRONT_TRUSTED_PROXIES``: comma- or space-separated IPs/CIDRs, each checked at start-up."""
+    found = []
+    for item in raw.replace(",", " ").split():
+        try:
+            found.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError as exc:
+            raise SettingsError(f"STOREFRONT_TRUSTED_PROXIES: {item!r} is not an IP address or CIDR") from exc
+    return tuple(found)
 
 
 def normalise_database_url(url: str) -> str:

@@ -22,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import i18n
 from app.accounts.models import User
-from app.web.sessions import rotate_session
+from app.web.sessions import SIGNED_IN_KEY, rotate_session
 
-SESSION_USER_ID = "user_id"
+SESSION_USER_ID = SIGNED_IN_KEY
 SESSION_USER_EMAIL = "user_email"
 _STATE_KEY = "_current_user"
 DEFAULT_NEXT = "/account"

@@ -65,14 +65,14 @@ def create_admin(email: str, password: str | None) -> None:
     email = normalise_email(email)
     if problem := email_problem(email):
         raise click.BadParameter(problem, param_hint="EMAIL")
-    if password is not None and (problem := password_problem(password)):
+    if password is not None and (problem := password_problem(password, email)):
         raise click.BadParameter(problem, param_hint="--password")
     if asyncio.run(_promote(email, password)):
         click.echo(f"{email} is now an admin.")
         return
     if password is None:
         password = _ask_password()
-        if problem := password_problem(password):
+        if problem := password_problem(password, email):
             raise click.UsageError(problem)
     if asyncio.run(_create(email, password)) or asyncio.run(_promote(email, password)):
         click.echo(f"Created admin {email}.")

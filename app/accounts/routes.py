@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 
 from litestar import Request, get, post
-from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.params import QueryParameter
 from litestar.plugins.flash import flash
 from litestar.response import Redirect, Template
@@ -21,19 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import i18n
 from app.accounts.account_page import ROUTES as ACCOUNT_PAGE_ROUTES
 from app.accounts.auth import safe_next, sign_in_session
+from app.accounts.limits import clear_account, limit_by_account, limit_by_address
 from app.accounts.models import User
 from app.accounts.service import EmailTaken, authenticate, check_sign_up, create_user, normalise_email
 from app.i18n import gettext as _
 from app.i18n.web import language_cookie
 from app.web.sessions import rotate_session
 from app.web.transactions import READ_ONLY_OPT
-
-AUTH_RATE_LIMIT = RateLimitConfig(
-    rate_limit=("minute", 10),
-    store="rate_limit",
-    check_throttle_handler=lambda request: request.method == "POST",
-)
-"""Ten sign-in or sign-up attempts a minute per client address, counted together."""
 
 
 async def _form(request: Request[Any, Any, Any]) -> dict[str, str]:
@@ -77,7 +70,7 @@ async def sign_up_page(
     return _page("sign_up", next_path=safe_next(next_path))
 
 
-@post("/sign-up", name="sign_up:submit", middleware=[AUTH_RATE_LIMIT.middleware])
+@post("/sign-up", name="sign_up:submit", guards=[limit_by_address])
 async def sign_up(request: Request[Any, Any, Any], db_session: AsyncSession) -> Template | Redirect:
     """Create the account; a taken email is found by the unique constraint, and nothing is written."""
     form = await _form(request)
@@ -107,7 +100,7 @@ async def sign_in_page(
     return _page("sign_in", next_path=safe_next(next_path))
 
 
-@post("/sign-in", name="sign_in:submit", middleware=[AUTH_RATE_LIMIT.middleware])
+@post("/sign-in", name="sign_in:submit", guards=[limit_by_address])
 async def sign_in(request: Request[Any, Any, Any], db_session: AsyncSession) -> Template | Redirect:
     """Check the password; an unknown email and a wrong password get the same words."""
     form = await _form(request)
@@ -116,10 +109,12 @@ async def sign_in(request: Request[Any, Any, Any], db_session: AsyncSession) -> 
     if not email or not password:
         errors = {"form": _("Please enter your email address and password.")}
         return _page("sign_in", email=email, next_path=next_path, errors=errors, status=HTTP_400_BAD_REQUEST)
+    await limit_by_account(request, email)  # counted before the password is checked
     user = await authenticate(db_session, email, password)
     if user is None:
         errors = {"form": _("That email and password do not match an account.")}
         return _page("sign_in", email=email, next_path=next_path, errors=errors, status=HTTP_401_UNAUTHORIZED)
+    await clear_account(request, db_session, email)
     return _signed_in(request, user, next_path)
 
 

@@ -15,6 +15,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from zxcvbn import zxcvbn
 
 from app.accounts.models import User
 from app.i18n import gettext as _
@@ -22,6 +23,12 @@ from app.i18n import gettext as _
 EMAIL_MAX = 320
 PASSWORD_MIN = 8
 PASSWORD_MAX = 1024
+PASSWORD_MIN_SCORE = 2
+"""zxcvbn's score (0-4): below 2 a password falls to an online or cheap offline guessing attack."""
+PASSWORD_JUDGED = 72
+"""zxcvbn refuses longer input (its time grows quickly with length); 72 characters tell enough."""
+COMMON_RANK = 10_000
+"""A password within this rank of zxcvbn's leaked-password list is called common by name."""
 
 _hasher = PasswordHasher()
 
@@ -63,16 +70,39 @@ def email_problem(email: str) -> str | None:
     return None
 
 
-def password_problem(password: str) -> str | None:
+def password_problem(password: str, email: str = "") -> str | None:
+    """Length, then guessability: the length rule alone let ``password`` and eight spaces through.
+
+    zxcvbn judges the password against leaked-password lists, names, words, keyboard patterns,
+    repeats and the account's own email; its score decides and our message says why.
+    """
     if len(password) < PASSWORD_MIN:
         return _("Your password must be at least 8 characters long.")
     if len(password) > PASSWORD_MAX:
         return _("Your password must be at most 1,024 characters long.")
-    return None
+    local = email.partition("@")[0]
+    user_inputs = [value for value in (email, local) if value]
+    judged = password[:PASSWORD_JUDGED]
+    if email and email in password.lower():
+        return _("Your password must not contain your email address.")
+    result = zxcvbn(judged, user_inputs=user_inputs)
+    if result["score"] >= PASSWORD_MIN_SCORE:
+        return None
+    matches = result["sequence"]
+    if any(m.get("dictionary_name") == "user_inputs" for m in matches):
+        return _("Your password must not contain your email address.")
+    if any(
+        m.get("dictionary_name") == "passwords" and m.get("rank", COMMON_RANK) < COMMON_RANK for m in matches
+    ):
+        return _("This is one of the most common passwords. Please choose another.")
+    return _(
+        "This password is too easy to guess. Use a few uncommon words, and avoid names, dates, "
+        "repeated characters and keyboard patterns."
+    )
 
 
 def check_sign_up(email: str, password: str) -> Problems:
-    return Problems(email=email_problem(email), password=password_problem(password))
+    return Problems(email=email_problem(email), password=password_problem(password, email))
 
 
 async def hash_password(password: str) -> str:

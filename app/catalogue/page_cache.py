@@ -213,7 +213,7 @@ def pricing_fast_path(app: ASGIApp) -> ASGIApp:
             await app(asgi_scope, receive, send)
             return
         cookies = raw.cookies(asgi_scope)
-        if raw.live_session_id(cookies.get(raw.SESSION_COOKIE)):
+        if raw.live_session_id(cookies.get(raw.SESSION_COOKIE)) or raw.FLASH_COOKIE in cookies:
             await app(asgi_scope, receive, send)
             return
         gzip_ok = raw.accepts_gzip(asgi_scope)

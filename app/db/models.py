@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.accounts.models import User
+from app.accounts.models import RateLimitCounter, User
 from app.db.base import KeyValueStore, orm_registry
 from app.db.installation import Installation
 from app.money.models import Balance, LedgerEntry, Order, OrderStatus, StripeEvent
@@ -18,6 +18,7 @@ __all__ = (
     "LedgerEntry",
     "Order",
     "OrderStatus",
+    "RateLimitCounter",
     "StripeEvent",
     "SyncCursor",
     "User",

@@ -9,7 +9,6 @@ from typing import Any
 
 import structlog
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
-from advanced_alchemy.extensions.litestar.store import SQLAlchemyStore
 from litestar import Litestar
 from litestar.config.compression import CompressionConfig
 from litestar.config.csrf import CSRFConfig
@@ -25,6 +24,8 @@ from litestar.stores.base import Store
 from litestar.stores.registry import StoreRegistry
 
 from app.accounts.auth import SignInRequired, provide_current_user, provide_user, sign_in_required_handler
+from app.accounts.limits import STATE_KEY as LIMITER
+from app.accounts.limits import make_limiter
 from app.accounts.routes import ROUTES as ACCOUNT_ROUTES
 from app.catalogue.page_cache import pricing_fast_path
 from app.catalogue.reload import CatalogueHolder
@@ -46,7 +47,7 @@ from app.web.raw import SESSION_COOKIE
 from app.web.requests import StorefrontRequest
 from app.web.sandbox_mount import sandbox_mount
 from app.web.security import metrics_guard, security_headers_hook
-from app.web.sessions import RotatingSessionConfig
+from app.web.sessions import RotatingSessionConfig, session_store
 from app.web.static_assets import static_assets_handler
 from app.web.templating import template_config
 from app.web.transactions import commit_before_session, read_only_requests
@@ -64,16 +65,17 @@ class MetricsController(PrometheusController):
 
 
 def _stores(settings: Settings, alchemy: Any) -> dict[str, Store]:
-    """Sessions and rate-limit counters live where every replica sees them: Redis or the database."""
+    """Sessions live where every replica sees them: Redis or the database.
+
+    Rate-limit counters are not a Litestar store (its read-then-write lets concurrent attempts
+    through): see app/accounts/limits.py.
+    """
     if settings.redis_url:
         from litestar.stores.redis import RedisStore
 
         root = RedisStore.with_client(url=settings.redis_url, namespace="storefront")
-        return {"sessions": root.with_namespace("sessions"), "rate_limit": root.with_namespace("rate_limit")}
-    return {
-        "sessions": SQLAlchemyStore(config=alchemy, model=KeyValueStore, namespace="sessions"),
-        "rate_limit": SQLAlchemyStore(config=alchemy, model=KeyValueStore, namespace="rate_limit"),
-    }
+        return {"sessions": root.with_namespace("sessions")}
+    return {"sessions": session_store(alchemy, KeyValueStore)}
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -102,6 +104,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     holder = CatalogueHolder(settings.pricing_path)
     installation = InstallationId(alchemy.get_engine)
     gateway = StripeGateway(settings, installation_id=installation.get)
+    limiter = make_limiter(settings.redis_url, alchemy.get_engine(), settings.trusted_proxies)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -118,7 +121,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await holder.stop()
             await gateway.close()
 
-    lifespans: list[Any] = [lifespan]
+    lifespans: list[Any] = [lifespan, limiter.lifespan]
     # Each feature package lists its own routes; this is the one place they are put together.
     route_handlers: list[Any] = [
         *CATALOGUE_ROUTES,
@@ -193,7 +196,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # On every response, the fast paths', static files' and unmatched paths' included.
         before_send=[security_headers_hook(settings)],
         debug=settings.debug,
-        state=State({"settings": settings, "catalogue": holder, "stripe": gateway}),
+        state=State({"settings": settings, "catalogue": holder, "stripe": gateway, LIMITER: limiter}),
         dependencies={
             "settings": Provide(lambda: settings, sync_to_thread=False),
             "catalogue": Provide(lambda: holder, sync_to_thread=False),

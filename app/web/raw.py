@@ -14,6 +14,7 @@ from typing import Any, Final, cast
 from litestar.types import Message, Scope, Send
 
 __all__ = [
+    "FLASH_COOKIE",
     "SESSION_COOKIE",
     "accepts_gzip",
     "cookies",
@@ -26,6 +27,8 @@ __all__ = [
 
 SESSION_COOKIE: Final = "session"
 """The session cookie's name: the session middleware sets it, the fast paths look for it."""
+FLASH_COOKIE: Final = "flash"
+"""A signed-out visitor's flash messages (app/web/sessions.py); a page showing them is not cached."""
 CLEARED_SESSION: Final = "null"
 """What Litestar's session middleware writes into the cookie when it drops a session."""
 

@@ -65,7 +65,7 @@ def _uvicorn(host: str, port: int, workers: int) -> None:
         http="httptools",
         access_log=False,
         log_level="warning",
-        proxy_headers=True,
+        proxy_headers=False,  # the client address comes from STOREFRONT_TRUSTED_PROXIES (accounts/limits.py)
         server_header=False,
         lifespan="on",
     )

@@ -29,7 +29,13 @@ def serve_in_thread(app: Any, port: int | None = None, *, ready_path: str = "/he
     """Run an ASGI app under uvicorn in a thread; yields its base URL once it answers."""
     port = port or free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", loop="asyncio"
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        loop="asyncio",
+        proxy_headers=False,  # as in production: the app reads X-Forwarded-For itself
     )
     server = _Server(config)
     thread = threading.Thread(target=server.run, daemon=True, name=f"uvicorn-{port}")

@@ -1,6 +1,6 @@
 """installation: a random id naming this database, for the idempotency keys sent to Stripe
 
-Revision ID: 0004
+Revision ID: 0003
 Revises: 0002
 Create Date: 2026-12-01 09:30:00
 
@@ -11,7 +11,7 @@ import secrets
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
+revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
