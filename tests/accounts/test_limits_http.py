@@ -15,8 +15,8 @@ from dataclasses import replace
 import httpx
 import pytest
 
-from app import create_app
 from app.settings import Settings
+from app.web.factory import create_app
 from tests.accounts.support import PASSWORD
 from tests.conftest import missing
 from tests.support.servers import serve_in_thread
