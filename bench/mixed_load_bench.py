@@ -1,7 +1,8 @@
 """Buyers read their account while webhooks pour in: the account page's p99 under a webhook burst.
 
-1. The webhook bench's set-up (a fresh SQLite database, production settings, one uvicorn
-   worker, N open orders and their signed ``checkout.session.completed`` events).
+1. The webhook bench's set-up (a fresh SQLite database, production settings, N open orders
+   and their signed ``checkout.session.completed`` events), served by ``--workers`` uvicorn
+   workers (default 2, as ``storefront serve``), each with its own webhook writer.
 2. One buyer signs up over HTTP; 50 ledger entries and a failed order are added for them
    (a final order whose poll is answered by the full handler: one read per poll).
 3. Three wrk runs at once for ``--seconds``: webhooks paced to about ``--webhook-rate``
@@ -128,6 +129,7 @@ def main() -> int:
     parser.add_argument("--webhook-rate", type=int, default=2000)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--events", type=int, default=40_000)
+    parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     webhook_connections = 16
     pause_ms = max(0, round(webhook_connections * 1000 / args.webhook_rate) - 2)  # minus ~the answer's time
@@ -164,7 +166,7 @@ def main() -> int:
                 "--port",
                 str(port),
                 "--workers",
-                "1",
+                str(args.workers),
                 "--loop",
                 "uvloop",
                 "--http",

@@ -6,18 +6,25 @@ from litestar.datastructures import FormMultiDict
 from litestar.exceptions import ClientException
 from litestar.plugins.htmx import HTMXRequest
 
-__all__ = ["StorefrontRequest"]
+__all__ = ["CSRF_FIELD", "StorefrontRequest"]
+
+CSRF_FIELD = "_csrf_token"
+"""Where Litestar's CSRF middleware looks for the token in a form body."""
 
 
 class StorefrontRequest(HTMXRequest):
     """Litestar decodes multipart fields with the part's charset and lets the error escape as a 500.
 
     The CSRF middleware reads the form before any handler (with this class, the app's), so a
-    field of bytes that are not UTF-8, or a made-up ``charset``, is answered 400 here.
+    field of bytes that are not UTF-8, or a made-up ``charset``, is answered 400 here; so is a
+    CSRF token sent as a file part, which the middleware would take for text and fail on.
     """
 
     async def form(self) -> FormMultiDict:
         try:
-            return await super().form()
+            form = await super().form()
         except (UnicodeDecodeError, LookupError) as exc:
             raise ClientException("the form could not be decoded") from exc
+        if not all(isinstance(value, str) for value in form.getall(CSRF_FIELD, [])):
+            raise ClientException("the CSRF token must be a text field")
+        return form

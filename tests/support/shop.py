@@ -3,8 +3,9 @@
 The shop's port is chosen first so its ``base_url`` (Checkout's success/cancel URLs, the
 sandbox's webhook endpoint) is right before either server starts. Buyers are httpx clients
 carrying their own cookies; each may claim its own client address through
-``X-Forwarded-For`` (uvicorn trusts it from 127.0.0.1) so the sign-up rate limit, which is
-per address, does not throttle a test that needs many buyers.
+``X-Forwarded-For`` (the shop trusts it from 127.0.0.1, as one behind a proxy there would,
+through ``trusted_proxies``) so the sign-up rate limit, which is per address, does not
+throttle a test that needs many buyers.
 """
 
 from __future__ import annotations
@@ -213,6 +214,7 @@ def run_shop(
             "stripe_api_base": server.url,
             "stripe_secret_key": TEST_KEY,
             "stripe_webhook_secrets": (whsec,),
+            "trusted_proxies": ("127.0.0.1",),
         }
         settings = make_settings(tmp_path, database_url, **{**wiring, **overrides})
         app = (make_app or create_app)(settings)

@@ -34,8 +34,9 @@ def test_static_name_too_long_for_the_file_system_is_404(sqlite_settings: Settin
     [
         b'Content-Disposition: form-data; name="email"\r\n\r\n\xff\xfe',
         b'Content-Disposition: form-data; name="email"\r\nContent-Type: text/plain; charset=nope\r\n\r\nx',
+        b'Content-Disposition: form-data; name="_csrf_token"; filename="f.txt"\r\n\r\n' + b"a" * 80,
     ],
-    ids=["invalid-utf8", "unknown-charset"],
+    ids=["invalid-utf8", "unknown-charset", "csrf-token-as-a-file"],
 )
 @pytest.mark.parametrize("path", ["/sign-in", "/sign-up", "/checkout", "/sign-out"])
 def test_undecodable_multipart_field_is_400_and_changes_nothing(
