@@ -2,7 +2,9 @@
 
 1. The webhook bench's set-up (a fresh SQLite database, production settings, N open orders
    and their signed ``checkout.session.completed`` events), served by ``--workers`` uvicorn
-   workers (default 2, as ``storefront serve``), each with its own webhook writer.
+   workers (default 1). With 2 on SQLite each process has its own webhook writer and the two
+   queue for the one write lock through SQLite's busy handler: measured far worse (webhooks
+   172/s, p99 2.8 s), which is worth knowing before running several SQLite workers.
 2. One buyer signs up over HTTP; 50 ledger entries and a failed order are added for them
    (a final order whose poll is answered by the full handler: one read per poll).
 3. Three wrk runs at once for ``--seconds``: webhooks paced to about ``--webhook-rate``
@@ -129,7 +131,7 @@ def main() -> int:
     parser.add_argument("--webhook-rate", type=int, default=2000)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--events", type=int, default=40_000)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     webhook_connections = 16
     pause_ms = max(0, round(webhook_connections * 1000 / args.webhook_rate) - 2)  # minus ~the answer's time
