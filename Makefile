@@ -11,7 +11,7 @@ UV_BIN := $(shell command -v uv 2>/dev/null)
 UV := $(if $(UV_BIN),$(UV_BIN),$(PYTHON) -m uv)
 VENV := .venv
 BIN := $(VENV)/bin
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -n 2
 
 .PHONY: help bootstrap dev serve test lint typecheck chromium migrate messages bench clean
 
