@@ -116,10 +116,26 @@ def parse_networks(items: Iterable[str]) -> tuple[Network, ...]:
 
 
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An address as a proxy may write it (``1.2.3.4:80``, ``[::1]:443``), IPv4-mapped ones as IPv4."""
+    text = text.strip()
+    if text.startswith("[") and "]" in text:
+        text = text[1 : text.index("]")]
+    elif text.count(":") == 1:
+        text = text.split(":", 1)[0]
     try:
-        return ipaddress.ip_address(text.strip().strip("[]"))
+        ip = ipaddress.ip_address(text)
     except ValueError:
         return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def _key(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    """One counter per IPv4 address, one per IPv6 /64 (a host there can take any of 2**64)."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 def _trusted(address: str, trusted: tuple[Network, ...]) -> bool:
@@ -135,8 +151,10 @@ def client_address(scope: Any, trusted: tuple[Network, ...]) -> str:
     The server's own proxy-header handling must be off, so ``scope["client"]`` is the real peer.
     """
     client = scope.get("client")
-    peer = str(client[0]) if client else ""
-    if not _trusted(peer, trusted):
+    peer_text = str(client[0]) if client else ""
+    peer_ip = _ip(peer_text)
+    peer = _key(peer_ip) if peer_ip is not None else peer_text[:64]
+    if not _trusted(peer_text, trusted):
         return peer
     forwarded = [
         hop.strip()
@@ -147,8 +165,10 @@ def client_address(scope: Any, trusted: tuple[Network, ...]) -> str:
     ]
     for hop in reversed(forwarded):
         if not _trusted(hop, trusted):
-            return hop[:64]
-    return forwarded[0][:64] if forwarded else peer
+            ip = _ip(hop)
+            return _key(ip) if ip is not None else peer  # a hop we cannot read proves nothing
+    first = _ip(forwarded[0]) if forwarded else None
+    return _key(first) if first is not None else peer
 
 
 @dataclass(frozen=True, slots=True)

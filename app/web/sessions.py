@@ -68,7 +68,8 @@ def flash_cookie_value(secret: str, messages: list[Any]) -> str:
 def read_flash_cookie(secret: str, value: str | None) -> list[dict[str, Any]]:
     """The messages of a flash cookie we signed; anything else is ignored."""
     payload, _, signature = (value or "").partition(".")
-    if not payload or not hmac.compare_digest(signature, _sign(secret, payload)):
+    # compare_digest raises on non-ASCII text: such a cookie is simply not ours.
+    if not payload or not signature.isascii() or not hmac.compare_digest(signature, _sign(secret, payload)):
         return []
     try:
         messages = json.loads(base64.urlsafe_b64decode(payload))

@@ -98,7 +98,13 @@ def _scope(peer: str, *forwarded: str) -> dict[str, Any]:
         (_scope("127.0.0.1", "198.51.100.1, 10.1.2.3"), "198.51.100.1"),  # through two proxies
         (_scope("127.0.0.1", "6.6.6.6", "198.51.100.1, 10.1.2.3"), "198.51.100.1"),  # several headers
         (_scope("127.0.0.1", "10.9.9.9, 10.1.2.3"), "10.9.9.9"),  # every hop trusted: the farthest
-        (_scope("::1", "2001:db8::1"), "2001:db8::1"),
+        (_scope("::1", "2001:db8::1"), "2001:db8::/64"),  # one counter per IPv6 /64
+        (_scope("::1", "2001:DB8:0::1:ff"), "2001:db8::/64"),  # written any way, the same /64
+        (_scope("127.0.0.1", "::ffff:198.51.100.1"), "198.51.100.1"),  # IPv4-mapped is IPv4
+        (_scope("::ffff:127.0.0.1", "198.51.100.1"), "198.51.100.1"),  # a dual-stack proxy is trusted
+        (_scope("127.0.0.1", "198.51.100.1:5555"), "198.51.100.1"),  # a port is not part of the client
+        (_scope("127.0.0.1", "[2001:db8::7]:443"), "2001:db8::/64"),
+        (_scope("127.0.0.1", "not-an-address"), "127.0.0.1"),  # an unreadable hop proves nothing
     ],
 )
 def test_client_address(scope: dict[str, Any], expected: str) -> None:

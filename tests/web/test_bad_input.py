@@ -101,3 +101,11 @@ def test_malformed_cookie_is_never_a_5xx_on_any_route(sqlite_settings: Settings)
             for method, path in targets:
                 response = client.request(method, path, headers={"cookie": cookie}, follow_redirects=False)
                 assert response.status_code < 500, (method, path, cookie, response.status_code)
+
+
+@pytest.mark.parametrize("cookie", ["flash=abc.\u00e9", "flash=abc.%C3%A9", "flash=\u00e9.\u00e9"])
+def test_a_flash_cookie_with_non_ascii_text_is_ignored(sqlite_settings: Settings, cookie: str) -> None:
+    with TestClient(create_app(sqlite_settings)) as client:
+        for path in ("/", "/pricing", "/sign-in"):
+            response = client.get(path, headers={"cookie": cookie.encode()}, follow_redirects=False)
+            assert response.status_code < 500, (path, response.status_code)
