@@ -70,6 +70,8 @@ def production_problems(
     elif stripe_key.startswith(("sk_test_sandbox", "rk_test_sandbox")):
         problems.append("STRIPE_SECRET_KEY is a sandbox key: production never uses the Stripe sandbox")
     elif not STRIPE_KEY_SHAPE.fullmatch(stripe_key):
+        # A test key (sk_test_/rk_test_) passes with a loud warning: that is a staging shop, where
+        # test cards credit test coins by design (livemode is checked against the key's mode).
         problems.append(
             "STRIPE_SECRET_KEY must be a Stripe secret or restricted key (sk_live_..., rk_live_...)"
         )
