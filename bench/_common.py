@@ -97,3 +97,25 @@ def to_ms(value: str) -> float:
     if not m:
         return float("nan")
     return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+
+def uvicorn_command(port: int, workers: int) -> list[str]:
+    """The production way of serving ``app.asgi:app`` on loopback (uvloop, httptools, no access log)."""
+    return [
+        str(BIN / "uvicorn"),
+        "app.asgi:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--no-server-header",
+    ]

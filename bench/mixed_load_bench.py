@@ -34,7 +34,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from _common import BIN, ROOT, WRK, free_port, stop, temp_dir, wait_for
+from _common import ROOT, WRK, free_port, stop, temp_dir, uvicorn_command, wait_for
 from webhook_bench import LUA, check_exactly_once, run_on_database, seed, write_events
 
 PACED = "\nlocal pause = tonumber(os.getenv('BENCH_PAUSE_MS'))\ndelay = function() return pause end\n"
@@ -160,23 +160,7 @@ def main() -> int:
         upgrade(Settings.from_env())
         bodies, sigs = write_events(tmp, seed(database_url, args.events), secret)
         server = subprocess.Popen(
-            [
-                str(BIN / "uvicorn"),
-                "app.asgi:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(args.workers),
-                "--loop",
-                "uvloop",
-                "--http",
-                "httptools",
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
+            uvicorn_command(port, args.workers),
             cwd=ROOT,
             env=env,
         )

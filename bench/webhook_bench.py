@@ -36,7 +36,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from _common import BIN, ROOT, WRK, free_port, stop, temp_dir, to_ms, wait_for
+from _common import ROOT, WRK, free_port, stop, temp_dir, to_ms, uvicorn_command, wait_for
 
 WARMUP_SECONDS = 2
 WARMUP_EVENTS = 10_000
@@ -281,24 +281,7 @@ def main() -> int:
         print(f"seeded {len(orders)} orders and signed events in {time.monotonic() - started:.1f}s")
 
         server = subprocess.Popen(
-            [
-                str(BIN / "uvicorn"),
-                "app.asgi:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(args.workers),
-                "--loop",
-                "uvloop",
-                "--http",
-                "httptools",
-                "--no-access-log",
-                "--log-level",
-                "warning",
-                "--no-server-header",
-            ],
+            uvicorn_command(port, args.workers),
             cwd=ROOT,
             env=env,
         )
