@@ -35,7 +35,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import ROOT, WRK, free_port, stop, temp_dir, uvicorn_command, wait_for
-from webhook_bench import LUA, check_exactly_once, run_on_database, seed, write_events
+from webhook_bench import LUA, check_exactly_once, production_env, run_on_database, seed, write_events
 
 PACED = "\nlocal pause = tonumber(os.getenv('BENCH_PAUSE_MS'))\ndelay = function() return pause end\n"
 GET_LUA = r"""
@@ -141,18 +141,7 @@ def main() -> int:
         port = free_port()
         secret = "whsec_" + secrets.token_hex(24)
         database_url = f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("STOREFRONT_", "STRIPE_"))}
-        env.update(
-            STOREFRONT_ENV="production",
-            STOREFRONT_VAR_DIR=str(tmp / "var"),
-            STOREFRONT_DATABASE_URL=database_url,
-            STOREFRONT_SECRET_KEY=secrets.token_urlsafe(48),
-            STOREFRONT_BASE_URL=f"https://127.0.0.1:{port}",
-            STRIPE_SECRET_KEY="sk_test_" + secrets.token_hex(16),
-            STRIPE_WEBHOOK_SECRET=secret,
-            STOREFRONT_RECONCILE_INTERVAL="0",
-            PYTHONWARNINGS="ignore",
-        )
+        env = production_env(tmp, database_url, secret, f"https://127.0.0.1:{port}")
         os.environ.update(env)
         from app.db.migrate import upgrade
         from app.settings import Settings
@@ -179,6 +168,21 @@ def main() -> int:
                 "BENCH_PAUSE_MS": str(pause_ms),
                 "BENCH_COOKIE": cookie,
             }
+
+            def get(url: str) -> list[str]:
+                """The buyer's GET on 4 connections, with their session cookie (get.lua)."""
+                return [
+                    WRK,
+                    "-t1",
+                    "-c4",
+                    f"-d{args.seconds}s",
+                    "--timeout",
+                    "10s",
+                    "-s",
+                    str(tmp / "get.lua"),
+                    url,
+                ]
+
             runs = {
                 "webhooks": [
                     WRK,
@@ -191,28 +195,8 @@ def main() -> int:
                     str(tmp / "hooks.lua"),
                     base,
                 ],
-                "account": [
-                    WRK,
-                    "-t1",
-                    "-c4",
-                    f"-d{args.seconds}s",
-                    "--timeout",
-                    "10s",
-                    "-s",
-                    str(tmp / "get.lua"),
-                    f"{base}/account",
-                ],
-                "poll": [
-                    WRK,
-                    "-t1",
-                    "-c4",
-                    f"-d{args.seconds}s",
-                    "--timeout",
-                    "10s",
-                    "-s",
-                    str(tmp / "get.lua"),
-                    f"{base}/checkout/status/{order_id}",
-                ],
+                "account": get(f"{base}/account"),
+                "poll": get(f"{base}/checkout/status/{order_id}"),
             }
             started = {
                 name: subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env={**env, **files})

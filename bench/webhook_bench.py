@@ -236,6 +236,24 @@ def bench_database(tmp: Path, server_url: str | None) -> Iterator[str]:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+def production_env(tmp: Path, database_url: str, secret: str, base_url: str) -> dict[str, str]:
+    """This process's environment with the shop's settings replaced by a production set-up on ``tmp``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STOREFRONT_", "STRIPE_"))}
+    env.update(
+        STOREFRONT_ENV="production",
+        STOREFRONT_VAR_DIR=str(tmp / "var"),
+        STOREFRONT_DATABASE_URL=database_url,
+        STOREFRONT_SECRET_KEY=secrets.token_urlsafe(48),
+        STOREFRONT_BASE_URL=base_url,
+        # A real key's shape (production refuses sandbox keys); nothing here calls Stripe.
+        STRIPE_SECRET_KEY="sk_test_" + secrets.token_hex(16),
+        STRIPE_WEBHOOK_SECRET=secret,
+        STOREFRONT_RECONCILE_INTERVAL="0",
+        PYTHONWARNINGS="ignore",
+    )
+    return env
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -256,19 +274,7 @@ def main() -> int:
         tmp = Path(tmp_name)
         port = free_port()
         secret = "whsec_" + secrets.token_hex(24)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("STOREFRONT_", "STRIPE_"))}
-        env.update(
-            STOREFRONT_ENV="production",
-            STOREFRONT_VAR_DIR=str(tmp / "var"),
-            STOREFRONT_DATABASE_URL=database_url,
-            STOREFRONT_SECRET_KEY=secrets.token_urlsafe(48),
-            STOREFRONT_BASE_URL="https://shop.bench.invalid",
-            # A real key's shape (production refuses sandbox keys); nothing here calls Stripe.
-            STRIPE_SECRET_KEY="sk_test_" + secrets.token_hex(16),
-            STRIPE_WEBHOOK_SECRET=secret,
-            STOREFRONT_RECONCILE_INTERVAL="0",
-            PYTHONWARNINGS="ignore",
-        )
+        env = production_env(tmp, database_url, secret, "https://shop.bench.invalid")
         os.environ.update(env)  # migrations and seeding below read the same settings
 
         from app.db.migrate import upgrade
