@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Integer, String
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import BigIntAuditBase, NaturalKeyBase
@@ -17,6 +17,24 @@ class User(BigIntAuditBase):
     password_hash: Mapped[str] = mapped_column(String(255))
     is_admin: Mapped[bool] = mapped_column(default=False)
     locale: Mapped[str | None] = mapped_column(String(16), default=None)
+    external_id: Mapped[str | None] = mapped_column(String(255), unique=True, default=None)
+    """The host application's id for this person (``PUT /api/v1/customers/{external_id}``)."""
+    name: Mapped[str | None] = mapped_column(String(200), default=None)
+    customer_metadata: Mapped[str | None] = mapped_column(Text, default=None)
+    """The host's metadata for this customer, as JSON text."""
+
+
+class SignInLink(NaturalKeyBase):
+    """A single-use link that signs a host's customer into the shop; only its hash is stored."""
+
+    __tablename__ = "sign_in_link"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    next_path: Mapped[str] = mapped_column(String(500), default="/")
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    """Unix seconds; a link is used by one ``UPDATE ... WHERE used_at IS NULL AND expires_at > now``."""
+    used_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
 class RateLimitCounter(NaturalKeyBase):

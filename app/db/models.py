@@ -2,16 +2,40 @@
 
 from __future__ import annotations
 
-from app.accounts.models import RateLimitCounter, User
+from app.accounts.models import RateLimitCounter, SignInLink, User
+from app.api.models import IdempotentRequest, ServerKey
+from app.buyer_keys.models import BuyerKey, KeyUsage
 from app.db.base import KeyValueStore, orm_registry
 from app.db.installation import Installation
-from app.money.models import Balance, LedgerEntry, Order, OrderStatus, StripeEvent
+from app.host_webhooks.models import DeliveryAttempt, HostDelivery, HostEvent, WebhookEndpoint
+from app.money.models import (
+    Balance,
+    CreditHold,
+    CreditLot,
+    LedgerEntry,
+    LotMovement,
+    Order,
+    OrderStatus,
+    StripeEvent,
+)
 from app.reconcile.models import JobLease, SyncCursor
 
 metadata = orm_registry.metadata
 
 __all__ = (
     "Balance",
+    "BuyerKey",
+    "CreditHold",
+    "CreditLot",
+    "DeliveryAttempt",
+    "HostDelivery",
+    "HostEvent",
+    "IdempotentRequest",
+    "KeyUsage",
+    "LotMovement",
+    "ServerKey",
+    "SignInLink",
+    "WebhookEndpoint",
     "Installation",
     "JobLease",
     "KeyValueStore",

@@ -64,6 +64,8 @@ def _statements(dialect: str) -> tuple[Any, Any, Any]:
         asset=bindparam("asset"),
         available=bindparam("units"),
         held=bindparam("held_units"),
+        reserved=bindparam("reserved_units"),
+        debt=bindparam("debt_units"),
     )
     move_balance = upsert.on_conflict_do_update(
         index_elements=["user_id", "asset"],
@@ -80,6 +82,9 @@ def _statements(dialect: str) -> tuple[Any, Any, Any]:
             kind=bindparam("kind"),
             units=bindparam("units"),
             held_units=bindparam("held_units"),
+            reserved_units=bindparam("reserved_units"),
+            debt_units=bindparam("debt_units"),
+            details=bindparam("details"),
             balance_after=bindparam("after"),
             held_after=bindparam("held_after"),
             order_id=bindparam("order_id"),
@@ -126,6 +131,9 @@ def post_entry(
         "amount": amount,
         "idempotency_key": idempotency_key,
         "reason": reason[:500],
+        "reserved_units": 0,
+        "debt_units": 0,
+        "details": None,
     }
     available, held = conn.execute(move_balance, params).one()
     inserted = conn.execute(insert_entry, {**params, "after": available, "held_after": held}).first()

@@ -1,7 +1,14 @@
-"""The money tables: orders, the append-only ledger with its balances, and Stripe's events.
+"""The money tables: orders, the append-only ledger with its balances, credit lots, holds and
+Stripe's events.
 
-Invariant: for every (user, asset), ``balance.available == sum(entry.units)`` and
-``balance.held == sum(entry.held_units)``; both change in the same transaction.
+Invariants, for every (user, asset), kept in the same transaction as every change:
+
+* ``balance.available == sum(entry.units)``: the net balance (spendable minus debt);
+  likewise ``held`` (open disputes), ``reserved`` (open holds) and ``debt`` with their columns;
+* ``sum(lot.remaining) - balance.debt == balance.available``, each lot's ``remaining`` being
+  its ``units`` plus the movements of the entries that touched it;
+* ``balance.debt > 0`` only while every lot is empty (a new credit pays the debt first), so
+  ``available < 0`` exactly when the buyer owes units and spendable is ``max(available, 0)``.
 """
 
 from __future__ import annotations
@@ -10,12 +17,23 @@ from datetime import datetime
 from enum import StrEnum
 
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, func
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import BigIntAuditBase, BigIntBase, NaturalKeyBase
 
-__all__ = ("Balance", "LedgerEntry", "Order", "OrderStatus", "StripeEvent")
+__all__ = (
+    "Balance",
+    "CreditHold",
+    "CreditLot",
+    "HoldStatus",
+    "LedgerEntry",
+    "LotKind",
+    "LotMovement",
+    "Order",
+    "OrderStatus",
+    "StripeEvent",
+)
 
 
 class OrderStatus(StrEnum):
@@ -81,6 +99,8 @@ class Order(BigIntAuditBase):
     fulfilled_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
     checked_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
     """Last time the success page or reconciliation asked Stripe about this order."""
+    credit_expires_days: Mapped[int | None] = mapped_column(Integer, default=None)
+    """The pack's ``expires_after_days`` when the order was made: the bought lot expires then."""
 
     @property
     def total_units(self) -> int:
@@ -97,9 +117,13 @@ class LedgerEntry(BigIntBase):
     asset: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(32))
     units: Mapped[int] = mapped_column(BigInteger)
-    """Signed change of the spendable balance."""
+    """Signed change of the net balance (spendable minus debt)."""
     held_units: Mapped[int] = mapped_column(BigInteger, default=0)
     """Signed change of the units held by an open dispute."""
+    reserved_units: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """Signed change of the units reserved by open holds."""
+    debt_units: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """Signed change of the debt (units taken back after they were spent)."""
     balance_after: Mapped[int] = mapped_column(BigInteger)
     held_after: Mapped[int] = mapped_column(BigInteger, default=0)
     order_id: Mapped[int | None] = mapped_column(
@@ -110,6 +134,8 @@ class LedgerEntry(BigIntBase):
     idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
     """Why this entry exists exactly once, e.g. ``fulfil:cs_...`` or ``refund:re_...``."""
     reason: Mapped[str] = mapped_column(String(500), default="")
+    details: Mapped[str | None] = mapped_column(Text, default=None)
+    """The host's ``metadata`` of a debit, grant or hold, as JSON text."""
     created_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), server_default=func.now())
 
 
@@ -122,7 +148,89 @@ class Balance(BigIntBase):
     user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="RESTRICT"))
     asset: Mapped[str] = mapped_column(String(64))
     available: Mapped[int] = mapped_column(BigInteger, default=0)
+    """Net balance: spendable units, or minus the debt (never both, see the module's invariants)."""
     held: Mapped[int] = mapped_column(BigInteger, default=0)
+    reserved: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    debt: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    next_expiry: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    """Unix seconds of the soonest expiry of a non-empty lot or an open hold (None: nothing expires).
+
+    A debit's conditional UPDATE requires it in the future, so units that have expired are never
+    spent; when it has passed, the expiries are posted first (``app.money.credits``).
+    """
+
+
+class LotKind(StrEnum):
+    """Where a lot's units came from; promotional units are spent before paid ones."""
+
+    PAID = "paid"
+    PROMOTIONAL = "promotional"
+
+
+class CreditLot(BigIntBase):
+    """Units that arrived together (one purchase or one grant), spent and expired as a unit."""
+
+    __tablename__ = "credit_lot"
+    __table_args__ = (
+        CheckConstraint("remaining >= 0", name="remaining_not_negative"),
+        Index("ix_credit_lot_user_asset_remaining", "user_id", "asset", "remaining"),
+    )
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="RESTRICT"))
+    asset: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    units: Mapped[int] = mapped_column(BigInteger)
+    """Units the lot was made with (before any debt it paid)."""
+    remaining: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    """Unix seconds after which the remainder leaves through an ``expiry`` entry; None: never."""
+    order_id: Mapped[int | None] = mapped_column(
+        ForeignKey("purchase_order.id", ondelete="RESTRICT"), unique=True, default=None
+    )
+    entry_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    """The ledger entry that made the lot."""
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), server_default=func.now())
+
+
+class LotMovement(BigIntBase):
+    """How much one ledger entry took from (negative) or gave back to (positive) one lot."""
+
+    __tablename__ = "lot_movement"
+    __table_args__ = (Index("uq_lot_movement_entry_lot", "entry_id", "lot_id", unique=True),)
+
+    entry_id: Mapped[int] = mapped_column(ForeignKey("ledger_entry.id", ondelete="RESTRICT"))
+    lot_id: Mapped[int] = mapped_column(ForeignKey("credit_lot.id", ondelete="RESTRICT"), index=True)
+    units: Mapped[int] = mapped_column(BigInteger)
+
+
+class HoldStatus(StrEnum):
+    OPEN = "open"
+    CAPTURED = "captured"
+    RELEASED = "released"
+    EXPIRED = "expired"
+
+
+class CreditHold(NaturalKeyBase):
+    """Units reserved for a host's operation, captured (spent) or released later; expires itself."""
+
+    __tablename__ = "credit_hold"
+    __table_args__ = (Index("ix_credit_hold_status_expires", "status", "expires_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    """``hold_`` and random characters: unguessable, so one host cannot probe another's holds."""
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="RESTRICT"), index=True)
+    asset: Mapped[str] = mapped_column(String(64))
+    units: Mapped[int] = mapped_column(BigInteger)
+    captured: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(16), default=HoldStatus.OPEN)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+    """Unix seconds; an open hold past it is released by the next write that sees it."""
+    entry_id: Mapped[int] = mapped_column(BigInteger)
+    """The ledger entry that reserved the units (its lot movements say where they came from)."""
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), server_default=func.now())
+    closed_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
 
 
 class StripeEvent(NaturalKeyBase):
