@@ -54,7 +54,9 @@ class HostDelivery(BigIntBase):
     )
 
     event_id: Mapped[str] = mapped_column(ForeignKey("host_event.id", ondelete="CASCADE"))
-    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoint.id", ondelete="CASCADE"), index=True)
+    endpoint_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_endpoint.id", ondelete="CASCADE"), index=True
+    )
     status: Mapped[str] = mapped_column(String(16), default="pending")
     """``pending``, ``delivered`` or ``failed`` (gave up after a day)."""
     attempts: Mapped[int] = mapped_column(Integer, default=0)
