@@ -1,7 +1,7 @@
 """The ``storefront`` command: Litestar's CLI with the shop's own commands added by a plugin.
 
 ``storefront run`` / ``storefront database upgrade`` come from Litestar and advanced-alchemy;
-``pricing``, ``users``, ``sandbox``, ``reconcile`` and ``serve`` are ours.
+``pricing``, ``users``, ``sandbox``, ``reconcile``, ``serve`` and ``api-keys`` are ours.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from litestar.cli.main import litestar_group
 from litestar.plugins import CLIPluginProtocol
 
 from app.accounts.cli import users_group
+from app.api.cli import api_keys_group
 from app.catalogue.cli import pricing_group
 from app.reconcile.cli import reconcile_command
 from app.sandbox.cli import sandbox as sandbox_command
@@ -32,6 +33,7 @@ class StorefrontCLIPlugin(CLIPluginProtocol):
         cli.add_command(reconcile_command, "reconcile")
         cli.add_command(events_group, "events")
         cli.add_command(serve_command, "serve")
+        cli.add_command(api_keys_group, "api-keys")
 
 
 @click.command(name="serve", help="Serve the shop the production way: several workers, no reload, no debug.")

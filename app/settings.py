@@ -124,6 +124,10 @@ class Settings:
     """Bearer token for ``/metrics`` and ``/healthz/detail``; production without one hides both."""
     trusted_proxies: tuple[str, ...] = ()
     """Proxies (IPs or CIDRs) whose ``X-Forwarded-For`` is believed; nobody's by default."""
+    api_rate_per_minute: int = 6000
+    """Host API calls one server key may make a minute, counted across every replica."""
+    sign_in_link_seconds: int = 300
+    """How long a host's sign-in link stays usable (once)."""
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -221,6 +225,8 @@ class Settings:
             debug=env == "development" and _env("STOREFRONT_DEBUG") in ("1", "true"),
             metrics_token=_env("STOREFRONT_METRICS_TOKEN"),
             trusted_proxies=trusted_proxies(_env("STOREFRONT_TRUSTED_PROXIES")),
+            api_rate_per_minute=max(1, int(_env("STOREFRONT_API_RATE_PER_MINUTE", "6000"))),
+            sign_in_link_seconds=max(30, int(_env("STOREFRONT_SIGN_IN_LINK_SECONDS", "300"))),
         )
 
 

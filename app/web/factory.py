@@ -27,6 +27,12 @@ from app.accounts.auth import SignInRequired, provide_current_user, provide_user
 from app.accounts.limits import STATE_KEY as LIMITER
 from app.accounts.limits import make_limiter
 from app.accounts.routes import ROUTES as ACCOUNT_ROUTES
+from app.accounts.sign_in_links import ROUTES as SIGN_IN_LINK_ROUTES
+from app.api.auth import STATE_KEY as API_STATE
+from app.api.auth import ApiContext
+from app.api.problems import api_aware
+from app.api.routes import ROUTES as API_ROUTES
+from app.api.routes import openapi_config
 from app.catalogue.page_cache import pricing_fast_path
 from app.catalogue.reload import CatalogueHolder
 from app.catalogue.routes import ROUTES as CATALOGUE_ROUTES
@@ -126,6 +132,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     route_handlers: list[Any] = [
         *CATALOGUE_ROUTES,
         *ACCOUNT_ROUTES,
+        *SIGN_IN_LINK_ROUTES,
+        *API_ROUTES,
         *I18N_ROUTES,
         *CHECKOUT_ROUTES,
         *WEBHOOK_ROUTES,
@@ -143,7 +151,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         secret=settings.secret_key,
         cookie_secure=settings.is_production,
         cookie_samesite="lax",
-        exclude=["/webhooks/", "/sandbox", "/metrics", "/healthz", "/static"],
+        exclude=["/webhooks/", "/sandbox", "/metrics", "/healthz", "/static", "/api/"],
     )
     app = Litestar(
         route_handlers=route_handlers,
@@ -176,7 +184,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 samesite="lax",
                 httponly=True,
                 max_age=14 * 24 * 3600,
-                exclude=["/static", "/webhooks/", "/sandbox", "/healthz", "/metrics"],
+                exclude=["/static", "/webhooks/", "/sandbox", "/healthz", "/metrics", "/api/"],
             ).middleware,
             commit_before_session(alchemy),  # innermost: commit before sessions are saved
         ],
@@ -187,16 +195,25 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         stores=StoreRegistry(stores=_stores(settings, alchemy)),
         exception_handlers={
-            HTTPException: http_exception_handler,
+            # Under /api both answer RFC 9457 problem details instead (app/api/problems.py).
+            HTTPException: api_aware(http_exception_handler),
             SignInRequired: sign_in_required_handler,
-            Exception: internal_error_handler,
+            Exception: api_aware(internal_error_handler),
         },
         request_max_body_size=FORM_BODY_LIMIT,
         request_class=StorefrontRequest,
         # On every response, the fast paths', static files' and unmatched paths' included.
         before_send=[security_headers_hook(settings)],
         debug=settings.debug,
-        state=State({"settings": settings, "catalogue": holder, "stripe": gateway, LIMITER: limiter}),
+        state=State(
+            {
+                "settings": settings,
+                "catalogue": holder,
+                "stripe": gateway,
+                LIMITER: limiter,
+                API_STATE: ApiContext(alchemy.get_engine(), limiter, settings.api_rate_per_minute),
+            }
+        ),
         dependencies={
             "settings": Provide(lambda: settings, sync_to_thread=False),
             "catalogue": Provide(lambda: holder, sync_to_thread=False),
@@ -204,7 +221,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "current_user": Provide(provide_current_user),
             "user": Provide(provide_user),
         },
-        openapi_config=None,
+        # The host API's schema and docs under /api; the shop's pages stay out of the schema.
+        openapi_config=openapi_config(),
+        include_in_schema=False,
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
     structlog.get_logger().debug("app.created", env=settings.env, sandbox=settings.sandbox_mounted)

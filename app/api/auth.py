@@ -1,0 +1,130 @@
+"""Who is calling the host API: ``Authorization: Bearer <server key>``, its scopes and its rate.
+
+:func:`server_key_guard` guards every ``/api/v1`` route (set on the API router). A route names
+the scope it needs in its ``opt``::
+
+    @post("/customers/{external_id:str}/debits", opt={"scope": "spend"})
+    @put("/customers/{external_id:str}", opt={"scope": ("spend", "grant")})   # any of these
+
+and takes the caller's key as the dependency ``server_key: KeyRow`` when it needs it (the
+idempotency helper does). A route without ``scope`` is refused at start-up by the router.
+
+The key is looked up on a connection of its own, in a read-only (on SQLite: deferred)
+transaction, before the request's transaction begins; ``last_used_at`` is written in its own
+short transaction only when the row read says it is more than a minute old, so reads mostly
+write nothing. Each call also counts against the key's limit per minute in the shared
+counters of app/accounts/limits.py (Redis when configured, else the database), so every replica
+enforces one budget per key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import ImproperlyConfiguredException
+from litestar.handlers.base import BaseRouteHandler
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.accounts.limits import Limiter
+from app.api.keys import KeyRow, find_key, needs_touch, touch_key
+from app.api.problems import Problem
+from app.db.config import READ_ONLY
+
+__all__ = ("STATE_KEY", "ApiContext", "provide_server_key", "required_scopes", "server_key_guard")
+
+STATE_KEY: Final = "api"
+_KEY_STATE: Final = "server_key"
+RATE_WINDOW: Final = 60
+_BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
+_CHALLENGE: Final = {"WWW-Authenticate": 'Bearer realm="storefront"'}
+
+
+@dataclass(frozen=True, slots=True)
+class ApiContext:
+    """What the guard needs, kept in ``app.state[STATE_KEY]`` by ``create_app``."""
+
+    engine: AsyncEngine
+    limiter: Limiter
+    rate_per_minute: int
+
+
+def required_scopes(handler: BaseRouteHandler) -> tuple[str, ...]:
+    """The scopes a route accepts (any one suffices), from ``opt["scope"]``."""
+    scope = handler.opt.get("scope")
+    if isinstance(scope, str):
+        return (scope,)
+    if isinstance(scope, Iterable) and scope and all(isinstance(s, str) for s in scope):
+        return tuple(scope)
+    raise ImproperlyConfiguredException(f"API route {handler.handler_name} names no opt['scope']")
+
+
+def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    header = connection.headers.get("authorization")
+    if not header:
+        raise Problem(
+            401,
+            "missing_api_key",
+            "Send your server key as 'Authorization: Bearer <key>'.",
+            headers=_CHALLENGE,
+        )
+    scheme, _sep, token = header.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise Problem(
+            401, "malformed_authorization", "Use 'Authorization: Bearer <key>'.", headers=_CHALLENGE
+        )
+    return token
+
+
+async def _look_up(engine: AsyncEngine, token: str) -> KeyRow | None:
+    marker = READ_ONLY.set(True)  # a deferred BEGIN on SQLite: the look-up never takes the write lock
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(find_key, token)
+    finally:
+        READ_ONLY.reset(marker)
+
+
+async def _touch(engine: AsyncEngine, key_id: int) -> None:
+    async with engine.begin() as conn:
+        await conn.run_sync(touch_key, key_id)
+
+
+def _content_type_is_json(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    media = connection.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+async def server_key_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """401 without a live key, 429 beyond its rate, 403 without the route's scope, 415 for non-JSON bodies."""
+    scopes = required_scopes(handler)
+    context: ApiContext = connection.app.state[STATE_KEY]
+    token = _bearer(connection)
+    row = await _look_up(context.engine, token)
+    if row is None:
+        raise Problem(401, "invalid_api_key", "This key is unknown or revoked.", headers=_CHALLENGE)
+    if needs_touch(row):
+        await _touch(context.engine, row.id)
+    hits = await context.limiter.counter.hit(f"api:{row.id}", RATE_WINDOW)
+    if hits > context.rate_per_minute:
+        # The window began at its first hit, which the counter does not tell: a whole window is safe.
+        raise Problem(
+            429,
+            "rate_limited",
+            f"More than {context.rate_per_minute} calls a minute with this key.",
+            headers={"Retry-After": str(RATE_WINDOW)},
+        )
+    if not set(scopes) & set(row.scopes):
+        raise Problem(403, "insufficient_scope", f"This key needs the scope {' or '.join(scopes)}.")
+    if connection.scope.get("method") in _BODY_METHODS and not _content_type_is_json(connection):
+        raise Problem(415, "unsupported_media_type", "Send the body as application/json.")
+    connection.state[_KEY_STATE] = row
+
+
+def provide_server_key(connection: ASGIConnection[Any, Any, Any, Any]) -> KeyRow:
+    """Dependency ``server_key``: the caller's key, as the guard found it."""
+    row: KeyRow = connection.state[_KEY_STATE]
+    return row
