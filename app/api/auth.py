@@ -23,13 +23,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.exceptions import ImproperlyConfiguredException
 from litestar.handlers.base import BaseRouteHandler
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.accounts.limits import Limiter
-from app.api.keys import KeyRow, find_key, needs_touch, touch_key
+from app.api.keys import KeyRow, find_key, hash_key, needs_touch, touch_key
 from app.api.problems import Problem
 from app.db.config import READ_ONLY
 
@@ -108,7 +109,8 @@ async def server_key_guard(connection: ASGIConnection[Any, Any, Any, Any], handl
         raise Problem(401, "invalid_api_key", "This key is unknown or revoked.", headers=_CHALLENGE)
     if needs_touch(row):
         await _touch(context.engine, row.id)
-    hits = await context.limiter.counter.hit(f"api:{row.id}", RATE_WINDOW)
+    # Named by the key's hash, not its id: ids repeat across databases sharing one Redis.
+    hits = await context.limiter.counter.hit("api:" + hash_key(token)[:32], RATE_WINDOW)
     if hits > context.rate_per_minute:
         # The window began at its first hit, which the counter does not tell: a whole window is safe.
         raise Problem(
@@ -124,7 +126,7 @@ async def server_key_guard(connection: ASGIConnection[Any, Any, Any, Any], handl
     connection.state[_KEY_STATE] = row
 
 
-def provide_server_key(connection: ASGIConnection[Any, Any, Any, Any]) -> KeyRow:
+def provide_server_key(request: Request[Any, Any, Any]) -> KeyRow:
     """Dependency ``server_key``: the caller's key, as the guard found it."""
-    row: KeyRow = connection.state[_KEY_STATE]
+    row: KeyRow = request.state[_KEY_STATE]
     return row

@@ -22,7 +22,7 @@ from typing import Annotated, Any, Final
 import msgspec
 from litestar import Response, get, post, put
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import JSONBody, PathParameter
 from sqlalchemy import Table, and_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,6 +31,8 @@ from app.accounts.auth import DEFAULT_NEXT
 from app.accounts.models import User
 from app.accounts.service import email_problem, normalise_email
 from app.accounts.sign_in_links import create_link, link_path
+from app.api.idempotency import Idempotency
+from app.api.pagination import Page, PageParams, page_of
 from app.api.problems import Problem, problem_responses
 from app.db.sql import SqlConnection, dialect_insert, run
 from app.money.credits import customer_balances
@@ -43,7 +45,7 @@ EXTERNAL_ID_PATTERN: Final = r"^[A-Za-z0-9._~:@|+=-]{1,255}$"
 """Letters, digits and ``. _ ~ : @ | + = -``: safe in a path and in logs, room for ``auth0|123``."""
 ExternalId = Annotated[
     str,
-    Parameter(
+    PathParameter(
         min_length=1,
         max_length=255,
         pattern=EXTERNAL_ID_PATTERN,
@@ -143,7 +145,7 @@ def _fields(data: CustomerIn) -> dict[str, Any]:
     return values
 
 
-def _update(conn: SqlConnection, row: _Row, data: CustomerIn, email: str | None) -> _Row:
+def _update(conn: SqlConnection, row: _Row, data: JSONBody[CustomerIn], email: str | None) -> _Row:
     values = _fields(data)
     if email is not None and email != row.email:
         values["email"] = email
@@ -158,7 +160,7 @@ def _update(conn: SqlConnection, row: _Row, data: CustomerIn, email: str | None)
 
 
 def put_customer(
-    conn: SqlConnection, external_id: str, data: CustomerIn, email: str | None, password_hash: str
+    conn: SqlConnection, external_id: str, data: JSONBody[CustomerIn], email: str | None, password_hash: str
 ) -> tuple[_Row, bool]:
     """Create, link or update the customer; ``(row, created)``. Raises ``_EmailTaken``, ``LookupError``."""
     for _attempt in range(3):
@@ -251,7 +253,7 @@ def _load_out(conn: SqlConnection, external_id: str) -> CustomerOut:
     summary="Create or update a customer",
 )
 async def put_customer_route(
-    external_id: ExternalId, data: CustomerIn, db_session: AsyncSession
+    external_id: ExternalId, data: JSONBody[CustomerIn], db_session: AsyncSession
 ) -> Response[CustomerOut]:
     """201 when created (or an email account was linked), 200 when it existed; 409 ``email_taken``."""
     email = None
@@ -290,16 +292,20 @@ async def get_customer(external_id: ExternalId, db_session: AsyncSession) -> Cus
     "/customers/{external_id:str}/sign-in-links",
     opt={"scope": ("spend", "grant")},
     status_code=201,
-    responses=problem_responses(404),
+    responses=problem_responses(404, 409),
     summary="A single-use link that signs the customer into the shop",
 )
 async def create_sign_in_link(
     external_id: ExternalId,
-    data: SignInLinkIn,
+    data: JSONBody[SignInLinkIn],
     db_session: AsyncSession,
     settings: Settings,
-) -> SignInLinkOut:
-    """Valid once, for ``sign_in_link_seconds`` (5 minutes by default); ``next`` must be a local path."""
+    idempotency: Idempotency,
+) -> Response[SignInLinkOut]:
+    """Valid once, for ``sign_in_link_seconds`` (5 minutes by default); ``next`` must be a local path.
+
+    With an ``Idempotency-Key`` a retried request gets the same link back, not a second one.
+    """
     if not _local_path(data.next):
         raise Problem(422, "invalid_next", "next must be a path on the shop, like /account.", param="next")
 
@@ -310,7 +316,41 @@ async def create_sign_in_link(
         )
         return SignInLinkOut(url=settings.base_url + link_path(link.token), expires_at=link.expires_at)
 
-    return await run(db_session, make)
+    async def change() -> SignInLinkOut:
+        return await run(db_session, make)
+
+    return await idempotency.answer("sign_in_link", (external_id, data), change, status_code=201)
+
+
+class CustomerItem(msgspec.Struct):
+    external_id: str
+    email: str
+    name: str | None
+    created_at: int
+
+
+def _list(conn: SqlConnection, after: int | None, fetch: int) -> list[tuple[int, CustomerItem]]:
+    query = select(
+        _USERS.c.id, _USERS.c.external_id, _USERS.c.email, _USERS.c.name, _USERS.c.created_at
+    ).where(_USERS.c.external_id.is_not(None))
+    if after is not None:
+        query = query.where(_USERS.c.id > after)
+    rows = conn.execute(query.order_by(_USERS.c.id).limit(fetch)).all()
+    return [
+        (int(r.id), CustomerItem(r.external_id, r.email, r.name, int(r.created_at.timestamp()))) for r in rows
+    ]
+
+
+@get(
+    "/customers",
+    opt={"scope": "read", READ_ONLY_OPT: True},
+    responses=problem_responses(),
+    summary="Customers, oldest first",
+)
+async def list_customers(page: PageParams, db_session: AsyncSession) -> Page[CustomerItem]:
+    rows = await run(db_session, _list, page.after_int(), page.fetch)
+    shown = page_of(rows, page, position=lambda row: row[0])
+    return Page(data=[item for _, item in shown.data], next_cursor=shown.next_cursor)
 
 
 def _local_path(value: str) -> bool:
@@ -323,4 +363,4 @@ def _local_path(value: str) -> bool:
     )
 
 
-ROUTES: list[Any] = [put_customer_route, get_customer, create_sign_in_link]
+ROUTES: list[Any] = [list_customers, put_customer_route, get_customer, create_sign_in_link]

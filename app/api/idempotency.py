@@ -50,7 +50,7 @@ from typing import Annotated, Any, Final, TypeVar, cast
 
 import msgspec
 from litestar import Response
-from litestar.params import Parameter
+from litestar.params import HeaderParameter
 from sqlalchemy import Table, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -167,8 +167,8 @@ def provide_idempotency(
     server_key: KeyRow,
     idempotency_key: Annotated[
         str | None,
-        Parameter(
-            header=HEADER,
+        HeaderParameter(
+            name=HEADER,
             required=False,
             min_length=1,
             max_length=200,

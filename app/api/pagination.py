@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Final, Generic, TypeVar
 
 import msgspec
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 from app.api.problems import Problem
 
@@ -89,11 +89,11 @@ class PageParams:
 
 def provide_page(
     limit: Annotated[
-        int, Parameter(query="limit", ge=1, le=MAX_LIMIT, description="Items per page.")
+        int, QueryParameter(name="limit", ge=1, le=MAX_LIMIT, description="Items per page.")
     ] = DEFAULT_LIMIT,
     cursor: Annotated[
         str | None,
-        Parameter(query="cursor", max_length=CURSOR_MAX, description="next_cursor of the previous page."),
+        QueryParameter(name="cursor", max_length=CURSOR_MAX, description="next_cursor of the previous page."),
     ] = None,
 ) -> PageParams:
     """Dependency ``page``: the limit and the decoded cursor."""
