@@ -153,19 +153,22 @@ def _validation_param(exc: ValidationException) -> tuple[str, str | None]:
     return message, key
 
 
-def _from_http_exception(exc: HTTPException) -> Response[ProblemDetails]:
+def _from_http_exception(exc: HTTPException, *, has_body: bool) -> Response[ProblemDetails]:
     headers = dict(exc.headers or {})
     if isinstance(exc, Problem):
         return problem_response(exc.status_code, exc.code, str(exc.detail), param=exc.param, headers=headers)
     if isinstance(exc, ValidationException):
         detail, param = _validation_param(exc)
-        if "malformed" in detail.lower() or ("json" in str(exc.detail).lower() and param is None):
-            return problem_response(400, "malformed_json", "The body is not valid JSON.", headers=headers)
+        if detail == "'data'":  # no body at all: Litestar misses its ``data``
+            return problem_response(400, "malformed_json", "A JSON body is required.", headers=headers)
         return problem_response(422, "invalid_request", detail, param=param, headers=headers)
     status = exc.status_code
     detail = str(exc.detail or "")
-    if status == 400 and "malformed" in detail.lower():
-        return problem_response(400, "malformed_json", "The body is not valid JSON.", headers=headers)
+    if status == 400 and has_body:
+        # Litestar's 400 for a body msgspec could not decode (malformed, truncated, out of range).
+        return problem_response(
+            400, "malformed_json", f"The body is not valid JSON: {detail}", headers=headers
+        )
     if status >= 500:
         # Our fault: say so without internals (the exception was logged by the caller).
         return problem_response(500, _CODES[500], "Something went wrong on our side.", headers=headers)
@@ -194,7 +197,7 @@ def api_aware(handler: ExceptionHandler) -> ExceptionHandler:
         if not is_api_path(request.url.path):
             return handler(request, exc)
         if isinstance(exc, HTTPException) and exc.status_code < 500:
-            return _from_http_exception(exc)
+            return _from_http_exception(exc, has_body=request.method in ("POST", "PUT", "PATCH"))
         log.exception("api.failed", path=request.url.path, error=type(exc).__name__)
         return problem_response(500, _CODES[500], "Something went wrong on our side.")
 
