@@ -27,6 +27,7 @@ from typing import Any, cast
 
 from sqlalchemy import BigInteger, String, Table, bindparam, func, insert, select, union_all, update
 
+from app.accounts.models import User
 from app.db.sql import SqlConnection
 from app.host_webhooks.outbox import emit
 from app.money.ledger import BALANCES, ENTRIES, EntryRow, NotCovered, lock_balance, post_entry
@@ -74,7 +75,7 @@ __all__ = (
 
 HOLDS = cast(Table, CreditHold.__table__)
 ORDERS = cast(Table, Order.__table__)
-USERS = Order.metadata.tables["user_account"]
+USERS = cast(Table, User.__table__)
 
 
 class Insufficient(Exception):
@@ -151,13 +152,15 @@ def _now(now: int | None) -> int:
 def _statements() -> dict[str, Any]:
     h = HOLDS.c
     owner = (h.user_id == bindparam("user_id")) & (h.asset == bindparam("asset"))
+    # Inside an UPDATE of balance, so its parameters cannot be named like its columns.
+    of_owner = (h.user_id == bindparam("owner")) & (h.asset == bindparam("of_asset"))
     soonest_lot = select(LOTS.c.expires_at.label("at")).where(
-        LOTS.c.user_id == bindparam("user_id"),
-        LOTS.c.asset == bindparam("asset"),
+        LOTS.c.user_id == bindparam("owner"),
+        LOTS.c.asset == bindparam("of_asset"),
         LOTS.c.remaining > 0,
         LOTS.c.expires_at.is_not(None),
     )
-    soonest_hold = select(h.expires_at.label("at")).where(owner, h.status == HoldStatus.OPEN.value)
+    soonest_hold = select(h.expires_at.label("at")).where(of_owner, h.status == HoldStatus.OPEN.value)
     both = union_all(soonest_lot, soonest_hold).subquery()
     return {
         "insert_hold": insert(HOLDS).values(
@@ -175,7 +178,7 @@ def _statements() -> dict[str, Any]:
         "hold_locked": select(*_HOLD_COLUMNS).where(h.id == bindparam("id")).with_for_update(),
         # Closing is conditional: of two racing closes, one finds the hold no longer open.
         "close_hold": update(HOLDS)
-        .where(h.id == bindparam("id"), h.status == HoldStatus.OPEN.value)
+        .where(h.id == bindparam("hold_id"), h.status == HoldStatus.OPEN.value)
         .values(
             status=bindparam("status", type_=String),
             captured=bindparam("captured"),
@@ -186,7 +189,7 @@ def _statements() -> dict[str, Any]:
             owner, h.status == HoldStatus.OPEN.value, h.expires_at <= bindparam("now", type_=BigInteger)
         ),
         "set_next_expiry": update(BALANCES)
-        .where(BALANCES.c.user_id == bindparam("user_id"), BALANCES.c.asset == bindparam("asset"))
+        .where(BALANCES.c.user_id == bindparam("owner"), BALANCES.c.asset == bindparam("of_asset"))
         .values(next_expiry=select(func.min(both.c.at)).scalar_subquery()),
         "due_balances": select(BALANCES.c.user_id, BALANCES.c.asset)
         .where(BALANCES.c.next_expiry <= bindparam("now", type_=BigInteger))
@@ -321,6 +324,8 @@ def _spend(
             )
             break
         except NotCovered:
+            if conn.execute(_statements()["entry_by_key"], {"key": key}).first() is not None:
+                return None  # done before (the balance it spent is gone since): nothing to do
             # Refused for an expiry not yet swept? Sweep, then look once more.
             if attempt == 1 and expire_due(conn, user_id=user_id, asset=asset, now=now):
                 continue
@@ -442,7 +447,7 @@ def place_hold(
 def _close(conn: SqlConnection, hold: HoldRow, status: HoldStatus, captured: int) -> HoldRow | None:
     """Close an open hold (under its balance lock); spend ``captured``, give the rest back."""
     row = conn.execute(
-        _statements()["close_hold"], {"id": hold.id, "status": status.value, "captured": captured}
+        _statements()["close_hold"], {"hold_id": hold.id, "status": status.value, "captured": captured}
     ).first()
     if row is None:
         return None
@@ -486,8 +491,10 @@ def _end_hold(conn: SqlConnection, hold_id: str, status: HoldStatus, captured: i
     lock_balance(conn, hold.user_id, hold.asset)  # lock order: balance, then the hold
     hold = load_hold(conn, hold_id, lock=True) or hold
     if hold.status == HoldStatus.OPEN and hold.expires_at <= now:
+        # Released as expired now, and returned (not raised: this transaction must commit it,
+        # and an exception would roll back the savepoint ``run`` puts around it on PostgreSQL).
         expire_due(conn, user_id=hold.user_id, asset=hold.asset, now=now)
-        hold = load_hold(conn, hold_id) or hold
+        return load_hold(conn, hold_id) or hold
     if hold.status != HoldStatus.OPEN:
         raise HoldClosed(hold.status, hold)
     closed = _close(conn, hold, status, captured)
@@ -500,14 +507,18 @@ def _end_hold(conn: SqlConnection, hold_id: str, status: HoldStatus, captured: i
 
 
 def capture_hold(conn: SqlConnection, hold_id: str, units: int, *, now: int | None = None) -> HoldRow:
-    """Spend ``units`` (at most the hold's) of an open hold; the rest goes back to the lots."""
+    """Spend ``units`` (at most the hold's) of an open hold; the rest goes back to the lots.
+
+    A hold past its expiry is released as expired instead and returned with status ``expired``
+    (commit it, answer that it expired); one already closed raises :class:`HoldClosed`.
+    """
     if units < 0:
         raise ValueError("capture zero or more units")
     return _end_hold(conn, hold_id, HoldStatus.CAPTURED, units, _now(now))
 
 
 def release_hold(conn: SqlConnection, hold_id: str, *, now: int | None = None) -> HoldRow:
-    """Give all of an open hold back."""
+    """Give all of an open hold back (status ``expired`` if it had expired: the same units return)."""
     return _end_hold(conn, hold_id, HoldStatus.RELEASED, 0, _now(now))
 
 
@@ -528,7 +539,7 @@ def list_holds(
 
 
 def _set_next_expiry(conn: SqlConnection, user_id: int, asset: str) -> None:
-    conn.execute(_statements()["set_next_expiry"], {"user_id": user_id, "asset": asset})
+    conn.execute(_statements()["set_next_expiry"], {"owner": user_id, "of_asset": asset})
 
 
 def expire_due(conn: SqlConnection, *, user_id: int, asset: str, now: int) -> bool:

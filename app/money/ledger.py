@@ -104,9 +104,9 @@ def _statements(dialect: str) -> dict[str, Any]:
     spend_balance = (
         update(BALANCES)
         .where(
-            b.user_id == bindparam("user_id"),
-            b.asset == bindparam("asset"),
-            b.available >= -bindparam("units"),
+            b.user_id == bindparam("owner"),
+            b.asset == bindparam("of_asset"),
+            b.available >= bindparam("cover", type_=BigInteger),
             (b.next_expiry.is_(None)) | (b.next_expiry > bindparam("now", type_=BigInteger)),
         )
         .values(**moves)
@@ -221,12 +221,25 @@ def post_entry(
         "idempotency_key": idempotency_key,
         "reason": reason[:500],
         "expiry": expiry,
-        "now": spend_at,
     }
     if spend_at is None:
         available, held = conn.execute(statements["move_balance"], params).one()
     else:
-        moved = conn.execute(statements["spend_balance"], params).first()
+        # Its own parameters: an UPDATE would SET any column named by an extra one (user_id...).
+        moved = conn.execute(
+            statements["spend_balance"],
+            {
+                "owner": user_id,
+                "of_asset": asset,
+                "cover": -units,
+                "now": spend_at,
+                "units": units,
+                "held_units": held_units,
+                "reserved_units": reserved_units,
+                "debt_units": debt_units,
+                "expiry": expiry,
+            },
+        ).first()
         if moved is None:
             raise NotCovered(asset)
         available, held = moved
