@@ -34,6 +34,7 @@ __all__ = (
     "ProblemDetails",
     "api_aware",
     "is_api_path",
+    "problem_details",
     "problem_response",
     "problem_responses",
 )
@@ -93,6 +94,14 @@ def is_api_path(path: str) -> bool:
     return path == API_PREFIX or path.startswith(API_PREFIX + "/")
 
 
+def problem_details(status: int, code: str, detail: str = "", *, param: str | None = None) -> ProblemDetails:
+    """The body of a problem (for answers returned rather than raised, e.g. by a writer operation)."""
+    title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    return ProblemDetails(
+        type=TYPE_BASE + code, title=title, status=status, code=code, detail=detail, param=param
+    )
+
+
 def problem_response(
     status: int,
     code: str,
@@ -102,10 +111,7 @@ def problem_response(
     headers: Mapping[str, str] | None = None,
 ) -> Response[ProblemDetails]:
     """A problem-details response (also for code that answers without raising)."""
-    title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
-    body = ProblemDetails(
-        type=TYPE_BASE + code, title=title, status=status, code=code, detail=detail, param=param
-    )
+    body = problem_details(status, code, detail, param=param)
     return Response(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=dict(headers or {}))
 
 
@@ -133,6 +139,8 @@ def problem_responses(*statuses: int, **success: ResponseSpec) -> dict[int, Resp
 
 
 _UNKNOWN_FIELD: Final = re.compile(r"unknown field `([^`]+)`")
+_PARAM_NAMES: Final = {"idempotency_key": "Idempotency-Key"}
+"""Litestar names a header by its Python parameter; hosts know it by the header's name."""
 
 
 def _validation_param(exc: ValidationException) -> tuple[str, str | None]:
@@ -150,7 +158,7 @@ def _validation_param(exc: ValidationException) -> tuple[str, str | None]:
     if key == "data":
         unknown = _UNKNOWN_FIELD.search(message)
         key = unknown.group(1) if unknown else None
-    return message, key
+    return message, _PARAM_NAMES.get(key, key) if key else None
 
 
 def _from_http_exception(exc: HTTPException, *, has_body: bool) -> Response[ProblemDetails]:
