@@ -154,25 +154,18 @@ def _changes(settings: Settings) -> int:
     return len(rows(settings, "SELECT key FROM rate_limit_counter WHERE key LIKE 'change-%'"))
 
 
+def _duplicate(n: int) -> Any:
+    def op(conn: SqlConnection) -> Answer:
+        return once(conn, server_key_id=1, operation="test", key="dup", request={"a": 1}, change=_change(n))
+
+    return op
+
+
 def test_concurrent_duplicates_in_the_writer_make_one_change(api_settings: Settings) -> None:
     async def go() -> list[Answer]:
         writer, engine = _writer(api_settings)
         try:
-            ops = [
-                (
-                    lambda n: (
-                        lambda conn: once(
-                            conn,
-                            server_key_id=1,
-                            operation="test",
-                            key="dup",
-                            request={"a": 1},
-                            change=_change(n),
-                        )
-                    )
-                )(n)
-                for n in range(10)
-            ]
+            ops = [_duplicate(n) for n in range(10)]
             return list(await asyncio.gather(*(writer.call(op) for op in ops)))
         finally:
             await writer.close()
