@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import httpx
 from litestar.testing import TestClient
+from sqlalchemy import text
 
+from app.db.config import make_engine
+from app.money.credits import credit
+from app.money.models import LotKind
 from app.settings import Settings
 from app.web.factory import create_app
 from tests.accounts.support import client_for, sign_in, sign_up
@@ -129,3 +134,57 @@ def test_concurrent_puts_of_one_customer_make_one(api_settings: Settings) -> Non
     assert sorted(statuses) == [200] * 7 + [201], statuses
     [row] = rows(api_settings, "SELECT external_id, email FROM user_account")
     assert row == {"external_id": "racer", "email": "racer@example.com"}
+
+
+def _credit(
+    settings: Settings, external_id: str, asset: str, units: int, expires_at: int | None = None
+) -> None:
+    async def go() -> None:
+        engine = make_engine(settings)
+        try:
+            async with engine.begin() as conn:
+                [user_id] = (
+                    await conn.execute(
+                        text("SELECT id FROM user_account WHERE external_id = :x"), {"x": external_id}
+                    )
+                ).one()
+
+                def op(sync: Any) -> None:
+                    credit(
+                        sync,
+                        user_id=user_id,
+                        asset=asset,
+                        units=units,
+                        kind="grant",
+                        lot_kind=LotKind.PROMOTIONAL,
+                        key=f"test:{asset}:{units}:{expires_at}",
+                        reason="test",
+                        expires_at=expires_at,
+                    )
+
+                await conn.run_sync(op)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(go())
+
+
+def test_get_shows_the_balances_per_asset(client: TestClient[Any], api_settings: Settings) -> None:
+    client.put(C + "/rich", json={"email": "rich@example.com"})
+    soon = int(time.time()) + 3600
+    _credit(api_settings, "rich", "coins", 100)
+    _credit(api_settings, "rich", "coins", 30, expires_at=soon)
+    _credit(api_settings, "rich", "api-calls", 5000)
+    balances = client.get(C + "/rich").json()["balances"]
+    assert list(balances) == ["api-calls", "coins"]
+    assert balances["coins"] == {
+        "available": 130,
+        "reserved": 0,
+        "held": 0,
+        "pending": 0,
+        "debt": 0,
+        "next_expiry_units": 30,
+        "next_expiry_at": soon,
+    }
+    assert balances["api-calls"]["available"] == 5000
+    assert client.put(C + "/rich", json={"name": "R"}).json()["balances"] == balances
