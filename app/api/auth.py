@@ -94,13 +94,29 @@ async def _touch(engine: AsyncEngine, key_id: int) -> None:
         await conn.run_sync(touch_key, key_id)
 
 
+_QUERY_NAMES: dict[int, tuple[BaseRouteHandler, frozenset[str]]] = {}
+
+
+def _query_names(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> frozenset[str]:
+    """The query parameters a route reads (its own and its dependencies'), worked out once."""
+    known = _QUERY_NAMES.get(id(handler))
+    if known is not None and known[0] is handler:
+        return known[1]
+    path = {name: None for name in connection.scope.get("path_params", {})}
+    model = handler.create_kwargs_model(path_parameters=path)  # type: ignore[arg-type]
+    names = frozenset(param.field_alias for param in model.expected_query_params)
+    _QUERY_NAMES[id(handler)] = (handler, names)
+    return names
+
+
 def _content_type_is_json(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
     media = connection.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
 async def server_key_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-    """401 without a live key, 429 beyond its rate, 403 without the route's scope, 415 for non-JSON bodies."""
+    """401 without a live key, 429 beyond its rate, 403 without the route's scope, 422 for an unknown
+    query parameter (a typo would otherwise pass unnoticed), 415 for non-JSON bodies."""
     scopes = required_scopes(handler)
     context: ApiContext = connection.app.state[STATE_KEY]
     token = _bearer(connection)
@@ -121,6 +137,9 @@ async def server_key_guard(connection: ASGIConnection[Any, Any, Any, Any], handl
         )
     if not set(scopes) & set(row.scopes):
         raise Problem(403, "insufficient_scope", f"This key needs the scope {' or '.join(scopes)}.")
+    unknown = sorted(set(connection.query_params) - _query_names(connection, handler))
+    if unknown:
+        raise Problem(422, "unknown_parameter", f"Unknown query parameter {unknown[0]!r}.", param=unknown[0])
     if connection.scope.get("method") in _BODY_METHODS and not _content_type_is_json(connection):
         raise Problem(415, "unsupported_media_type", "Send the body as application/json.")
     connection.state[_KEY_STATE] = row

@@ -143,7 +143,7 @@ def test_a_post_without_csrf_uses_nothing(api: TestClient[Any], link_settings: S
 )
 def test_next_must_be_a_local_path(api: TestClient[Any], link_settings: Settings, next_path: str) -> None:
     response = api.post(C + "/cust-1/sign-in-links", json={"next": next_path})
-    assert_problem(response, 422, "invalid_next", "next")
+    assert_problem(response, 422, "invalid_request", "next")
     assert rows(link_settings, "SELECT token_hash FROM sign_in_link") == []
 
 

@@ -148,3 +148,9 @@ def test_our_faults_are_500_without_internals(api_settings: Settings) -> None:
 def test_problem_bodies_carry_the_rfc_fields(client: TestClient[Any]) -> None:
     body = assert_problem(client.get("/api/v1/customers/nobody"), 404, "customer_not_found", "external_id")
     assert set(body) == {"type", "title", "status", "code", "detail", "param"}
+
+
+def test_unknown_query_parameters_are_422(client: TestClient[Any]) -> None:
+    assert_problem(client.get("/api/v1/customers?limt=5"), 422, "unknown_parameter", "limt")
+    assert_problem(client.get("/api/v1/customers/x?expand=all"), 422, "unknown_parameter", "expand")
+    assert client.get("/api/v1/customers?limit=5").status_code == 200
