@@ -102,7 +102,7 @@ def _query_names(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRo
     known = _QUERY_NAMES.get(id(handler))
     if known is not None and known[0] is handler:
         return known[1]
-    path = {name: None for name in connection.scope.get("path_params", {})}
+    path = dict.fromkeys(connection.scope.get("path_params", {}))
     model = handler.create_kwargs_model(path_parameters=path)  # type: ignore[arg-type]
     names = frozenset(param.field_alias for param in model.expected_query_params)
     _QUERY_NAMES[id(handler)] = (handler, names)
