@@ -117,6 +117,8 @@ def _content_type_is_json(connection: ASGIConnection[Any, Any, Any, Any]) -> boo
 async def server_key_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     """401 without a live key, 429 beyond its rate, 403 without the route's scope, 422 for an unknown
     query parameter (a typo would otherwise pass unnoticed), 415 for non-JSON bodies."""
+    if connection.scope.get("method") == "OPTIONS":
+        return  # Litestar's own answer listing the methods (its handler inherits the router's guards)
     scopes = required_scopes(handler)
     context: ApiContext = connection.app.state[STATE_KEY]
     token = _bearer(connection)

@@ -154,3 +154,10 @@ def test_unknown_query_parameters_are_422(client: TestClient[Any]) -> None:
     assert_problem(client.get("/api/v1/customers?limt=5"), 422, "unknown_parameter", "limt")
     assert_problem(client.get("/api/v1/customers/x?expand=all"), 422, "unknown_parameter", "expand")
     assert client.get("/api/v1/customers?limit=5").status_code == 200
+
+
+def test_options_lists_the_methods_without_a_key(api_settings: Settings) -> None:
+    with TestClient(create_app(api_settings)) as anonymous:
+        response = anonymous.options("/api/v1/customers/abc")
+    assert response.status_code == 204
+    assert "PUT" in response.headers["allow"]
