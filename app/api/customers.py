@@ -23,7 +23,7 @@ import msgspec
 from litestar import Response, get, post, put
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, PathParameter
-from sqlalchemy import Table, and_, select, update
+from sqlalchemy import Table, and_, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,7 +39,15 @@ from app.money.credits import customer_balances
 from app.settings import Settings
 from app.web.transactions import READ_ONLY_OPT
 
-__all__ = ("ROUTES", "BalanceOut", "CustomerIn", "CustomerOut", "ExternalId", "customer_user_id")
+__all__ = (
+    "ROUTES",
+    "BalanceOut",
+    "CustomerIn",
+    "CustomerOut",
+    "ExternalId",
+    "customer_user_id",
+    "find_customer_id",
+)
 
 EXTERNAL_ID_PATTERN: Final = r"^[A-Za-z0-9._~:@|+=-]{1,255}$"
 """Letters, digits and ``. _ ~ : @ | + = -``: safe in a path and in logs, room for ``auth0|123``."""
@@ -240,6 +248,16 @@ def _customer_or_404(conn: SqlConnection, external_id: str) -> _Row:
     if row is None:
         raise Problem(404, "customer_not_found", "No customer has this external id.", param="external_id")
     return row
+
+
+_CUSTOMER_ID: Final = select(_USERS.c.id).where(_USERS.c.external_id == bindparam("external_id"))
+"""Prebuilt, so it runs on the money writer's ``CompiledConnection`` too."""
+
+
+def find_customer_id(conn: SqlConnection, external_id: str) -> int | None:
+    """The shop's user id of a host's customer, or ``None`` (for operations run by the money writer)."""
+    found = conn.execute(_CUSTOMER_ID, {"external_id": external_id}).scalar()
+    return int(found) if found is not None else None
 
 
 async def customer_user_id(db_session: AsyncSession, external_id: str) -> int:

@@ -13,7 +13,9 @@ connection, committed in the writer's batch)::
         request: Request, external_id: ExternalId, data: JSONBody[DebitIn], idempotency: Idempotency
     ) -> Response[DebitOut]:
         def change(conn: SqlConnection) -> tuple[int, DebitOut | ProblemDetails]:
-            user_id = ...                                   # look the customer up on conn
+            user_id = find_customer_id(conn, external_id)   # app.api.customers
+            if user_id is None:
+                return 404, problem_details(404, "customer_not_found", "...", param="external_id")
             try:
                 done = debit(conn, user_id=user_id, asset=data.asset, units=data.units, key=...)
             except Insufficient as exc:
@@ -26,6 +28,7 @@ connection, committed in the writer's batch)::
 **In the request's own transaction** (``db_session``; the change is async)::
 
         async def change() -> DebitOut:
+            user_id = await customer_user_id(db_session, external_id)   # 404 customer_not_found
             ...                                              # raise Problem(...) to refuse
             return DebitOut(...)
 

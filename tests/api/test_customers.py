@@ -10,7 +10,9 @@ import httpx
 from litestar.testing import TestClient
 from sqlalchemy import text
 
+from app.api.customers import find_customer_id
 from app.db.config import make_engine
+from app.db.writer import PostgresWriter, SqliteWriter
 from app.money.credits import credit
 from app.money.models import LotKind
 from app.settings import Settings
@@ -188,3 +190,22 @@ def test_get_shows_the_balances_per_asset(client: TestClient[Any], api_settings:
     }
     assert balances["api-calls"]["available"] == 5000
     assert client.put(C + "/rich", json={"name": "R"}).json()["balances"] == balances
+
+
+def test_find_customer_id_runs_in_the_money_writer(client: TestClient[Any], api_settings: Settings) -> None:
+    client.put(C + "/w1", json={"email": "w1@example.com"})
+    [row] = rows(api_settings, "SELECT id FROM user_account WHERE external_id = 'w1'")
+
+    async def go() -> tuple[int | None, int | None]:
+        writer: Any
+        engine = make_engine(api_settings)
+        writer = SqliteWriter(api_settings.database_url) if api_settings.is_sqlite else PostgresWriter(engine)
+        try:
+            found = await writer.call(lambda conn: find_customer_id(conn, "w1"))
+            missing = await writer.call(lambda conn: find_customer_id(conn, "nobody"))
+            return found, missing
+        finally:
+            await writer.close()
+            await engine.dispose()
+
+    assert asyncio.run(go()) == (row["id"], None)
