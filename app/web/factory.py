@@ -36,6 +36,7 @@ from app.cli import StorefrontCLIPlugin
 from app.db.base import KeyValueStore
 from app.db.config import make_alchemy_config
 from app.db.installation import InstallationId
+from app.host_webhooks.delivery import deliverer_lifespan
 from app.i18n.web import ROUTES as I18N_ROUTES
 from app.reconcile.runner import start_periodic_reconcile
 from app.settings import PROJECT_ROOT, Settings, get_settings
@@ -122,6 +123,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await gateway.close()
 
     lifespans: list[Any] = [lifespan, limiter.lifespan]
+    if settings.host_webhooks_deliver:
+        lifespans.append(deliverer_lifespan)  # app/host_webhooks/delivery.py
     # Each feature package lists its own routes; this is the one place they are put together.
     route_handlers: list[Any] = [
         *CATALOGUE_ROUTES,

@@ -211,6 +211,8 @@ def schema_upgrades() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", sa.BigInteger(), nullable=False),
+        sa.Column("give_up_at", sa.BigInteger(), nullable=False),
+        sa.Column("claim", sa.String(length=32), nullable=True),
         sa.Column("last_status", sa.Integer(), nullable=True),
         sa.Column("last_error", sa.String(length=500), nullable=True),
         sa.Column("delivered_at", sa.DateTimeUTC(timezone=True), nullable=True),
