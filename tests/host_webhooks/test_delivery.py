@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -266,3 +267,38 @@ class Counting(Deliverer):
     async def attempt(self, claimed: Claimed) -> Outcome:
         self.attempted += 1
         return await super().attempt(claimed)
+
+
+class CrashesBeforeRecording(Deliverer):
+    """POSTs, then dies before the outcome reaches the database."""
+
+    async def _sync(self, operation: Any, /, **kwargs: Any) -> Any:
+        if "outcome" in kwargs:
+            raise ConnectionError("the process died here")
+        return await super()._sync(operation, **kwargs)
+
+
+async def test_a_crash_between_post_and_record_means_a_second_post_never_none(
+    engine: AsyncEngine, receiver: tuple[Receiver, str]
+) -> None:
+    app, base = receiver
+    await endpoint(engine, app, base + "/hooks")
+    event_id = await emit_committed(engine)
+    clock = Clock()
+    crashing = CrashesBeforeRecording(engine, clock=clock)
+    survivor = Deliverer(engine, clock=clock)
+    try:
+        assert await crashing.run_once() == 1
+        assert len(app.verified()) == 1  # the host has it; the shop does not know
+        [delivery] = await rows(engine, "SELECT status, claim FROM host_delivery")
+        assert delivery["status"] == "pending"
+        assert delivery["claim"] is not None
+        assert await survivor.run_once() == 0  # leased: nobody POSTs it meanwhile
+        clock.advance(survivor.lease)
+        assert await survivor.run_once() == 1
+    finally:
+        await crashing.aclose()
+        await survivor.aclose()
+    assert [e["id"] for e in app.verified()] == [event_id, event_id]
+    [delivery] = await rows(engine, "SELECT status FROM host_delivery")
+    assert delivery["status"] == "delivered"
