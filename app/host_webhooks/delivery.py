@@ -245,16 +245,10 @@ def record(
 
 def _has_work(conn: SqlConnection, now: int) -> tuple[bool, bool]:
     """(events to fan out, deliveries due): read before any write so an idle poll takes no lock."""
-    unfanned = conn.execute(select(exists().where(EVENTS.c.fanned_out == false()))).scalar()
-    due = conn.execute(
-        select(
-            exists().where(
-                DELIVERIES.c.status == "pending",
-                DELIVERIES.c.next_attempt_at <= now,
-            )
-        )
-    ).scalar()
-    return bool(unfanned), bool(due)
+    unfanned = exists().where(EVENTS.c.fanned_out == false())
+    due = exists().where(DELIVERIES.c.status == "pending", DELIVERIES.c.next_attempt_at <= now)
+    row = conn.execute(select(unfanned, due)).one()
+    return bool(row[0]), bool(row[1])
 
 
 def _error_text(error: BaseException) -> str:
