@@ -31,6 +31,7 @@ from app.host_webhooks.service import (
     list_endpoints,
     redeliver,
     remove_endpoint,
+    rotate_secret,
 )
 from app.settings import get_settings
 
@@ -103,6 +104,19 @@ def remove_command(endpoint_id: int, purge: bool) -> None:
     if not _call(lambda conn: remove_endpoint(conn, endpoint_id, purge=purge)):
         raise click.ClickException(f"no endpoint {endpoint_id}")
     click.echo(f"endpoint {endpoint_id} {'deleted' if purge else 'removed'}")
+
+
+@webhooks_group.command(
+    name="rotate-secret", help="Give an endpoint a new secret; both sign requests during the overlap."
+)
+@click.argument("endpoint_id", type=int)
+@click.option("--overlap", type=click.IntRange(0), default=86400, show_default=True, help="Seconds.")
+def rotate_command(endpoint_id: int, overlap: int) -> None:
+    secret = _call(lambda conn: rotate_secret(conn, endpoint_id, now=int(time.time()), overlap=overlap))
+    if secret is None:
+        raise click.ClickException(f"no endpoint {endpoint_id}")
+    click.echo(f"endpoint {endpoint_id} new secret: {secret}")
+    click.echo(f"Requests carry a signature for the old secret too for {overlap} s; keep the new one now.")
 
 
 @webhooks_group.command(name="deliveries", help="The delivery log, newest first.")

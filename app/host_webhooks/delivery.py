@@ -90,7 +90,8 @@ class Claimed:
     event_type: str
     payload: str
     url: str
-    secret: str
+    secrets: tuple[str, ...]
+    """The endpoint's secret, and the one before it while a rotation overlaps: one ``v1`` each."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +185,8 @@ def claim(conn: SqlConnection, *, now: int, lease: int, limit: int) -> list[Clai
             EVENTS.c.payload,
             ENDPOINTS.c.url,
             ENDPOINTS.c.secret,
+            ENDPOINTS.c.previous_secret,
+            ENDPOINTS.c.previous_until,
         )
         .join_from(DELIVERIES, EVENTS, DELIVERIES.c.event_id == EVENTS.c.id)
         .join(ENDPOINTS, DELIVERIES.c.endpoint_id == ENDPOINTS.c.id)
@@ -200,7 +203,7 @@ def claim(conn: SqlConnection, *, now: int, lease: int, limit: int) -> list[Clai
             event_type=row[4],
             payload=row[5],
             url=row[6],
-            secret=row[7],
+            secrets=(row[7], row[8]) if row[8] and (row[9] or 0) > now else (row[7],),
         )
         for row in rows
     ]
@@ -327,7 +330,7 @@ class Deliverer:
         body = claimed.payload.encode()
         headers = {
             "Content-Type": "application/json",
-            HEADER: sign(body, claimed.secret, int(time.time())),
+            HEADER: sign(body, claimed.secrets, int(time.time())),
             "Storefront-Event-Id": claimed.event_id,
             "Storefront-Event-Type": claimed.event_type,
         }

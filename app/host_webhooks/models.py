@@ -21,6 +21,10 @@ class WebhookEndpoint(BigIntBase):
     url: Mapped[str] = mapped_column(String(2000))
     secret: Mapped[str] = mapped_column(String(100))
     """``whsec_...``: the HMAC key of ``Storefront-Signature``."""
+    previous_secret: Mapped[str | None] = mapped_column(String(100), default=None)
+    """The secret before the last rotation: requests are signed with both until ``previous_until``."""
+    previous_until: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    """Unix seconds."""
     events: Mapped[str] = mapped_column(String(500))
     """Comma-separated event types, or ``*``."""
     created_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), server_default=func.now())

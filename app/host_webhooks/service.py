@@ -35,6 +35,7 @@ __all__ = (
     "parse_events",
     "redeliver",
     "remove_endpoint",
+    "rotate_secret",
     "subscribed",
 )
 
@@ -142,11 +143,30 @@ def add_endpoint(conn: SqlConnection, url: str, events: str) -> NewEndpoint:
     """Validate and store an endpoint with a new ``whsec_`` secret; it gets events fanned out from now on."""
     url = check_url(url)
     events = parse_events(events)
-    secret = "whsec_" + secrets.token_urlsafe(32)
+    secret = _new_secret()
     endpoint_id = conn.execute(
         insert(ENDPOINTS).values(url=url, events=events, secret=secret).returning(ENDPOINTS.c.id)
     ).scalar()
     return NewEndpoint(id=int(endpoint_id), url=url, events=events, secret=secret)
+
+
+def _new_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+def rotate_secret(conn: SqlConnection, endpoint_id: int, *, now: int, overlap: int = 24 * 3600) -> str | None:
+    """Give an endpoint a new secret; for ``overlap`` seconds requests carry a ``v1`` for the old
+    one too, so the host can switch over without refusing anything. None: no such endpoint."""
+    if overlap < 0:
+        raise EndpointError("the overlap cannot be negative")
+    secret = _new_secret()
+    changed = conn.execute(
+        update(ENDPOINTS)
+        .where(ENDPOINTS.c.id == endpoint_id)
+        .values(previous_secret=ENDPOINTS.c.secret, previous_until=now + overlap, secret=secret)
+        .returning(ENDPOINTS.c.id)
+    ).first()
+    return None if changed is None else secret
 
 
 def _count(status: str) -> Any:

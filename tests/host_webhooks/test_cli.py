@@ -93,6 +93,12 @@ def test_add_list_deliver_redeliver_remove(
     assert refused.exit_code != 0
     assert "was removed" in refused.output
 
+    rotated = invoke(cli, "rotate-secret", str(endpoint_id), "--overlap", "3600")
+    assert rotated.exit_code == 0, rotated.output
+    new_secret = re.search(r"new secret: (whsec_\S+)", rotated.output).group(1)  # type: ignore[union-attr]
+    assert new_secret != secret
+    assert "for 3600 s" in rotated.output
+
     purged = invoke(cli, "remove", second_id, "--purge")
     assert purged.exit_code == 0, purged.output
     assert "1 endpoint(s)" in invoke(cli, "list").output
@@ -140,6 +146,7 @@ def test_an_unknown_event_type_is_refused_with_a_message(
 def test_unknown_ids_and_statuses_are_refused(cli: CliRunner) -> None:
     assert "no endpoint 999" in invoke(cli, "remove", "999").output
     assert "no delivery 999" in invoke(cli, "redeliver", "999").output
+    assert "no endpoint 999" in invoke(cli, "rotate-secret", "999").output
     bad = invoke(cli, "deliveries", "--status", "lost")
     assert bad.exit_code != 0
     assert "'lost' is not one of" in bad.output

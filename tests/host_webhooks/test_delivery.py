@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.db.config import make_engine
 from app.host_webhooks.delivery import Backoff, Claimed, Deliverer, Outcome, claim, fan_out, record
 from app.host_webhooks.outbox import emit
-from app.host_webhooks.service import list_deliveries, redeliver
+from app.host_webhooks.service import list_deliveries, redeliver, rotate_secret
+from app.host_webhooks.signature import SignatureVerificationError, verify_signature
 from app.settings import Settings
 from tests.host_webhooks.conftest import emit_committed, endpoint, rows
 from tests.host_webhooks.receiver import Receiver
@@ -302,3 +303,34 @@ async def test_a_crash_between_post_and_record_means_a_second_post_never_none(
     assert [e["id"] for e in app.verified()] == [event_id, event_id]
     [delivery] = await rows(engine, "SELECT status FROM host_delivery")
     assert delivery["status"] == "delivered"
+
+
+async def test_a_rotated_secret_signs_beside_the_old_one_during_the_overlap(
+    engine: AsyncEngine, receiver: tuple[Receiver, str]
+) -> None:
+    app, base = receiver
+    made = await endpoint(engine, app, base + "/hooks")
+    clock = Clock()
+    async with engine.begin() as conn:
+        new = await conn.run_sync(lambda c: rotate_secret(c, made.id, now=int(clock.now), overlap=600))
+    assert new is not None
+    assert new.startswith("whsec_")
+    assert new != made.secret
+    app.secrets["/hooks"] = new
+    deliverer = Deliverer(engine, clock=clock)
+    try:
+        await emit_committed(engine)
+        assert await deliverer.run_once() == 1
+        clock.advance(601)
+        await emit_committed(engine)
+        assert await deliverer.run_once() == 1
+    finally:
+        await deliverer.aclose()
+    during, after = app.calls
+    assert during.event is not None
+    assert after.event is not None  # both verified with the new secret
+    assert during.headers["storefront-signature"].count("v1=") == 2
+    assert verify_signature(during.body, during.headers["storefront-signature"], made.secret)
+    assert after.headers["storefront-signature"].count("v1=") == 1
+    with pytest.raises(SignatureVerificationError):
+        verify_signature(after.body, after.headers["storefront-signature"], made.secret)

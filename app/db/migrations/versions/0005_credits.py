@@ -130,6 +130,8 @@ def schema_upgrades() -> None:
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("url", sa.String(length=2000), nullable=False),
         sa.Column("secret", sa.String(length=100), nullable=False),
+        sa.Column("previous_secret", sa.String(length=100), nullable=True),
+        sa.Column("previous_until", sa.BigInteger(), nullable=True),
         sa.Column("events", sa.String(length=500), nullable=False),
         sa.Column(
             "created_at",
