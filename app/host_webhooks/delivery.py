@@ -274,11 +274,11 @@ class Deliverer:
     concurrency: int = 8
     clock: Callable[[], float] = time.time
     rand: Callable[[], float] = random.random
-    client: httpx.AsyncClient | None = None
+    client: httpx.AsyncClient | None = field(default=None, repr=False)
     lease: int = 0
     """Seconds a claim holds a delivery; 0: the timeout plus a minute."""
-    _inflight: set[asyncio.Task[None]] = field(default_factory=set)
-    _own_client: bool = False
+    _inflight: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
+    _own_client: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.client is None:

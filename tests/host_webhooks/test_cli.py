@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +17,9 @@ from click.testing import CliRunner, Result
 from app.host_webhooks.cli import webhooks_group
 from app.settings import Settings, get_settings
 from tests.host_webhooks.receiver import Receiver
-from tests.support.shop import run_sql
+from tests.support.shop import run_sql, wait_for
+
+STOREFRONT = str(Path(sys.executable).with_name("storefront"))
 
 
 @pytest.fixture
@@ -151,3 +158,47 @@ def test_unknown_ids_and_statuses_are_refused(cli: CliRunner) -> None:
     assert bad.exit_code != 0
     assert "'lost' is not one of" in bad.output
     assert invoke(cli, "deliveries").output.strip().endswith("0 deliveries")
+
+
+def test_the_standalone_deliverer_delivers_and_stops_on_sigterm(
+    sqlite_settings: Settings, receiver: tuple[Receiver, str], tmp_path: Path
+) -> None:
+    """``storefront webhooks deliver`` as its own process (the way to run it with the app's off);
+    the database does not matter here (SQLite only: the CLI takes seconds to start)."""
+    settings = sqlite_settings
+    app, base = receiver
+    env = {
+        **os.environ,
+        "STOREFRONT_DATABASE_URL": settings.database_url,
+        "STOREFRONT_VAR_DIR": str(tmp_path / "proc-var"),
+        "STOREFRONT_HOST_WEBHOOKS_POLL": "0.05",
+    }
+    added = subprocess.run(
+        [STOREFRONT, "webhooks", "add", base + "/hooks", "--events", "*"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    app.secrets["/hooks"] = re.search(r"secret: (whsec_\S+)", added.stdout).group(1)  # type: ignore[union-attr]
+    process = subprocess.Popen(
+        [STOREFRONT, "webhooks", "deliver"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        time.sleep(1.0)  # started and polling before the event exists
+        run_sql(
+            settings,
+            "INSERT INTO host_event (id, type, user_id, payload, created, fanned_out)"
+            " VALUES ('evt_proc', 'hold.expired', 1, '{\"id\":\"evt_proc\"}', 1, false)",
+        )
+        wait_for(lambda: app.verified(), timeout=20, interval=0.05)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert [e["id"] for e in app.verified()] == ["evt_proc"]
