@@ -384,32 +384,44 @@ class Deliverer:
         except Exception:  # the lease runs out and the delivery is tried again: at least once
             log.exception("host_webhooks.attempt_failed", delivery=claimed.delivery_id)
 
-    async def tick(self) -> None:
-        """One poll: fan out and start as many due deliveries as there is room for."""
+    async def tick(self) -> bool:
+        """One poll: fan out and start as many due deliveries as there is room for.
+
+        True when it filled every free slot: more may be due as soon as one frees.
+        """
         unfanned, due = await self._probe(self._now())
         if unfanned:
             await self.fan_out()
             due = True
         room = self.concurrency - len(self._inflight)
-        if due and room > 0:
-            for claimed in await self.claim(room):
-                task = asyncio.create_task(self._guarded(claimed), name=f"host-webhook-{claimed.delivery_id}")
-                self._inflight.add(task)
-                task.add_done_callback(self._inflight.discard)
+        if not due or room <= 0:
+            return room <= 0
+        claimed = await self.claim(room)
+        for item in claimed:
+            task = asyncio.create_task(self._guarded(item), name=f"host-webhook-{item.delivery_id}")
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+        return len(claimed) == room
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Poll every ``poll`` seconds until ``stop``; database errors are logged and waited out."""
+        """Poll every ``poll`` seconds until ``stop``, sooner while there is a backlog (the next
+        look comes when an attempt finishes); database errors are logged and waited out."""
         failures = 0
-        while not stop.is_set():
-            try:
-                await self.tick()
-                failures = 0
-            except Exception:
-                failures += 1
-                log.exception("host_webhooks.poll_failed", failures=failures)
-            pause = self.poll if not failures else min(60.0, self.poll * 2**failures)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), pause)
+        stopped = asyncio.create_task(stop.wait(), name="host-webhooks-stop")
+        try:
+            while not stop.is_set():
+                busy = False
+                try:
+                    busy = await self.tick()
+                    failures = 0
+                except Exception:
+                    failures += 1
+                    log.exception("host_webhooks.poll_failed", failures=failures)
+                pause = self.poll if not failures else min(60.0, self.poll * 2**failures)
+                wake: set[asyncio.Task[Any]] = {stopped, *self._inflight} if busy else {stopped}
+                await asyncio.wait(wake, timeout=pause, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
         await self.drain()
 
     async def drain(self, grace: float = 5.0) -> None:
