@@ -32,6 +32,7 @@ __all__ = (
     "delivery_attempts",
     "list_deliveries",
     "list_endpoints",
+    "load_delivery",
     "parse_events",
     "redeliver",
     "remove_endpoint",

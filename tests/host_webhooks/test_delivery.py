@@ -334,3 +334,27 @@ async def test_a_rotated_secret_signs_beside_the_old_one_during_the_overlap(
     assert after.headers["storefront-signature"].count("v1=") == 1
     with pytest.raises(SignatureVerificationError):
         verify_signature(after.body, after.headers["storefront-signature"], made.secret)
+
+
+async def test_a_backlog_is_worked_through_without_waiting_a_poll_per_batch(
+    engine: AsyncEngine, receiver: tuple[Receiver, str]
+) -> None:
+    """Two slots, ten events, a poll of 30 s: only the first look waits for nothing; the
+    next ones come as attempts finish, so the backlog is gone long before a second poll."""
+    app, base = receiver
+    await endpoint(engine, app, base + "/hooks")
+    for _ in range(10):
+        await emit_committed(engine)
+    deliverer = Deliverer(engine, poll=30, concurrency=2)
+    stop = asyncio.Event()
+    task = asyncio.create_task(deliverer.run(stop))
+    try:
+        for _ in range(200):  # 10 s at most
+            if len(app.calls) >= 10:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await task
+        await deliverer.aclose()
+    assert len(app.verified()) == 10
