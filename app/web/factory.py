@@ -36,6 +36,9 @@ from app.cli import StorefrontCLIPlugin
 from app.db.base import KeyValueStore
 from app.db.config import make_alchemy_config
 from app.db.installation import InstallationId
+from app.db.writer import WriterPlugin
+from app.expiry.runner import start_expiry_sweeper
+from app.expiry.runner import stop as stop_expiry_sweeper
 from app.host_webhooks.delivery import deliverer_lifespan
 from app.i18n.web import ROUTES as I18N_ROUTES
 from app.reconcile.runner import start_periodic_reconcile
@@ -52,7 +55,6 @@ from app.web.sessions import RotatingSessionConfig, session_store
 from app.web.static_assets import static_assets_handler
 from app.web.templating import template_config
 from app.web.transactions import commit_before_session, read_only_requests
-from app.webhooks.ingest import WebhookIngestPlugin
 from app.webhooks.routes import ROUTES as WEBHOOK_ROUTES
 
 FORM_BODY_LIMIT = 64 * 1024
@@ -114,9 +116,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         background = []
         if settings.reconcile_interval_seconds > 0:
             background.append(await start_periodic_reconcile(app))
+        sweeper = start_expiry_sweeper(app, alchemy.get_engine())
         try:
             yield
         finally:
+            await stop_expiry_sweeper(sweeper)
             for task in background:
                 task.cancel()
             await holder.stop()
@@ -159,7 +163,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
             structlog_plugin,
             StorefrontCLIPlugin(),
-            WebhookIngestPlugin(),
+            WriterPlugin(),
         ],
         template_config=templates,
         middleware=[
