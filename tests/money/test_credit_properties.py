@@ -24,7 +24,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -559,12 +558,6 @@ class _Draws:
         return self.values.pop(0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app bug: a won dispute gives units back to an expiring lot (credits.give_back) "
-    "without lowering balance.next_expiry, so once it has passed, sweep never expires them "
-    "and debit spends them",
-)
 def test_units_a_won_dispute_gives_back_to_an_expired_lot_are_not_spendable() -> None:
     machine = CreditMachine()
     machine.buyer()

@@ -274,12 +274,6 @@ async def test_debits_racing_the_expiry_of_their_lot(
 @pytest.mark.parametrize(
     "database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason="app bug: credits._spend raises Insufficient when its own expire_due finds that another "
-    "transaction swept the expiry in between (expire_due returns False), though the spendable "
-    "covers the debit: a debit racing an expiry is refused with units left (PostgreSQL)",
-)
 async def test_a_debit_meeting_a_committed_sweep_spends_what_is_left(sessions: Sessions) -> None:
     """The interleaving the race above hits, made exact: the debit's conditional UPDATE is refused
     (an expiry is due), then a sweep in another transaction commits before the debit sweeps."""
