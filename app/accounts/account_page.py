@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import i18n
 from app.accounts.models import User
+from app.buyer_keys.web import ROUTES as BUYER_KEY_ROUTES
+from app.buyer_keys.web import key_section, take_new_key
 from app.catalogue.model import Catalogue
 from app.catalogue.money import format_money
 from app.catalogue.reload import CatalogueHolder
@@ -232,8 +234,11 @@ async def account_page(
             "entries": entry_rows,
             "next_before": next_before,
             "older_page": before is not None,
+            "api_keys": await key_section(
+                db_session, user, live, locale, new_key=take_new_key(request, user)
+            ),
         },
     )
 
 
-ROUTES: list[Any] = [account_page]
+ROUTES: list[Any] = [account_page, *BUYER_KEY_ROUTES]

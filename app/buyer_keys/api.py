@@ -1,0 +1,119 @@
+"""``POST /api/v1/keys/verify``: a host's API gateway checks a buyer key and charges the call.
+
+One answer shape for every key (200 with a :class:`~app.buyer_keys.service.Verdict`, valid or
+not), so a gateway reads ``valid`` and ``code``; only bad input (unknown fields, a cost that is
+not an integer from 0 to 2^53, no key) is a 422 problem document, and nothing is charged.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final, cast
+
+import msgspec
+from litestar import MediaType, Request, Response, post
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.status_codes import HTTP_200_OK, HTTP_422_UNPROCESSABLE_ENTITY
+from litestar.types import Guard
+from sqlalchemy import Table, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.api.models import ServerKey
+from app.buyer_keys.service import MAX_COST, Verdict, hash_key, verify_and_charge
+from app.db.sql import run
+
+__all__ = ("ROUTES", "VERIFY_GUARDS", "VerifyRequest", "verify_key")
+
+PROBLEM_JSON: Final = "application/problem+json"
+
+
+class VerifyRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """The gateway's question: this buyer key, for a call costing ``cost`` units (default 1)."""
+
+    key: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    cost: Annotated[int, msgspec.Meta(ge=0, le=MAX_COST)] = 1
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    """RFC 9457 problem details (until app/api's own lands; same fields)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str = ""
+
+
+def _bad_input(detail: str) -> Response[Problem]:
+    return Response(
+        Problem(
+            type="https://storefront.invalid/problems/invalid-request",
+            title="The request is not valid",
+            status=HTTP_422_UNPROCESSABLE_ENTITY,
+            detail=detail,
+        ),
+        status_code=HTTP_422_UNPROCESSABLE_ENTITY,
+        media_type=PROBLEM_JSON,
+    )
+
+
+# ---- SEAM: server-key authentication (app/api, branch h-api) -----------------------------------
+# When app/api's guard lands, the lead puts it in VERIFY_GUARDS (e.g. ``[require_scope("spend")]``)
+# and deletes ``_interim_spend_key`` and its one call in ``verify_key``. Until then the interim
+# check below keeps the route closed to anyone without a ``spend`` server key.
+VERIFY_GUARDS: list[Guard] = []
+
+SERVER_KEYS = cast(Table, ServerKey.__table__)
+SPEND_SCOPE: Final = "spend"
+
+
+async def _interim_spend_key(request: Request[Any, Any, Any], db: AsyncSession) -> None:
+    """``Authorization: Bearer <server key>`` of a live key with the ``spend`` scope, or 401/403.
+
+    Server keys are stored as their SHA-256 (app/api/models.py). ``last_used_at`` is left to
+    app/api: writing it on every verify would make one row every gateway call waits on.
+    """
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.startswith(("sf_live_", "sf_test_")):
+        raise NotAuthorizedException("a server key is required", headers={"WWW-Authenticate": "Bearer"})
+    digest = hash_key(token.strip())
+    table = SERVER_KEYS
+    row = (
+        await db.execute(
+            select(table.c.scopes).where(
+                table.c.key_hash == digest, table.c.revoked_at.is_(None)
+            )
+        )
+    ).first()
+    if row is None:
+        raise NotAuthorizedException("unknown or revoked server key", headers={"WWW-Authenticate": "Bearer"})
+    if SPEND_SCOPE not in {s.strip() for s in str(row.scopes).split(",")}:
+        raise PermissionDeniedException("this server key has no 'spend' scope")
+
+
+# ---- end of SEAM ------------------------------------------------------------------------------
+
+
+@post(
+    "/api/v1/keys/verify",
+    name="api:keys:verify",
+    guards=VERIFY_GUARDS,
+    opt={"exclude_from_csrf": True},
+    status_code=HTTP_200_OK,
+    media_type=MediaType.JSON,
+    summary="Verify a buyer API key and charge one call",
+    tags=["keys"],
+)
+async def verify_key(request: Request[Any, Any, Any], db_session: AsyncSession) -> Response[Any]:
+    """Valid keys are charged ``cost`` units at once (each verify is a new charge, no retries)."""
+    await _interim_spend_key(request, db_session)  # SEAM: delete when app/api's guard is attached
+    try:
+        body = msgspec.json.decode(await request.body(), type=VerifyRequest)
+    except msgspec.ValidationError as error:
+        return _bad_input(str(error))
+    except msgspec.DecodeError:
+        return _bad_input("the body must be a JSON object")
+    verdict: Verdict = await run(db_session, verify_and_charge, key=body.key, cost=body.cost)
+    return Response(verdict, status_code=HTTP_200_OK, media_type=MediaType.JSON)
+
+
+ROUTES: list[Any] = [verify_key]
+"""Mounted by ``app/web/factory.py``."""

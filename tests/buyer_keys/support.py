@@ -1,0 +1,73 @@
+"""Buyers with a balance, and their keys, for the buyer-key tests."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.accounts.models import User
+from app.buyer_keys.models import KeyUsage
+from app.db.sql import run
+from app.money.credits import customer_balances, grant
+from app.money.models import LedgerEntry
+
+Sessions = async_sessionmaker[AsyncSession]
+
+ASSET = "quota"
+NOON = int(datetime(2026, 12, 1, 12, 0, tzinfo=UTC).timestamp())
+"""A fixed 'now' for tests that cross UTC midnights and month starts."""
+
+
+def at(*parts: int) -> int:
+    """Unix seconds of a UTC moment: ``at(2026, 12, 2)`` is that midnight."""
+    return int(datetime(*parts, tzinfo=UTC).timestamp())  # type: ignore[misc]
+
+
+async def make_buyer(sessions: Sessions, units: int = 100, *, asset: str = ASSET) -> User:
+    """A committed buyer with ``units`` of ``asset`` (a promotional grant) and a host id."""
+    async with sessions() as db, db.begin():
+        user = User(
+            email=f"keys-{secrets.token_hex(4)}@example.test",
+            password_hash="x",
+            external_id="ext-" + secrets.token_hex(4),
+        )
+        db.add(user)
+        await db.flush()
+        if units:
+            await run(
+                db,
+                grant,
+                user_id=user.id,
+                asset=asset,
+                units=units,
+                key=f"test-grant:{user.id}:{secrets.token_hex(4)}",
+                reason="test balance",
+            )
+    return user
+
+
+async def spendable(sessions: Sessions, user_id: int, asset: str = ASSET) -> int:
+    async with sessions() as db:
+        balance = (await run(db, customer_balances, user_id)).get(asset)
+    return balance.available if balance is not None else 0
+
+
+async def usage_rows(sessions: Sessions) -> dict[str, int]:
+    async with sessions() as db:
+        rows = await db.execute(select(KeyUsage.period, KeyUsage.units))
+        return {period: units for period, units in rows}
+
+
+async def spend_entries(sessions: Sessions, user_id: int) -> int:
+    async with sessions() as db:
+        return int(
+            await db.scalar(
+                select(func.count())
+                .select_from(LedgerEntry)
+                .where(LedgerEntry.user_id == user_id, LedgerEntry.units < 0)
+            )
+            or 0
+        )
