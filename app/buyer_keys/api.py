@@ -78,9 +78,7 @@ async def _interim_spend_key(request: Request[Any, Any, Any], db: AsyncSession) 
     table = SERVER_KEYS
     row = (
         await db.execute(
-            select(table.c.scopes).where(
-                table.c.key_hash == digest, table.c.revoked_at.is_(None)
-            )
+            select(table.c.scopes).where(table.c.key_hash == digest, table.c.revoked_at.is_(None))
         )
     ).first()
     if row is None:

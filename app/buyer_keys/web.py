@@ -124,7 +124,7 @@ async def key_section(
     """The section's template context (``api_keys``), used by the account page and the fragments."""
     keys = await run(db, list_keys, user.id)
     return {
-        "keys": [_row(key, catalogue, locale) for key in keys],
+        "rows": [_row(key, catalogue, locale) for key in keys],
         "assets": [(a.id, a.name.get(locale)) for a in catalogue.assets],
         "new_key": new_key,
         "errors": errors or {},
@@ -166,7 +166,7 @@ def _field_error(error: KeyInputError) -> tuple[str, str]:
         return "cap", _("A cap is a whole number of units from 1 to %(max)s, per day or per month.") % {
             "max": format_decimal(MAX_COST, locale=i18n.babel_name())
         }
-    return "expires", _("The expiry date must be today or later.")
+    return "expires", _("The last day must be a date, today or later.")
 
 
 async def _read_form(request: Request[Any, Any, Any]) -> FormValues:

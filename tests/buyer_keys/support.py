@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.accounts.models import User
+from app.api.models import ServerKey
+from app.buyer_keys.service import CreatedKey, KeyView, create_key, list_keys
 from app.buyer_keys.models import KeyUsage
 from app.db.sql import run
 from app.money.credits import customer_balances, grant
@@ -71,3 +75,31 @@ async def spend_entries(sessions: Sessions, user_id: int) -> int:
             )
             or 0
         )
+
+
+async def make_server_key(sessions: Sessions, scopes: str = "spend", *, revoked: bool = False) -> str:
+    """A host's server key (``sf_test_...``) stored as its SHA-256, as app/api stores them."""
+    token = "sf_test_" + secrets.token_urlsafe(24)
+    async with sessions() as db, db.begin():
+        db.add(
+            ServerKey(
+                name="gateway",
+                prefix=token[:12],
+                key_hash=hashlib.sha256(token.encode()).hexdigest(),
+                scopes=scopes,
+                revoked_at=datetime.now(UTC) if revoked else None,
+            )
+        )
+    return token
+
+
+async def make_key(sessions: Sessions, user_id: int, **options: Any) -> CreatedKey:
+    async with sessions() as db, db.begin():
+        made: CreatedKey = await run(db, create_key, user_id=user_id, asset=ASSET, name="app", **options)
+    return made
+
+
+async def key_views(sessions: Sessions, user_id: int) -> list[KeyView]:
+    async with sessions() as db:
+        views: list[KeyView] = await run(db, list_keys, user_id)
+    return views
