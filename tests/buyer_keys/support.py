@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.accounts.models import User
 from app.api.models import ServerKey
-from app.buyer_keys.service import CreatedKey, KeyView, create_key, list_keys
 from app.buyer_keys.models import KeyUsage
+from app.buyer_keys.service import CreatedKey, KeyView, create_key, list_keys
 from app.db.sql import run
 from app.money.credits import customer_balances, grant
 from app.money.models import LedgerEntry
@@ -62,7 +62,7 @@ async def spendable(sessions: Sessions, user_id: int, asset: str = ASSET) -> int
 async def usage_rows(sessions: Sessions) -> dict[str, int]:
     async with sessions() as db:
         rows = await db.execute(select(KeyUsage.period, KeyUsage.units))
-        return {period: units for period, units in rows}
+        return {str(period): int(units) for period, units in rows}
 
 
 async def spend_entries(sessions: Sessions, user_id: int) -> int:

@@ -1,4 +1,4 @@
-"""``POST /api/v1/keys/verify`` over HTTP: one 200 shape for every key, 422 for bad input, server key required."""
+"""``POST /api/v1/keys/verify`` over HTTP: one 200 shape for every key, 422 for bad input, a server key."""
 
 from __future__ import annotations
 
