@@ -141,7 +141,18 @@ def test_no_function_local_import_of_app_modules() -> None:
 
 def test_the_money_core_reads_top_to_bottom() -> None:
     """Each money module imports only those listed above it in ``app.money``'s docstring."""
-    order = ["fields", "models", "orders", "ledger", "event_store", "reversals", "fulfilment", "events"]
+    order = [
+        "fields",
+        "models",
+        "orders",
+        "ledger",
+        "lots",
+        "credits",
+        "event_store",
+        "reversals",
+        "fulfilment",
+        "events",
+    ]
     for position, module in enumerate(order):
         imported = {
             m.removeprefix("app.money.") for m in GRAPH[f"app.money.{module}"] if m.startswith("app.money.")

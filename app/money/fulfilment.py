@@ -11,6 +11,7 @@ after it, in the same transaction (``app.money.reversals.replay_pending``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,9 +20,10 @@ from typing import Any, Literal
 import structlog
 
 from app.db.sql import SqlConnection
+from app.money.credits import credit
 from app.money.fields import optional_id, text_field
-from app.money.ledger import EntryRow, post_entry
-from app.money.models import OrderStatus
+from app.money.ledger import EntryRow
+from app.money.models import LotKind, OrderStatus
 from app.money.orders import OrderRow, load_order, order_for_session, transition
 from app.money.reversals import replay_pending
 
@@ -113,16 +115,19 @@ def fulfil_checkout(conn: SqlConnection, session_obj: Mapping[str, Any]) -> Fulf
         if order.status != OrderStatus.PAID:
             # needs_review stays for a human; nothing is credited.
             return FulfilResult("needs_review", order)
-    entry = post_entry(
+    days = order.credit_expires_days
+    entry = credit(
         conn,
         user_id=order.user_id,
         asset=order.asset,
         units=order.total_units,
         kind="purchase",
-        idempotency_key=f"fulfil:{session_id}",
+        lot_kind=LotKind.PAID,
+        key=f"fulfil:{session_id}",
         order_id=order.id,
         amount=order.amount,
         reason=f"{order.pack_name} ({order.units} + {order.bonus} bonus)",
+        expires_at=int(time.time()) + days * 86_400 if days else None,
     )
     if entry is None:
         return FulfilResult("already_credited", order)

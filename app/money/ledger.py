@@ -17,12 +17,22 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import BigInteger, Table, bindparam, case, func, select, update
 
 from app.db.sql import SqlConnection, dialect_insert
 from app.money.models import Balance, LedgerEntry
 
-__all__ = ("BalanceView", "EntryRow", "balances", "check_invariant", "entries", "post_entry")
+__all__ = (
+    "BalanceRow",
+    "BalanceView",
+    "EntryRow",
+    "NotCovered",
+    "balances",
+    "check_invariant",
+    "entries",
+    "lock_balance",
+    "post_entry",
+)
 
 ENTRIES = cast(Table, LedgerEntry.__table__)
 BALANCES = cast(Table, Balance.__table__)
@@ -45,6 +55,9 @@ class EntryRow:
     idempotency_key: str
     reason: str
     created_at: datetime
+    reserved_units: int = 0
+    debt_units: int = 0
+    details: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +69,23 @@ class BalanceView:
 
 
 @lru_cache(maxsize=4)
-def _statements(dialect: str) -> tuple[Any, Any, Any]:
+def _statements(dialect: str) -> dict[str, Any]:
     """Built once per dialect: building a statement costs more than running it on SQLite."""
+    b = BALANCES.c
+    # The soonest expiry of the balance, lowered to a new lot's or hold's own (None: unchanged).
+    expiry = bindparam("expiry", type_=BigInteger)
+    next_expiry = case(
+        (expiry.is_(None), b.next_expiry),
+        ((b.next_expiry.is_(None)) | (b.next_expiry > expiry), expiry),
+        else_=b.next_expiry,
+    )
+    moves = {
+        "available": b.available + bindparam("units"),
+        "held": b.held + bindparam("held_units"),
+        "reserved": b.reserved + bindparam("reserved_units"),
+        "debt": b.debt + bindparam("debt_units"),
+        "next_expiry": next_expiry,
+    }
     # RETURNING gives the values this transaction produced (under the row lock from here on).
     upsert = dialect_insert(dialect, BALANCES).values(
         user_id=bindparam("user_id"),
@@ -66,14 +94,24 @@ def _statements(dialect: str) -> tuple[Any, Any, Any]:
         held=bindparam("held_units"),
         reserved=bindparam("reserved_units"),
         debt=bindparam("debt_units"),
+        next_expiry=expiry,
     )
-    move_balance = upsert.on_conflict_do_update(
-        index_elements=["user_id", "asset"],
-        set_={
-            "available": BALANCES.c.available + upsert.excluded.available,
-            "held": BALANCES.c.held + upsert.excluded.held,
-        },
-    ).returning(BALANCES.c.available, BALANCES.c.held)
+    move_balance = upsert.on_conflict_do_update(index_elements=["user_id", "asset"], set_=moves).returning(
+        b.available, b.held
+    )
+    # Spending: the check and the move are one statement, so no concurrency overdraws. Units of a
+    # lot past its expiry are not spendable: a passed ``next_expiry`` refuses until it is swept.
+    spend_balance = (
+        update(BALANCES)
+        .where(
+            b.user_id == bindparam("owner"),
+            b.asset == bindparam("of_asset"),
+            b.available >= bindparam("cover", type_=BigInteger),
+            (b.next_expiry.is_(None)) | (b.next_expiry > bindparam("now", type_=BigInteger)),
+        )
+        .values(**moves)
+        .returning(b.available, b.held)
+    )
     insert_entry = (
         dialect_insert(dialect, ENTRIES)
         .values(
@@ -97,13 +135,51 @@ def _statements(dialect: str) -> tuple[Any, Any, Any]:
     )
     move_back = (
         update(BALANCES)
-        .where(BALANCES.c.user_id == bindparam("owner"), BALANCES.c.asset == bindparam("of_asset"))
+        .where(b.user_id == bindparam("owner"), b.asset == bindparam("of_asset"))
         .values(
-            available=BALANCES.c.available - bindparam("back_units"),
-            held=BALANCES.c.held - bindparam("back_held"),
+            available=b.available - bindparam("back_units"),
+            held=b.held - bindparam("back_held"),
+            reserved=b.reserved - bindparam("back_reserved"),
+            debt=b.debt - bindparam("back_debt"),
         )
     )
-    return move_balance, insert_entry, move_back
+    lock = (
+        select(b.available, b.held, b.reserved, b.debt, b.next_expiry)
+        .where(b.user_id == bindparam("user_id"), b.asset == bindparam("asset"))
+        .with_for_update()
+    )
+    return {
+        "move_balance": move_balance,
+        "spend_balance": spend_balance,
+        "insert_entry": insert_entry,
+        "move_back": move_back,
+        "lock": lock,
+    }
+
+
+class NotCovered(Exception):
+    """A spending entry found too little available (or an expiry not yet swept): nothing changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceRow:
+    """A balance row as this transaction sees it, locked (PostgreSQL ``FOR UPDATE``)."""
+
+    available: int
+    held: int
+    reserved: int
+    debt: int
+    next_expiry: int | None
+
+
+def lock_balance(conn: SqlConnection, user_id: int, asset: str) -> BalanceRow | None:
+    """Read one balance under its row lock: every change to a buyer's lots happens under it.
+
+    Taking this lock first (or the spending UPDATE's, which takes the same) is the one lock order
+    of the money code: balance, then holds, then lots. SQLite's single writer serialises anyway.
+    """
+    row = conn.execute(_statements(conn.dialect.name)["lock"], {"user_id": user_id, "asset": asset}).first()
+    return None if row is None else BalanceRow(*row)
 
 
 def post_entry(
@@ -113,33 +189,74 @@ def post_entry(
     asset: str,
     units: int,
     held_units: int = 0,
+    reserved_units: int = 0,
+    debt_units: int = 0,
     kind: str,
     idempotency_key: str,
     order_id: int | None = None,
     amount: int | None = None,
     reason: str = "",
+    details: str | None = None,
+    expiry: int | None = None,
+    spend_at: int | None = None,
 ) -> EntryRow | None:
-    """Append one entry and move the balance with it; ``None`` (nothing changed) if the key was used."""
-    move_balance, insert_entry, move_back = _statements(conn.dialect.name)
+    """Append one entry and move the balance with it; ``None`` (nothing changed) if the key was used.
+
+    ``expiry`` lowers the balance's ``next_expiry`` to it (a new expiring lot or hold). With
+    ``spend_at`` (Unix seconds) the entry spends: the balance moves only if it covers ``-units``
+    and nothing expired by then is unswept, else :class:`NotCovered` and nothing changed.
+    """
+    statements = _statements(conn.dialect.name)
     params: dict[str, Any] = {
         "user_id": user_id,
         "asset": asset,
         "kind": kind,
         "units": units,
         "held_units": held_units,
+        "reserved_units": reserved_units,
+        "debt_units": debt_units,
+        "details": details,
         "order_id": order_id,
         "amount": amount,
         "idempotency_key": idempotency_key,
         "reason": reason[:500],
-        "reserved_units": 0,
-        "debt_units": 0,
-        "details": None,
+        "expiry": expiry,
     }
-    available, held = conn.execute(move_balance, params).one()
-    inserted = conn.execute(insert_entry, {**params, "after": available, "held_after": held}).first()
+    if spend_at is None:
+        available, held = conn.execute(statements["move_balance"], params).one()
+    else:
+        # Its own parameters: an UPDATE would SET any column named by an extra one (user_id...).
+        moved = conn.execute(
+            statements["spend_balance"],
+            {
+                "owner": user_id,
+                "of_asset": asset,
+                "cover": -units,
+                "now": spend_at,
+                "units": units,
+                "held_units": held_units,
+                "reserved_units": reserved_units,
+                "debt_units": debt_units,
+                "expiry": expiry,
+            },
+        ).first()
+        if moved is None:
+            raise NotCovered(asset)
+        available, held = moved
+    inserted = conn.execute(
+        statements["insert_entry"], {**params, "after": available, "held_after": held}
+    ).first()
     if inserted is None:  # the key was used before: undo the move, nothing changed
         conn.execute(
-            move_back, {"owner": user_id, "of_asset": asset, "back_units": units, "back_held": held_units}
+            statements["move_back"],
+            {
+                "owner": user_id,
+                "of_asset": asset,
+                "back_units": units,
+                "back_held": held_units,
+                "back_reserved": reserved_units,
+                "back_debt": debt_units,
+            },
         )
         return None
     entry_id, created_at = inserted
@@ -157,6 +274,9 @@ def post_entry(
         idempotency_key=idempotency_key,
         reason=reason[:500],
         created_at=created_at,
+        reserved_units=reserved_units,
+        debt_units=debt_units,
+        details=details,
     )
 
 

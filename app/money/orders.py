@@ -73,6 +73,7 @@ _COLUMNS = (
     ORDERS.c.stripe_payment_intent_id,
     ORDERS.c.fulfilled_at,
     ORDERS.c.pack_name,
+    ORDERS.c.credit_expires_days,
 )
 
 
@@ -92,6 +93,7 @@ class OrderRow:
     stripe_payment_intent_id: str | None
     fulfilled_at: datetime | None
     pack_name: str
+    credit_expires_days: int | None
 
     @property
     def total_units(self) -> int:

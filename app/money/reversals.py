@@ -31,6 +31,7 @@ from prometheus_client import Counter
 from sqlalchemy import String, bindparam, case, func, literal, select
 
 from app.db.sql import SqlConnection
+from app.money.credits import give_back, take_back
 from app.money.event_store import FAILED_PREFIX, set_outcome, waiting_for
 from app.money.fields import (
     AMOUNT_MAX,
@@ -173,13 +174,13 @@ def _take_back(
     else:
         total = max(total, amount)
     target = _units_for(order, max(by_id, total))
-    entry = post_entry(
+    entry = take_back(
         conn,
         user_id=order.user_id,
         asset=order.asset,
-        units=-max(target - taken, 0),
+        units=max(target - taken, 0),
         kind="refund" if refund_id is not None else "refund_total",
-        idempotency_key=f"refund:{refund_id}" if refund_id is not None else cumulative_key,
+        key=f"refund:{refund_id}" if refund_id is not None else cumulative_key,
         order_id=order.id,
         amount=amount,
         reason=f"refund of {amount} {order.currency}" if refund_id else f"refunded in total {amount}",
@@ -228,13 +229,6 @@ def _refund_event(conn: SqlConnection, refund: Obj) -> Effect:
 
 # --- disputes --------------------------------------------------------------------------------
 
-_DISPUTE_MOVES = {
-    # kind: (sign of units, sign of held units, ledger note)
-    "dispute_hold": (-1, 1, ""),
-    "dispute_release": (1, -1, "dispute won"),
-    "dispute_loss": (0, -1, "dispute lost"),
-}
-
 
 @dataclass(frozen=True, slots=True)
 class _Dispute:
@@ -256,21 +250,48 @@ class _Dispute:
 
 
 def _dispute_entry(conn: SqlConnection, order: OrderRow, dispute: _Dispute, kind: str) -> bool:
-    """Post one of a dispute's entries (hold, release or loss) once; True if it was new."""
+    """Post one of a dispute's entries (hold, release or loss) once; True if it was new.
+
+    The hold takes the units like a refund does (the order's lot first, debt for what was
+    spent) into ``held``; a win gives them back (debt first, then the lots they came from);
+    a loss only lets the held units go.
+    """
     units = _units_for(order, dispute.amount)
-    sign, held_sign, note = _DISPUTE_MOVES[kind]
-    entry = post_entry(
-        conn,
-        user_id=order.user_id,
-        asset=order.asset,
-        units=sign * units,
-        held_units=held_sign * units,
-        kind=kind,
-        idempotency_key=f"{kind}:{dispute.id}",
-        order_id=order.id,
-        amount=dispute.amount,
-        reason=note or f"disputed ({dispute.reason})",
-    )
+    common: dict[str, Any] = {
+        "user_id": order.user_id,
+        "asset": order.asset,
+        "kind": kind,
+        "order_id": order.id,
+        "amount": dispute.amount,
+    }
+    if kind == "dispute_hold":
+        entry = take_back(
+            conn,
+            units=units,
+            held_units=units,
+            key=f"{kind}:{dispute.id}",
+            reason=f"disputed ({dispute.reason})",
+            **common,
+        )
+    elif kind == "dispute_release":
+        entry = give_back(
+            conn,
+            units=units,
+            held_units=-units,
+            key=f"{kind}:{dispute.id}",
+            taken_by=f"dispute_hold:{dispute.id}",
+            reason="dispute won",
+            **common,
+        )
+    else:
+        entry = post_entry(
+            conn,
+            units=0,
+            held_units=-units,
+            idempotency_key=f"{kind}:{dispute.id}",
+            reason="dispute lost",
+            **common,
+        )
     return entry is not None
 
 
