@@ -15,8 +15,8 @@ from app.api.models import ServerKey
 from app.buyer_keys.models import KeyUsage
 from app.buyer_keys.service import CreatedKey, KeyView, create_key, list_keys
 from app.db.sql import run
-from app.money.credits import customer_balances, grant
-from app.money.models import LedgerEntry
+from app.money.credits import credit, customer_balances
+from app.money.models import LedgerEntry, LotKind
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -31,7 +31,7 @@ def at(*parts: int) -> int:
 
 
 async def make_buyer(sessions: Sessions, units: int = 100, *, asset: str = ASSET) -> User:
-    """A committed buyer with ``units`` of ``asset`` (a promotional grant) and a host id."""
+    """A committed buyer with ``units`` of ``asset`` (a promotional credit) and a host id."""
     async with sessions() as db, db.begin():
         user = User(
             email=f"keys-{secrets.token_hex(4)}@example.test",
@@ -43,8 +43,10 @@ async def make_buyer(sessions: Sessions, units: int = 100, *, asset: str = ASSET
         if units:
             await run(
                 db,
-                grant,
+                credit,
                 user_id=user.id,
+                kind="grant",
+                lot_kind=LotKind.PROMOTIONAL,
                 asset=asset,
                 units=units,
                 key=f"test-grant:{user.id}:{secrets.token_hex(4)}",
