@@ -9,6 +9,7 @@ with htmx it is only ever in the response.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Final
@@ -48,6 +49,8 @@ __all__ = ("ROUTES", "SECTION_TEMPLATE", "key_section")
 SECTION_TEMPLATE: Final = "buyer_keys/partials/section.html"
 SESSION_NEW_KEY: Final = "buyer_key_new"
 """Session entry carrying a just-made key across the no-JavaScript redirect, removed when shown."""
+NEW_KEY_SHOWN_FOR: Final = 600
+"""Seconds the session keeps a new key for the redirect's page; an older one is dropped unseen."""
 _DIGITS = re.compile(r"[0-9]{1,16}")
 
 
@@ -141,6 +144,9 @@ def take_new_key(request: Request[Any, Any, Any], user: User) -> CreatedKey | No
         return None
     shown = session.pop(SESSION_NEW_KEY)
     if not isinstance(shown, dict) or shown.get("user_id") != user.id:
+        return None
+    made_at = shown.get("made_at")
+    if not isinstance(made_at, int) or not 0 <= time.time() - made_at <= NEW_KEY_SHOWN_FOR:
         return None
     try:
         return CreatedKey(
@@ -246,6 +252,7 @@ async def create(
         "prefix": made.prefix,
         "name": made.name,
         "asset": made.asset,
+        "made_at": int(time.time()),
     }
     return Redirect(path="/account#api-keys", status_code=HTTP_303_SEE_OTHER)
 

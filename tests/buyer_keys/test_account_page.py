@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from litestar.testing import TestClient
 
+from app.buyer_keys import web
 from app.settings import Settings
 from tests.accounts.support import client_for, csrf, post_form, sign_up, users
 
@@ -151,3 +153,14 @@ def test_the_section_speaks_chinese(app_settings: Settings) -> None:
     assert "创建密钥" in page
     assert "每月 20" in page
     assert "Create key" not in page
+
+
+def test_a_new_key_not_shown_within_ten_minutes_is_dropped(
+    client: TestClient[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert post_form(client, "/account/keys", name="late", asset="quota").status_code == 303
+    later = time.time() + 601
+    monkeypatch.setattr(web.time, "time", lambda: later)
+    page = client.get("/account").text
+    assert SECRET.search(page) is None
+    assert len(_key_ids(page)) == 1
