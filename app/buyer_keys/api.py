@@ -1,18 +1,21 @@
 """``POST /api/v1/keys/verify``: a host's API gateway checks a buyer key and charges the call.
 
 One answer shape for every key (200 with a :class:`~app.buyer_keys.service.Verdict`, valid or
-not), so a gateway reads ``valid`` and ``code``; only bad input (unknown fields, a cost that is
-not an integer from 0 to 2^53, no key) is a 422 problem document, and nothing is charged.
+not), so a gateway reads ``valid`` and ``code``. Bad input (unknown fields, a cost that is not an
+integer from 0 to 2^53, no key) is a 422 problem document (``invalid_request``), a body that is
+not JSON a 400 (``malformed_json``, as app/api answers it); either way nothing is charged.
 """
 
 from __future__ import annotations
 
+import re
+from http import HTTPStatus
 from typing import Annotated, Any, Final, cast
 
 import msgspec
 from litestar import MediaType, Request, Response, post
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
-from litestar.status_codes import HTTP_200_OK, HTTP_422_UNPROCESSABLE_ENTITY
+from litestar.status_codes import HTTP_200_OK, HTTP_400_BAD_REQUEST, HTTP_422_UNPROCESSABLE_ENTITY
 from litestar.types import Guard
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,31 +37,44 @@ class VerifyRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class Problem(msgspec.Struct, omit_defaults=True):
-    """RFC 9457 problem details (until app/api's own lands; same fields)."""
+    """RFC 9457 problem details in app/api's shape (``code`` for programs, ``param`` the field)."""
 
     type: str
     title: str
     status: int
+    code: str
     detail: str = ""
+    param: str | None = None
 
 
-def _bad_input(detail: str) -> Response[Problem]:
+_AT_FIELD: Final = re.compile(r"at `\$\.([A-Za-z_]+)`|unknown field `([^`]+)`")
+
+
+def _problem(status: int, code: str, detail: str) -> Response[Problem]:
+    """Until the route moves under app/api's router, whose ``api_aware`` answers these itself."""
+    named = _AT_FIELD.search(detail)
+    param = (named.group(1) or named.group(2)) if named else None
     return Response(
         Problem(
-            type="https://storefront.invalid/problems/invalid-request",
-            title="The request is not valid",
-            status=HTTP_422_UNPROCESSABLE_ENTITY,
+            type=f"https://storefront.invalid/problems/{code}",
+            title=HTTPStatus(status).phrase,
+            status=status,
+            code=code,
             detail=detail,
+            param=param,
         ),
-        status_code=HTTP_422_UNPROCESSABLE_ENTITY,
+        status_code=status,
         media_type=PROBLEM_JSON,
     )
 
 
 # ---- SEAM: server-key authentication (app/api, branch h-api) -----------------------------------
-# When app/api's guard lands, the lead puts it in VERIFY_GUARDS (e.g. ``[require_scope("spend")]``)
-# and deletes ``_interim_spend_key`` and its one call in ``verify_key``. Until then the interim
-# check below keeps the route closed to anyone without a ``spend`` server key.
+# When app/api lands (branch h-api: ``server_key_guard`` on the ``/api/v1`` router, which reads
+# ``opt["scope"]``), the lead either adds ``verify_key`` to ``app.api.routes.V1_HANDLERS`` with
+# the path ``/keys/verify`` (and drops it from the factory's list), or puts
+# ``app.api.auth.server_key_guard`` in VERIFY_GUARDS; then deletes ``_interim_spend_key`` and its
+# one call in ``verify_key``. Until then the interim check below keeps the route closed to anyone
+# without a live ``spend`` server key.
 VERIFY_GUARDS: list[Guard] = []
 
 SERVER_KEYS = cast(Table, ServerKey.__table__)
@@ -94,7 +110,7 @@ async def _interim_spend_key(request: Request[Any, Any, Any], db: AsyncSession) 
     "/api/v1/keys/verify",
     name="api:keys:verify",
     guards=VERIFY_GUARDS,
-    opt={"exclude_from_csrf": True},
+    opt={"scope": SPEND_SCOPE, "exclude_from_csrf": True},  # app/api's guard reads opt["scope"]
     status_code=HTTP_200_OK,
     media_type=MediaType.JSON,
     summary="Verify a buyer API key and charge one call",
@@ -106,9 +122,9 @@ async def verify_key(request: Request[Any, Any, Any], db_session: AsyncSession) 
     try:
         body = msgspec.json.decode(await request.body(), type=VerifyRequest)
     except msgspec.ValidationError as error:
-        return _bad_input(str(error))
-    except msgspec.DecodeError:
-        return _bad_input("the body must be a JSON object")
+        return _problem(HTTP_422_UNPROCESSABLE_ENTITY, "invalid_request", str(error))
+    except msgspec.DecodeError as error:  # as app/api answers a body that is not JSON
+        return _problem(HTTP_400_BAD_REQUEST, "malformed_json", f"The body is not valid JSON: {error}")
     verdict: Verdict = await run(db_session, verify_and_charge, key=body.key, cost=body.cost)
     return Response(verdict, status_code=HTTP_200_OK, media_type=MediaType.JSON)
 

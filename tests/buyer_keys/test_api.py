@@ -111,9 +111,7 @@ def test_invalid_keys_get_the_same_shape_with_a_code(world: World) -> None:
         b'{"key": "", "cost": 1}',
         b'{"key": 5, "cost": 1}',
         b'["KEY", 1]',
-        b"key=KEY&cost=1",
-        b"",
-        b'{"key": "KEY", "cost": 1',
+        b'"KEY"',
     ],
 )
 def test_bad_input_is_422_and_charges_nothing(world: World, body: bytes) -> None:
@@ -128,10 +126,33 @@ def test_bad_input_is_422_and_charges_nothing(world: World, body: bytes) -> None
     assert answer.status_code == 422, answer.text
     assert answer.headers["content-type"].startswith("application/problem+json")
     problem = answer.json()
-    assert problem["status"] == 422
+    assert (problem["status"], problem["code"]) == (422, "invalid_request")
     assert problem["title"]
     assert world.run(spendable, user.id) == 10
     assert world.run(key_views, user.id)[0].calls == 0
+
+
+@pytest.mark.parametrize("body", [b"key=KEY&cost=1", b"", b'{"key": "KEY", "cost": 1', b"\xff"])
+def test_a_body_that_is_not_json_is_400_and_charges_nothing(world: World, body: bytes) -> None:
+    token = world.run(make_server_key)
+    user = world.run(make_buyer, 10)
+    made = world.run(make_key, user.id)
+    answer = world.client.post(
+        PATH,
+        content=body.replace(b"KEY", made.secret.encode()),
+        headers={**auth(token), "content-type": "application/json"},
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["code"] == "malformed_json"
+    assert world.run(spendable, user.id) == 10
+
+
+def test_the_problem_names_the_field_at_fault(world: World) -> None:
+    token = world.run(make_server_key)
+    cost = world.client.post(PATH, json={"key": "sk_x", "cost": -5}, headers=auth(token)).json()
+    assert cost["param"] == "cost"
+    extra = world.client.post(PATH, json={"key": "sk_x", "units": 5}, headers=auth(token)).json()
+    assert extra["param"] == "units"
 
 
 def test_a_spend_server_key_is_required(world: World) -> None:
