@@ -118,6 +118,8 @@ class Settings:
     checkout_max_per_hour: int = 30
     """Orders one buyer may start in any hour, whatever became of them."""
     reconcile_interval_seconds: int = 60
+    expiry_interval_seconds: int = 5
+    """How often expired credit lots and holds are swept (0: only when a write meets them)."""
     log_level: str = "INFO"
     debug: bool = False
     metrics_token: str = ""
@@ -217,6 +219,7 @@ class Settings:
             checkout_max_open=max(1, int(_env("STOREFRONT_CHECKOUT_MAX_OPEN", "5"))),
             checkout_max_per_hour=max(1, int(_env("STOREFRONT_CHECKOUT_MAX_PER_HOUR", "30"))),
             reconcile_interval_seconds=int(_env("STOREFRONT_RECONCILE_INTERVAL", "60")),
+            expiry_interval_seconds=int(_env("STOREFRONT_EXPIRY_INTERVAL", "5")),
             log_level=_env("STOREFRONT_LOG_LEVEL", "INFO").upper(),
             debug=env == "development" and _env("STOREFRONT_DEBUG") in ("1", "true"),
             metrics_token=_env("STOREFRONT_METRICS_TOKEN"),

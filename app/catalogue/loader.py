@@ -48,8 +48,10 @@ _STRIPE_PRICE = re.compile(r"price_[A-Za-z0-9]+")
 
 _TOP_KEYS: Final = ("assets", "packs")
 _ASSET_KEYS: Final = ("name", "unit_singular", "unit_plural")
+_ASSET_OPTIONAL: Final = ("low_balance",)
 _PACK_REQUIRED: Final = ("id", "asset", "units", "price", "currency", "name", "description", "order")
-_PACK_OPTIONAL: Final = ("bonus", "badge", "active", "stripe_price")
+_PACK_OPTIONAL: Final = ("bonus", "badge", "active", "stripe_price", "expires_after_days")
+MAX_EXPIRY_DAYS: Final = 36_500
 
 
 class CatalogueError(ValueError):
@@ -208,7 +210,13 @@ def _parse_assets(problems: list[str], raw: object) -> list[Asset]:
         if not isinstance(body, dict):
             _say(problems, ctx, None, f"expected a table [assets.{asset_id}], got {_type_name(body)}")
             continue
-        _unknown_keys(problems, ctx, body, _ASSET_KEYS)
+        _unknown_keys(problems, ctx, body, _ASSET_KEYS + _ASSET_OPTIONAL)
+        low_balance: int | None = None
+        if "low_balance" in body:
+            low_balance = _int(problems, ctx, "low_balance", body["low_balance"])
+            if low_balance is not None and low_balance <= 0:
+                _say(problems, ctx, "low_balance", f"must be a positive integer, got {low_balance}")
+                low_balance = None
         texts: dict[str, Text | None] = {}
         for key in _ASSET_KEYS:
             if key not in body:
@@ -218,7 +226,9 @@ def _parse_assets(problems: list[str], raw: object) -> list[Asset]:
                 texts[key] = _text(problems, ctx, key, body[key])
         name, one, many = texts["name"], texts["unit_singular"], texts["unit_plural"]
         if bad_id is None and name and one and many:
-            assets.append(Asset(id=asset_id, name=name, unit_singular=one, unit_plural=many))
+            assets.append(
+                Asset(id=asset_id, name=name, unit_singular=one, unit_plural=many, low_balance=low_balance)
+            )
     return assets
 
 
@@ -312,6 +322,18 @@ def _parse_pack(problems: list[str], number: int, body: dict[str, Any], asset_id
 
     order = _int(problems, ctx, "order", body["order"]) if "order" in body else None
 
+    expires_after_days: int | None = None
+    if "expires_after_days" in body:
+        expires_after_days = _int(problems, ctx, "expires_after_days", body["expires_after_days"])
+        if expires_after_days is not None and not 1 <= expires_after_days <= MAX_EXPIRY_DAYS:
+            _say(
+                problems,
+                ctx,
+                "expires_after_days",
+                f"must be between 1 and {MAX_EXPIRY_DAYS}, got {expires_after_days}",
+            )
+            expires_after_days = None
+
     active = body.get("active", True)
     if not isinstance(active, bool):
         _say(problems, ctx, "active", f"expected true or false, got {_type_name(active)} {active!r}")
@@ -372,6 +394,7 @@ def _parse_pack(problems: list[str], number: int, body: dict[str, Any], asset_id
         active=active,
         badge=badge,
         stripe_price=stripe_price,
+        expires_after_days=expires_after_days,
     )
 
 

@@ -56,6 +56,8 @@ class Asset:
     name: Text
     unit_singular: Text
     unit_plural: Text
+    low_balance: int | None = None
+    """Below this many units a debit tells hosts ``balance.low`` (None: never)."""
 
     def unit_label(self, count: int, locale: str = "en") -> str:
         """Unit word agreeing with ``count`` ("1 coin", "2 coins"; Chinese has one form)."""
@@ -79,6 +81,8 @@ class Pack:
     active: bool = True
     badge: Text | None = None
     stripe_price: str | None = None
+    expires_after_days: int | None = None
+    """Bought units expire this many days after the purchase is credited (None: never)."""
 
     @property
     def total_units(self) -> int:

@@ -86,6 +86,7 @@ def snapshot_order(user: User, pack: Pack, locale: str) -> Order:
         currency=pack.currency,
         locale=language,
         status=OrderStatus.PENDING,
+        credit_expires_days=pack.expires_after_days,
     )
 
 

@@ -57,6 +57,7 @@ __all__ = (
     "HoldRow",
     "Insufficient",
     "LotRow",
+    "anything_due",
     "capture_hold",
     "check_credits",
     "credit",
@@ -573,6 +574,11 @@ def expire_due(conn: SqlConnection, *, user_id: int, asset: str, now: int) -> bo
         _report_spending(conn, entry, remaining, None)
     _set_next_expiry(conn, user_id, asset)
     return True
+
+
+def anything_due(conn: SqlConnection, *, now: int | None = None) -> bool:
+    """Whether some balance has an expiry to post (a read: the sweeper asks before it writes)."""
+    return conn.execute(_statements()["due_balances"], {"now": _now(now), "limit": 1}).first() is not None
 
 
 def sweep(conn: SqlConnection, *, now: int | None = None, limit: int = 200) -> int:

@@ -37,6 +37,8 @@ from app.cli import StorefrontCLIPlugin
 from app.db.base import KeyValueStore
 from app.db.config import make_alchemy_config
 from app.db.installation import InstallationId
+from app.expiry.runner import start_expiry_sweeper
+from app.expiry.runner import stop as stop_expiry_sweeper
 from app.i18n.web import ROUTES as I18N_ROUTES
 from app.reconcile.runner import start_periodic_reconcile
 from app.settings import PROJECT_ROOT, Settings, get_settings
@@ -114,9 +116,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         background = []
         if settings.reconcile_interval_seconds > 0:
             background.append(await start_periodic_reconcile(app))
+        sweeper = start_expiry_sweeper(app, alchemy.get_engine())
         try:
             yield
         finally:
+            await stop_expiry_sweeper(sweeper)
             for task in background:
                 task.cancel()
             await holder.stop()

@@ -37,6 +37,9 @@ def test_valid_minimal_pack_loads() -> None:
         ({"units": True}, "pack 'pro': units: expected an integer, got boolean"),
         ({"units": 1.5}, "pack 'pro': units: expected an integer, got float"),
         ({"bonus": -1}, "pack 'pro': bonus: must be zero or more, got -1"),
+        ({"expires_after_days": 0}, "pack 'pro': expires_after_days: must be between 1 and 36500, got 0"),
+        ({"expires_after_days": 36501}, "pack 'pro': expires_after_days: must be between 1 and 36500"),
+        ({"expires_after_days": "30"}, "pack 'pro': expires_after_days: expected an integer, got string"),
         ({"currency": "XYZ"}, "pack 'pro': currency: unknown currency 'XYZ'"),
         ({"currency": 840}, "pack 'pro': currency: expected an ISO 4217 code string, got integer"),
         ({"price": "49.999"}, "pack 'pro': price: 49.999 has 3 decimals but USD allows 2"),
@@ -219,3 +222,24 @@ def test_shipped_pricing_toml_is_valid() -> None:
     quota = {(p.units, str(p.price), p.currency) for p in catalogue.packs_for("quota")}
     assert quota >= {(100, "9.99", "USD"), (1000, "49.99", "USD"), (10000, "299.99", "USD")}
     assert any(p.currency == "CNY" for p in catalogue.packs)
+
+
+def test_expiry_and_low_balance_parse() -> None:
+    assets = ASSETS_TOML.replace("[assets.quota]\n", "[assets.quota]\nlow_balance = 50\n")
+    catalogue = parse_catalogue(render(make_pack(expires_after_days=30), assets=assets))
+    pack = catalogue.get("pro")
+    assert pack is not None
+    assert pack.expires_after_days == 30
+    quota = catalogue.asset("quota")
+    assert quota is not None
+    assert quota.low_balance == 50
+    coins = catalogue.asset("coins")
+    assert coins is not None
+    assert coins.low_balance is None
+
+
+@pytest.mark.parametrize("value", ["0", "-3", '"many"', "true"])
+def test_low_balance_must_be_a_positive_integer(value: str) -> None:
+    assets = ASSETS_TOML.replace("[assets.quota]\n", f"[assets.quota]\nlow_balance = {value}\n")
+    problems = problems_for(make_pack(), assets=assets)
+    assert any(p.startswith("asset 'quota': low_balance:") for p in problems), problems
