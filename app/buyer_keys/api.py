@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.models import ServerKey
 from app.buyer_keys.service import MAX_COST, Verdict, hash_key, verify_and_charge
+from app.catalogue.reload import CatalogueHolder
 from app.db.sql import run
 
 __all__ = ("ROUTES", "VERIFY_GUARDS", "VerifyRequest", "verify_key")
@@ -116,7 +117,9 @@ async def _interim_spend_key(request: Request[Any, Any, Any], db: AsyncSession) 
     summary="Verify a buyer API key and charge one call",
     tags=["keys"],
 )
-async def verify_key(request: Request[Any, Any, Any], db_session: AsyncSession) -> Response[Any]:
+async def verify_key(
+    request: Request[Any, Any, Any], db_session: AsyncSession, catalogue: CatalogueHolder
+) -> Response[Any]:
     """Valid keys are charged ``cost`` units at once (each verify is a new charge, no retries)."""
     await _interim_spend_key(request, db_session)  # SEAM: delete when app/api's guard is attached
     try:
@@ -125,7 +128,10 @@ async def verify_key(request: Request[Any, Any, Any], db_session: AsyncSession) 
         return _problem(HTTP_422_UNPROCESSABLE_ENTITY, "invalid_request", str(error))
     except msgspec.DecodeError as error:  # as app/api answers a body that is not JSON
         return _problem(HTTP_400_BAD_REQUEST, "malformed_json", f"The body is not valid JSON: {error}")
-    verdict: Verdict = await run(db_session, verify_and_charge, key=body.key, cost=body.cost)
+    low = {a.id: a.low_balance for a in catalogue.catalogue.assets if a.low_balance is not None}
+    verdict: Verdict = await run(
+        db_session, verify_and_charge, key=body.key, cost=body.cost, low_thresholds=low
+    )
     return Response(verdict, status_code=HTTP_200_OK, media_type=MediaType.JSON)
 
 

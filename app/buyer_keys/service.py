@@ -21,6 +21,7 @@ import re
 import secrets
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -402,7 +403,14 @@ def _spendable(conn: SqlConnection, user_id: int, asset: str, now: int) -> int:
     return max(balance.available, 0) if balance is not None else 0
 
 
-def verify_and_charge(conn: Connection, *, key: str, cost: int, now: int | None = None) -> Verdict:
+def verify_and_charge(
+    conn: Connection,
+    *,
+    key: str,
+    cost: int,
+    now: int | None = None,
+    low_thresholds: Mapping[str, int] | None = None,
+) -> Verdict:
     """Check ``key`` and charge ``cost`` units of its asset to its owner, in one go.
 
     * ``cost > 0``: in one savepoint, count the call on the key (only if not revoked), add
@@ -413,7 +421,9 @@ def verify_and_charge(conn: Connection, *, key: str, cost: int, now: int | None 
     * ``cost == 0``: only checks. Valid when the key is usable, its cap (if any) is not used
       up, and the owner has a spendable balance above 0; the call is counted, nothing charged.
 
-    Needs a SQLAlchemy ``Connection`` (savepoints): callers use ``app.db.sql.run``.
+    ``low_thresholds`` (asset → the catalogue's ``low_balance``) lets the debit report
+    ``balance.low`` to hosts when a call takes the balance below it. Needs a SQLAlchemy
+    ``Connection`` (savepoints): callers use ``app.db.sql.run``.
     """
     if isinstance(cost, bool) or not 0 <= cost <= MAX_COST:
         raise ValueError("cost must be an integer from 0 to 2**53")
@@ -474,6 +484,7 @@ def verify_and_charge(conn: Connection, *, key: str, cost: int, now: int | None 
                     key=f"key:{key_id}:{uuid.uuid4().hex}",
                     reason=f"API key {prefix}",
                     now=now,
+                    low_threshold=(low_thresholds or {}).get(asset),
                 )
             except Insufficient as refused:
                 # What the cap allowed before this call: its usage is rolled back with the savepoint.

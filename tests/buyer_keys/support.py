@@ -15,6 +15,7 @@ from app.api.models import ServerKey
 from app.buyer_keys.models import KeyUsage
 from app.buyer_keys.service import CreatedKey, KeyView, create_key, list_keys
 from app.db.sql import run
+from app.host_webhooks.models import HostEvent
 from app.money.credits import credit, customer_balances
 from app.money.models import LedgerEntry, LotKind
 
@@ -105,3 +106,14 @@ async def key_views(sessions: Sessions, user_id: int) -> list[KeyView]:
     async with sessions() as db:
         views: list[KeyView] = await run(db, list_keys, user_id)
     return views
+
+
+async def host_events(sessions: Sessions, user_id: int) -> list[str]:
+    """Types of the host events written for one buyer, oldest first."""
+    async with sessions() as db:
+        rows = await db.scalars(
+            select(HostEvent.type)
+            .where(HostEvent.user_id == user_id)
+            .order_by(HostEvent.created, HostEvent.id)
+        )
+        return list(rows)

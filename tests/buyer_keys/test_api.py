@@ -14,6 +14,7 @@ from app.settings import Settings
 from app.web.factory import create_app
 from tests.buyer_keys.support import (
     Sessions,
+    host_events,
     key_views,
     make_buyer,
     make_key,
@@ -73,6 +74,15 @@ def test_a_valid_key_is_charged_and_answered(world: World) -> None:
     default = world.client.post(PATH, json={"key": made.secret}, headers=auth(token)).json()
     assert (default["charged"], default["remaining"]) == (1, 14)
     assert world.run(spendable, user.id) == 14
+
+
+def test_the_catalogues_low_balance_is_reported(world: World) -> None:
+    """pricing.toml's quota asset has ``low_balance = 100``: a call from 101 to 99 reports it."""
+    token = world.run(make_server_key)
+    user = world.run(make_buyer, 101)
+    made = world.run(make_key, user.id)
+    assert world.client.post(PATH, json={"key": made.secret, "cost": 2}, headers=auth(token)).json()["valid"]
+    assert world.run(host_events, user.id).count("balance.low") == 1
 
 
 def test_invalid_keys_get_the_same_shape_with_a_code(world: World) -> None:

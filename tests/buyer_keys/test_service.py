@@ -26,6 +26,7 @@ from tests.buyer_keys.support import (
     NOON,
     Sessions,
     at,
+    host_events,
     make_buyer,
     spend_entries,
     spendable,
@@ -263,3 +264,20 @@ async def test_a_cost_outside_the_range_is_a_programming_error(sessions: Session
         for cost in (-1, MAX_COST + 1, True):
             with pytest.raises(ValueError):
                 await run(db, verify_and_charge, key="sk_x", cost=cost)  # type: ignore[arg-type]
+
+
+async def test_charges_report_low_and_depleted_balances_to_hosts(sessions: Sessions) -> None:
+    user = await make_buyer(sessions, 12)
+    made = await new_key(sessions, user.id)
+    low = {ASSET: 10}
+    async with sessions() as db, db.begin():
+        assert (await run(db, verify_and_charge, key=made.secret, cost=1, now=NOON, low_thresholds=low)).valid
+    assert "balance.low" not in await host_events(sessions, user.id)  # 11 is not below 10
+    async with sessions() as db, db.begin():
+        assert (await run(db, verify_and_charge, key=made.secret, cost=2, now=NOON, low_thresholds=low)).valid
+    assert (await host_events(sessions, user.id)).count("balance.low") == 1
+    assert (await verify(sessions, made.secret, 9)).remaining == 0
+    assert "balance.depleted" in await host_events(sessions, user.id)
+    before = await host_events(sessions, user.id)
+    assert (await verify(sessions, made.secret, 1)).code == Code.INSUFFICIENT_BALANCE
+    assert await host_events(sessions, user.id) == before  # a refused call reports nothing
