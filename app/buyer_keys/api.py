@@ -132,7 +132,9 @@ async def verify_key(
     verdict: Verdict = await run(
         db_session, verify_and_charge, key=body.key, cost=body.cost, low_thresholds=low
     )
-    return Response(verdict, status_code=HTTP_200_OK, media_type=MediaType.JSON)
+    return Response(
+        verdict, status_code=HTTP_200_OK, media_type=MediaType.JSON, headers={"cache-control": "no-store"}
+    )
 
 
 ROUTES: list[Any] = [verify_key]

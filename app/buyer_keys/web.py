@@ -44,7 +44,7 @@ from app.db.sql import run
 from app.i18n import gettext as _
 from app.web.params import RowId
 
-__all__ = ("ROUTES", "SECTION_TEMPLATE", "key_section")
+__all__ = ("NO_STORE", "ROUTES", "SECTION_TEMPLATE", "key_section", "take_new_key")
 
 SECTION_TEMPLATE: Final = "buyer_keys/partials/section.html"
 SESSION_NEW_KEY: Final = "buyer_key_new"
@@ -218,8 +218,12 @@ def _parse(values: FormValues, catalogue: Catalogue) -> dict[str, Any]:
     }
 
 
+NO_STORE: Final = {"cache-control": "no-store"}
+"""On every answer that may carry a new key: no cache keeps a copy of it."""
+
+
 def _section(context: dict[str, Any]) -> HTMXTemplate:
-    return HTMXTemplate(template_name=SECTION_TEMPLATE, context={"api_keys": context})
+    return HTMXTemplate(template_name=SECTION_TEMPLATE, context={"api_keys": context}, headers=NO_STORE)
 
 
 @post("/account/keys", name="buyer_keys:create", request_class=HTMXRequest)

@@ -40,7 +40,9 @@ def test_make_a_key_without_javascript_and_see_it_once(client: TestClient[Any]) 
     made = post_form(client, "/account/keys", name="ci bot", asset="quota", cap="500", cap_period="day")
     assert made.status_code == 303
     assert made.headers["location"] == "/account#api-keys"
-    first = client.get("/account").text
+    answer = client.get("/account")
+    assert answer.headers["cache-control"] == "no-store"
+    first = answer.text
     shown = SECRET.search(first)
     assert shown is not None
     secret = shown.group(1)
@@ -63,6 +65,7 @@ def test_make_and_revoke_a_key_with_htmx(client: TestClient[Any]) -> None:
         headers=HTMX,
     )
     assert fragment.status_code == 200
+    assert fragment.headers["cache-control"] == "no-store"
     assert "<html" not in fragment.text
     assert fragment.text.lstrip().startswith('<section id="api-keys"')
     shown = SECRET.search(fragment.text)

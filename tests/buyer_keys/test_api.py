@@ -61,6 +61,7 @@ def test_a_valid_key_is_charged_and_answered(world: World) -> None:
     made = world.run(make_key, user.id, cap_units=15, cap_period="month")
     answer = world.client.post(PATH, json={"key": made.secret, "cost": 5}, headers=auth(token))
     assert answer.status_code == 200, answer.text
+    assert answer.headers["cache-control"] == "no-store"
     body = answer.json()
     assert body["valid"] is True
     assert body["code"] is None
