@@ -126,6 +126,10 @@ class Settings:
     """Bearer token for ``/metrics`` and ``/healthz/detail``; production without one hides both."""
     trusted_proxies: tuple[str, ...] = ()
     """Proxies (IPs or CIDRs) whose ``X-Forwarded-For`` is believed; nobody's by default."""
+    host_webhooks_deliver: bool = True
+    """Run the host webhook deliverer inside the app (every replica may: claims are atomic)."""
+    host_webhooks_poll_seconds: float = 1.0
+    host_webhooks_timeout_seconds: float = 10.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -224,6 +228,10 @@ class Settings:
             debug=env == "development" and _env("STOREFRONT_DEBUG") in ("1", "true"),
             metrics_token=_env("STOREFRONT_METRICS_TOKEN"),
             trusted_proxies=trusted_proxies(_env("STOREFRONT_TRUSTED_PROXIES")),
+            host_webhooks_deliver=_env("STOREFRONT_HOST_WEBHOOKS_DELIVER", "1").lower()
+            not in ("0", "false", "no", "off"),
+            host_webhooks_poll_seconds=max(0.05, float(_env("STOREFRONT_HOST_WEBHOOKS_POLL", "1"))),
+            host_webhooks_timeout_seconds=max(1.0, float(_env("STOREFRONT_HOST_WEBHOOKS_TIMEOUT", "10"))),
         )
 
 

@@ -1,6 +1,6 @@
 """Run prebuilt SQLAlchemy Core statements on a connection's driver connection, each compiled once.
 
-Why this exists: the webhook writers (``app.webhooks.ingest``) run the money core
+Why this exists: the webhook writers (``app.db.writer``) run the money core
 (``app.money``) thousands of times a second. On SQLAlchemy's ``Connection`` each ``execute`` spends most of
 its time around SQLite's own few microseconds (cache-key generation for the compiled cache,
 execution context, result metadata): measured in-process on the bench's events, the public

@@ -40,7 +40,7 @@ Safe only for transactions that write nothing, or whose first statement is their
 
 WRITER_PRAGMA = "wal_autocheckpoint=0"
 """The webhook writer's connection only: it leaves checkpoints to a thread of its own
-(``app.webhooks.ingest``), so a COMMIT never stalls on one."""
+(``app.db.writer``), so a COMMIT never stalls on one."""
 
 
 def install_sqlite_pragmas(engine: Engine) -> None:

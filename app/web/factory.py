@@ -37,8 +37,10 @@ from app.cli import StorefrontCLIPlugin
 from app.db.base import KeyValueStore
 from app.db.config import make_alchemy_config
 from app.db.installation import InstallationId
+from app.db.writer import WriterPlugin
 from app.expiry.runner import start_expiry_sweeper
 from app.expiry.runner import stop as stop_expiry_sweeper
+from app.host_webhooks.delivery import deliverer_lifespan
 from app.i18n.web import ROUTES as I18N_ROUTES
 from app.reconcile.runner import start_periodic_reconcile
 from app.settings import PROJECT_ROOT, Settings, get_settings
@@ -54,7 +56,6 @@ from app.web.sessions import RotatingSessionConfig, session_store
 from app.web.static_assets import static_assets_handler
 from app.web.templating import template_config
 from app.web.transactions import commit_before_session, read_only_requests
-from app.webhooks.ingest import WebhookIngestPlugin
 from app.webhooks.routes import ROUTES as WEBHOOK_ROUTES
 
 FORM_BODY_LIMIT = 64 * 1024
@@ -127,6 +128,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await gateway.close()
 
     lifespans: list[Any] = [lifespan, limiter.lifespan]
+    if settings.host_webhooks_deliver:
+        lifespans.append(deliverer_lifespan)  # app/host_webhooks/delivery.py
     # Each feature package lists its own routes; this is the one place they are put together.
     route_handlers: list[Any] = [
         *CATALOGUE_ROUTES,
@@ -162,7 +165,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
             structlog_plugin,
             StorefrontCLIPlugin(),
-            WebhookIngestPlugin(),
+            WriterPlugin(),
         ],
         template_config=templates,
         middleware=[

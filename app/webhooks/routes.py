@@ -29,7 +29,7 @@ from prometheus_client import Counter
 from app.money.events import event_fields
 from app.settings import Settings
 from app.web.raw import header_text, send_bytes
-from app.webhooks.ingest import get_ingest
+from app.webhooks.ingest import submit_event
 from app.webhooks.signature import SignatureError, verify
 
 __all__ = ("REJECTED", "ROUTES", "WEBHOOK_BODY_LIMIT", "stripe_webhook")
@@ -113,7 +113,7 @@ async def stripe_webhook(scope: Scope, receive: Receive, send: Send) -> None:
         await _reject(send, "malformed_payload")
         return
     try:
-        result = await get_ingest(app).submit(event, payload)
+        result = await submit_event(app, event, payload)
     except Exception:
         FAILED.inc()
         log.exception("webhook.effect_failed", event_id=event.get("id"), type=event.get("type"))

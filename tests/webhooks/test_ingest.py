@@ -17,11 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 import app.money.events as events
 from app.db.config import make_engine, sync_sqlite_engine
 from app.db.sql import run
+from app.db.writer import PostgresWriter, job, process_batch
 from app.money.fulfilment import fulfil_checkout
 from app.money.ledger import BalanceView, balances, check_invariant
 from app.money.models import Order, StripeEvent
 from app.settings import Settings
-from app.webhooks.ingest import PostgresWriter, _job, process_batch
+from app.webhooks.ingest import event_operation
 from tests.webhooks.factories import checkout_session, event, make_order, make_user, refund
 
 pytestmark = pytest.mark.anyio
@@ -31,7 +32,7 @@ Sessions = async_sessionmaker[AsyncSession]
 
 async def _run_batch(settings: Settings, items: list[dict[str, Any]]) -> list[Any]:
     """One batch through ``process_batch`` on a connection of the app's kind; outcomes or errors."""
-    jobs = [_job(item, json.dumps(item)) for item in items]
+    jobs = [job(event_operation(item, json.dumps(item))) for item in items]
     engine = make_engine(settings)
     try:
         async with engine.connect() as conn:
@@ -176,15 +177,15 @@ async def test_closing_the_lanes_answers_every_waiting_request(
     writer.close_wait = 0.2
     try:
         first, second = event("test.sleep", {}), event("test.sleep", {})
-        busy = asyncio.create_task(writer.submit(first, json.dumps(first)))
+        busy = asyncio.create_task(writer.call(event_operation(first, json.dumps(first))))
         await asyncio.sleep(0.3)  # the lane is inside the first batch
-        queued = asyncio.create_task(writer.submit(second, json.dumps(second)))
+        queued = asyncio.create_task(writer.call(event_operation(second, json.dumps(second))))
         await asyncio.sleep(0.05)
         await asyncio.wait_for(writer.close(), 10)
         for task in (busy, queued):
             with pytest.raises(RuntimeError):
                 await asyncio.wait_for(task, 5)
         with pytest.raises(RuntimeError, match="closed"):
-            await writer.submit(event("test.sleep", {}), "{}")
+            await writer.call(event_operation(event("test.sleep", {}), "{}"))
     finally:
         await engine.dispose()
