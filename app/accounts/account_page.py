@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import i18n
 from app.accounts.models import User
+from app.buyer_keys.web import NO_STORE, key_section, take_new_key
+from app.buyer_keys.web import ROUTES as BUYER_KEY_ROUTES
 from app.catalogue.model import Catalogue
 from app.catalogue.money import format_money
 from app.catalogue.reload import CatalogueHolder
@@ -210,6 +212,7 @@ async def account_page(
         )
     )
     babel = i18n.babel_name(locale)
+    new_key = take_new_key(request, user)  # a key made just before the redirect: shown this once
     purchases = [
         {
             "order": o,
@@ -232,8 +235,10 @@ async def account_page(
             "entries": entry_rows,
             "next_before": next_before,
             "older_page": before is not None,
+            "api_keys": await key_section(db_session, user, live, locale, new_key=new_key),
         },
+        headers=NO_STORE if new_key is not None else None,
     )
 
 
-ROUTES: list[Any] = [account_page]
+ROUTES: list[Any] = [account_page, *BUYER_KEY_ROUTES]

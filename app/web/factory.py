@@ -27,6 +27,7 @@ from app.accounts.auth import SignInRequired, provide_current_user, provide_user
 from app.accounts.limits import STATE_KEY as LIMITER
 from app.accounts.limits import make_limiter
 from app.accounts.routes import ROUTES as ACCOUNT_ROUTES
+from app.buyer_keys.api import ROUTES as BUYER_KEY_API_ROUTES
 from app.catalogue.page_cache import pricing_fast_path
 from app.catalogue.reload import CatalogueHolder
 from app.catalogue.routes import ROUTES as CATALOGUE_ROUTES
@@ -136,6 +137,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         *I18N_ROUTES,
         *CHECKOUT_ROUTES,
         *WEBHOOK_ROUTES,
+        *BUYER_KEY_API_ROUTES,  # POST /api/v1/keys/verify (server-key guard: app/buyer_keys/api.py)
         *HEALTH_ROUTES,
         MetricsController,
         # In memory, gzipped once, ETag + long cache headers (see app/web/static_assets.py).
