@@ -1,7 +1,8 @@
 """The ``storefront`` command: Litestar's CLI with the shop's own commands added by a plugin.
 
 ``storefront run`` / ``storefront database upgrade`` come from Litestar and advanced-alchemy;
-``pricing``, ``users``, ``sandbox``, ``reconcile``, ``serve`` and ``api-keys`` are ours.
+``pricing``, ``users``, ``sandbox``, ``reconcile``, ``events``, ``webhooks``, ``serve`` and
+``api-keys`` are ours.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from litestar.plugins import CLIPluginProtocol
 from app.accounts.cli import users_group
 from app.api.cli import api_keys_group
 from app.catalogue.cli import pricing_group
+from app.host_webhooks.cli import webhooks_group
 from app.reconcile.cli import reconcile_command
 from app.sandbox.cli import sandbox as sandbox_command
 from app.web.serve import serve
@@ -32,6 +34,7 @@ class StorefrontCLIPlugin(CLIPluginProtocol):
         cli.add_command(sandbox_command, "sandbox")
         cli.add_command(reconcile_command, "reconcile")
         cli.add_command(events_group, "events")
+        cli.add_command(webhooks_group, "webhooks")
         cli.add_command(serve_command, "serve")
         cli.add_command(api_keys_group, "api-keys")
 

@@ -130,6 +130,10 @@ class Settings:
     """Host API calls one server key may make a minute, counted across every replica."""
     sign_in_link_seconds: int = 300
     """How long a host's sign-in link stays usable (once)."""
+    host_webhooks_deliver: bool = True
+    """Run the host webhook deliverer inside the app (every replica may: claims are atomic)."""
+    host_webhooks_poll_seconds: float = 1.0
+    host_webhooks_timeout_seconds: float = 10.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -230,6 +234,10 @@ class Settings:
             trusted_proxies=trusted_proxies(_env("STOREFRONT_TRUSTED_PROXIES")),
             api_rate_per_minute=max(1, int(_env("STOREFRONT_API_RATE_PER_MINUTE", "6000"))),
             sign_in_link_seconds=max(30, int(_env("STOREFRONT_SIGN_IN_LINK_SECONDS", "300"))),
+            host_webhooks_deliver=_env("STOREFRONT_HOST_WEBHOOKS_DELIVER", "1").lower()
+            not in ("0", "false", "no", "off"),
+            host_webhooks_poll_seconds=max(0.05, float(_env("STOREFRONT_HOST_WEBHOOKS_POLL", "1"))),
+            host_webhooks_timeout_seconds=max(1.0, float(_env("STOREFRONT_HOST_WEBHOOKS_TIMEOUT", "10"))),
         )
 
 

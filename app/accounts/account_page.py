@@ -20,11 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import i18n
 from app.accounts.models import User
+from app.buyer_keys.web import NO_STORE, key_section, take_new_key
+from app.buyer_keys.web import ROUTES as BUYER_KEY_ROUTES
 from app.catalogue.model import Catalogue
 from app.catalogue.money import format_money
 from app.catalogue.reload import CatalogueHolder
 from app.db.sql import run
 from app.i18n import gettext as _
+from app.money.credits import AssetBalance, customer_balances
 from app.money.ledger import EntryRow, balances, entries
 from app.money.models import Order, OrderStatus
 from app.web.params import OptionalRowId
@@ -44,6 +47,9 @@ class BalanceRow:
     unit_available: str
     unit_held: str
     unit_pending: str
+    reserved: int = 0
+    expiring: str = ""
+    """"N units expire on DATE" for the soonest expiry, or empty."""
 
     @property
     def owed(self) -> int:
@@ -76,6 +82,13 @@ def kind_label(kind: str) -> str:
         "dispute_loss": _("Dispute lost"),
         "adjustment": _("Adjustment"),
         "spend": _("Used"),
+        "debit": _("Used"),
+        "grant": _("Granted"),
+        "hold": _("Reserved"),
+        "capture": _("Reservation settled"),
+        "release": _("Reservation released"),
+        "hold_expiry": _("Reservation expired"),
+        "expiry": _("Expired"),
     }
     return labels.get(kind, kind)
 
@@ -117,9 +130,22 @@ def entry_details(catalogue: Catalogue, entry: EntryRow, order: Order | None, lo
     return _("Order %(id)s: %(name)s") % {"id": order.id, "name": name}
 
 
+def _expiring(catalogue: Catalogue, view: AssetBalance | None, locale: str) -> str:
+    if view is None or view.next_expiry_at is None or not view.next_expiry_units:
+        return ""
+    babel = i18n.babel_name(locale)
+    when = format_date(datetime.fromtimestamp(view.next_expiry_at, UTC), "medium", locale=babel)
+    return _("%(units)s %(unit)s expire on %(date)s") % {
+        "units": format_decimal(view.next_expiry_units, locale=babel),
+        "unit": catalogue.unit_label(view.asset, view.next_expiry_units, locale),
+        "date": when,
+    }
+
+
 async def balance_rows(db: AsyncSession, user_id: int, catalogue: Catalogue, locale: str) -> list[BalanceRow]:
     """One row per catalogue asset (zero when never bought), then any retired asset still held."""
     held_by_asset = await run(db, balances, user_id)
+    detailed = await run(db, customer_balances, user_id)
     pending_rows = await db.execute(
         select(Order.asset, func.sum(Order.units + Order.bonus))
         .where(Order.user_id == user_id, Order.status == OrderStatus.AWAITING_PAYMENT)
@@ -143,6 +169,8 @@ async def balance_rows(db: AsyncSession, user_id: int, catalogue: Catalogue, loc
                 unit_available=catalogue.unit_label(asset_id, available, locale),
                 unit_held=catalogue.unit_label(asset_id, held, locale),
                 unit_pending=catalogue.unit_label(asset_id, pending.get(asset_id, 0), locale),
+                reserved=detailed[asset_id].reserved if asset_id in detailed else 0,
+                expiring=_expiring(catalogue, detailed.get(asset_id), locale),
             )
         )
     return rows
@@ -210,6 +238,7 @@ async def account_page(
         )
     )
     babel = i18n.babel_name(locale)
+    new_key = take_new_key(request, user)  # a key made just before the redirect: shown this once
     purchases = [
         {
             "order": o,
@@ -232,8 +261,10 @@ async def account_page(
             "entries": entry_rows,
             "next_before": next_before,
             "older_page": before is not None,
+            "api_keys": await key_section(db_session, user, live, locale, new_key=new_key),
         },
+        headers=NO_STORE if new_key is not None else None,
     )
 
 
-ROUTES: list[Any] = [account_page]
+ROUTES: list[Any] = [account_page, *BUYER_KEY_ROUTES]

@@ -21,6 +21,10 @@ class WebhookEndpoint(BigIntBase):
     url: Mapped[str] = mapped_column(String(2000))
     secret: Mapped[str] = mapped_column(String(100))
     """``whsec_...``: the HMAC key of ``Storefront-Signature``."""
+    previous_secret: Mapped[str | None] = mapped_column(String(100), default=None)
+    """The secret before the last rotation: requests are signed with both until ``previous_until``."""
+    previous_until: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    """Unix seconds."""
     events: Mapped[str] = mapped_column(String(500))
     """Comma-separated event types, or ``*``."""
     created_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), server_default=func.now())
@@ -58,10 +62,15 @@ class HostDelivery(BigIntBase):
         ForeignKey("webhook_endpoint.id", ondelete="CASCADE"), index=True
     )
     status: Mapped[str] = mapped_column(String(16), default="pending")
-    """``pending``, ``delivered`` or ``failed`` (gave up after a day)."""
+    """``pending``, ``delivered``, ``failed`` (gave up after a day) or ``canceled`` (endpoint removed)."""
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    """Attempts since the delivery was (re)scheduled: the backoff's step. The log keeps them all."""
     next_attempt_at: Mapped[int] = mapped_column(BigInteger)
-    """Unix seconds."""
+    """Unix seconds; a deliverer that claims the row pushes it past its HTTP call (a lease)."""
+    give_up_at: Mapped[int] = mapped_column(BigInteger)
+    """Unix seconds: no retry is scheduled after it (a day after fan-out or a redelivery)."""
+    claim: Mapped[str | None] = mapped_column(String(32), default=None)
+    """The token of the deliverer attempting it now; only that one may record the outcome."""
     last_status: Mapped[int | None] = mapped_column(Integer, default=None)
     last_error: Mapped[str | None] = mapped_column(String(500), default=None)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)

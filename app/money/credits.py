@@ -327,8 +327,10 @@ def _spend(
         except NotCovered:
             if conn.execute(_statements()["entry_by_key"], {"key": key}).first() is not None:
                 return None  # done before (the balance it spent is gone since): nothing to do
-            # Refused for an expiry not yet swept? Sweep, then look once more.
-            if attempt == 1 and expire_due(conn, user_id=user_id, asset=asset, now=now):
+            # Refused for an expiry not yet swept? Sweep (or find that another transaction just
+            # did: then expire_due has nothing to do), and try once more either way.
+            if attempt == 1:
+                expire_due(conn, user_id=user_id, asset=asset, now=now)
                 continue
             raise Insufficient(_spendable(conn, user_id, asset)) from None
     if entry is None:
@@ -669,6 +671,8 @@ def give_back(
         taken = movements_of(conn, int(taken_id)) if taken_id is not None else []
         overflow = lot_of_order(conn, order_id)
         apply_moves(conn, entry.id, plan_give_back(taken, units - paid, overflow_lot=overflow))
+        # Units back in an expiring lot: the balance's next expiry may be sooner now.
+        _set_next_expiry(conn, user_id, asset)
     if units:
         emit(conn, "balance.credited", user_id=user_id, data=_event_data(conn, entry, debt_paid=paid))
     return entry

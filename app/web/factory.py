@@ -33,6 +33,7 @@ from app.api.auth import ApiContext
 from app.api.problems import api_aware
 from app.api.routes import ROUTES as API_ROUTES
 from app.api.routes import openapi_config
+from app.buyer_keys.api import ROUTES as BUYER_KEY_API_ROUTES
 from app.catalogue.page_cache import pricing_fast_path
 from app.catalogue.reload import CatalogueHolder
 from app.catalogue.routes import ROUTES as CATALOGUE_ROUTES
@@ -45,6 +46,7 @@ from app.db.installation import InstallationId
 from app.db.writer import WriterPlugin
 from app.expiry.runner import start_expiry_sweeper
 from app.expiry.runner import stop as stop_expiry_sweeper
+from app.host_webhooks.delivery import deliverer_lifespan
 from app.i18n.web import ROUTES as I18N_ROUTES
 from app.reconcile.runner import start_periodic_reconcile
 from app.settings import PROJECT_ROOT, Settings, get_settings
@@ -132,6 +134,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await gateway.close()
 
     lifespans: list[Any] = [lifespan, limiter.lifespan]
+    if settings.host_webhooks_deliver:
+        lifespans.append(deliverer_lifespan)  # app/host_webhooks/delivery.py
     # Each feature package lists its own routes; this is the one place they are put together.
     route_handlers: list[Any] = [
         *CATALOGUE_ROUTES,
@@ -141,6 +145,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         *I18N_ROUTES,
         *CHECKOUT_ROUTES,
         *WEBHOOK_ROUTES,
+        *BUYER_KEY_API_ROUTES,  # POST /api/v1/keys/verify (server-key guard: app/buyer_keys/api.py)
         *HEALTH_ROUTES,
         MetricsController,
         # In memory, gzipped once, ETag + long cache headers (see app/web/static_assets.py).

@@ -130,6 +130,8 @@ def schema_upgrades() -> None:
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("url", sa.String(length=2000), nullable=False),
         sa.Column("secret", sa.String(length=100), nullable=False),
+        sa.Column("previous_secret", sa.String(length=100), nullable=True),
+        sa.Column("previous_until", sa.BigInteger(), nullable=True),
         sa.Column("events", sa.String(length=500), nullable=False),
         sa.Column(
             "created_at",
@@ -211,6 +213,8 @@ def schema_upgrades() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", sa.BigInteger(), nullable=False),
+        sa.Column("give_up_at", sa.BigInteger(), nullable=False),
+        sa.Column("claim", sa.String(length=32), nullable=True),
         sa.Column("last_status", sa.Integer(), nullable=True),
         sa.Column("last_error", sa.String(length=500), nullable=True),
         sa.Column("delivered_at", sa.DateTimeUTC(timezone=True), nullable=True),
