@@ -20,7 +20,7 @@ enforces one budget per key.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from litestar import Request
@@ -50,6 +50,8 @@ class ApiContext:
     engine: AsyncEngine
     limiter: Limiter
     rate_per_minute: int
+    query_names: dict[int, tuple[Any, frozenset[str]]] = field(default_factory=dict)
+    """Each route's query parameters (see :func:`_query_names`)."""
 
 
 def required_scopes(handler: BaseRouteHandler) -> tuple[str, ...]:
@@ -94,18 +96,19 @@ async def _touch(engine: AsyncEngine, key_id: int) -> None:
         await conn.run_sync(touch_key, key_id)
 
 
-_QUERY_NAMES: dict[int, tuple[BaseRouteHandler, frozenset[str]]] = {}
+def _query_names(connection: ASGIConnection[Any, Any, Any, Any], context: ApiContext) -> frozenset[str]:
+    """The query parameters a route reads (its own and its dependencies'), worked out once per app.
 
-
-def _query_names(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> frozenset[str]:
-    """The query parameters a route reads (its own and its dependencies'), worked out once."""
-    known = _QUERY_NAMES.get(id(handler))
+    Keyed by the app's own handler (guards are given a copy of it on each request).
+    """
+    handler: BaseRouteHandler = connection.scope["route_handler"]
+    known = context.query_names.get(id(handler))
     if known is not None and known[0] is handler:
         return known[1]
     path = dict.fromkeys(connection.scope.get("path_params", {}))
     model = handler.create_kwargs_model(path_parameters=path)  # type: ignore[arg-type]
     names = frozenset(param.field_alias for param in model.expected_query_params)
-    _QUERY_NAMES[id(handler)] = (handler, names)
+    context.query_names[id(handler)] = (handler, names)
     return names
 
 
@@ -139,7 +142,7 @@ async def server_key_guard(connection: ASGIConnection[Any, Any, Any, Any], handl
         )
     if not set(scopes) & set(row.scopes):
         raise Problem(403, "insufficient_scope", f"This key needs the scope {' or '.join(scopes)}.")
-    unknown = sorted(set(connection.query_params) - _query_names(connection, handler))
+    unknown = sorted(set(connection.query_params) - _query_names(connection, context))
     if unknown:
         raise Problem(422, "unknown_parameter", f"Unknown query parameter {unknown[0]!r}.", param=unknown[0])
     if connection.scope.get("method") in _BODY_METHODS and not _content_type_is_json(connection):

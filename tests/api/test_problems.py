@@ -161,3 +161,11 @@ def test_options_lists_the_methods_without_a_key(api_settings: Settings) -> None
         response = anonymous.options("/api/v1/customers/abc")
     assert response.status_code == 204
     assert "PUT" in response.headers["allow"]
+
+
+def test_query_names_are_worked_out_once_per_route(client: TestClient[Any]) -> None:
+    context = client.app.state["api"]
+    for _ in range(5):
+        assert client.get("/api/v1/customers?limit=3").status_code == 200
+        assert client.get("/api/v1/customers/x").status_code == 404
+    assert len(context.query_names) == 2
