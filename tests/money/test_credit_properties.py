@@ -182,7 +182,12 @@ class Model:
         self.give_back(hold.taken, rest - self.pay_debt(rest))
 
     def sweep(self, now: int) -> None:
-        """Expired holds go back (the earliest first), then expired lots are emptied."""
+        """Expired holds go back, then expired lots are emptied.
+
+        Holds go back the earliest-expiring (then oldest) first: with debt, the first pays it.
+        The app's query has no ORDER BY; SQLite serves it from ``ix_credit_hold_status_expires``
+        in this order, so the lots compared after every step agree.
+        """
         for hold in sorted(self.holds.values(), key=lambda h: (h.expires_at, h.seq)):
             if hold.status == "open" and hold.expires_at <= now:
                 self.close(hold, "expired", 0)
