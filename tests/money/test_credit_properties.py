@@ -54,11 +54,6 @@ from tests.conftest import make_settings
 
 _DB: dict[str, Any] = {}
 
-WON_DISPUTE_KEEPS_NEXT_EXPIRY = False
-"""False while the app bug shown by the xfail test below stands (a won dispute's give-back to an
-expiring lot leaves ``next_expiry`` stale): the machine then closes as lost the disputes whose
-win would give units back to an expiring lot, else it finds that bug in about one run of three.
-Set True with the fix (the strict xfail then passes and must lose its mark)."""
 ASSET = "coins"
 FAR_FUTURE = 2**62
 DAY = 86_400
@@ -533,13 +528,6 @@ class CreditMachine(RuleBasedStateMachine):
             st.sampled_from([o for o in self.orders if o.dispute is not None and o.dispute["open"]])
         )
         assert order.dispute is not None
-        dispute = order.dispute
-        if won and not WON_DISPUTE_KEEPS_NEXT_EXPIRY:
-            touched = [lot_id for lot_id, _ in dispute["taken"]] + [order.lot]
-            if any(
-                self.model.lots[lot_id].expires_at is not None for lot_id in touched if lot_id is not None
-            ):
-                won = False  # the known bug: see WON_DISPUTE_KEEPS_NEXT_EXPIRY
         self._close_dispute(order, won)
 
     def _close_dispute(self, order: MOrder, won: bool) -> None:
@@ -632,11 +620,6 @@ def test_units_a_won_dispute_gives_back_to_an_expired_lot_are_not_spendable() ->
         machine.teardown()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app bug: credits.customer_balances ignores its now= argument and reports the units "
-    "of a lot past its expiry (not yet swept) as available, which a debit at that time refuses",
-)
 def test_customer_balances_counts_no_expired_units_as_available() -> None:
     machine = CreditMachine()
     machine.buyer()

@@ -309,11 +309,8 @@ async def test_debits_racing_the_expiry_of_their_lot(
     if debits_at >= T0:
         assert expired == 10  # dated at its expiry, the expiring lot is never spent
         assert ok <= 5
-    # 20 debits for 15 units: some were refused, so nothing may be left. On PostgreSQL a debit
-    # dated at the expiry that meets a sweep's commit is refused with units left: that bug is
-    # shown exactly by test_a_debit_meeting_a_committed_sweep_spends_what_is_left below.
-    if not (_is_postgres(migrated_url) and debits_at >= T0):
-        assert (ok, spendable) == (15 - expired, 0)
+    # 20 debits for 15 units: some were refused, so nothing may be left.
+    assert (ok, spendable) == (15 - expired, 0)
 
 
 @pytest.mark.parametrize(
