@@ -112,6 +112,12 @@ def _query_names(connection: ASGIConnection[Any, Any, Any, Any], context: ApiCon
     return names
 
 
+def _has_body(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    """A POST without a body (``release``) needs no content type."""
+    length = connection.headers.get("content-length")
+    return "transfer-encoding" in connection.headers or (length is not None and length.strip() != "0")
+
+
 def _content_type_is_json(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
     media = connection.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
@@ -145,7 +151,11 @@ async def server_key_guard(connection: ASGIConnection[Any, Any, Any, Any], handl
     unknown = sorted(set(connection.query_params) - _query_names(connection, context))
     if unknown:
         raise Problem(422, "unknown_parameter", f"Unknown query parameter {unknown[0]!r}.", param=unknown[0])
-    if connection.scope.get("method") in _BODY_METHODS and not _content_type_is_json(connection):
+    if (
+        connection.scope.get("method") in _BODY_METHODS
+        and _has_body(connection)
+        and not _content_type_is_json(connection)
+    ):
         raise Problem(415, "unsupported_media_type", "Send the body as application/json.")
     connection.state[_KEY_STATE] = row
 

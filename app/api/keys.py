@@ -96,7 +96,7 @@ def _row(row: Any) -> KeyRow:
         id=int(row.id),
         name=row.name,
         prefix=row.prefix,
-        scopes=tuple(s for s in str(row.scopes).split(",") if s),
+        scopes=tuple(s.strip() for s in str(row.scopes).split(",") if s.strip()),
         created_at=row.created_at,
         last_used_at=row.last_used_at,
         revoked_at=row.revoked_at,

@@ -26,13 +26,15 @@ from app.api.customers import ROUTES as CUSTOMER_ROUTES
 from app.api.idempotency import provide_idempotency
 from app.api.pagination import provide_page
 from app.api.problems import problem_response
+from app.api.spending import ROUTES as SPENDING_ROUTES
+from app.buyer_keys.api import ROUTES as BUYER_KEY_ROUTES
 
 __all__ = ("API_BODY_LIMIT", "ROUTES", "V1_HANDLERS", "openapi_config")
 
 API_BODY_LIMIT: Final = 64 * 1024
 """Largest JSON body the API accepts; larger ones are 413 before any of it is parsed."""
 SWAGGER: Final = "/static/api-docs/swagger-ui-5.35.0"
-V1_HANDLERS: list[Any] = [*CUSTOMER_ROUTES]
+V1_HANDLERS: list[Any] = [*CUSTOMER_ROUTES, *SPENDING_ROUTES, *BUYER_KEY_ROUTES]
 
 api_v1 = Router(
     path="/api/v1",

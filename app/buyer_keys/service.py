@@ -30,11 +30,11 @@ from typing import Any, Final, cast
 
 import msgspec
 from msgspec.structs import replace
-from sqlalchemy import Connection, Table, and_, bindparam, case, literal, select, update
+from sqlalchemy import Table, and_, bindparam, case, literal, select, update
 
 from app.accounts.models import User
 from app.buyer_keys.models import BuyerKey, KeyUsage
-from app.db.sql import SqlConnection, dialect_insert
+from app.db.sql import SavepointConnection, SqlConnection, dialect_insert
 from app.money.credits import Insufficient, customer_balances, debit
 
 __all__ = (
@@ -404,7 +404,7 @@ def _spendable(conn: SqlConnection, user_id: int, asset: str, now: int) -> int:
 
 
 def verify_and_charge(
-    conn: Connection,
+    conn: SavepointConnection,
     *,
     key: str,
     cost: int,
@@ -422,8 +422,8 @@ def verify_and_charge(
       up, and the owner has a spendable balance above 0; the call is counted, nothing charged.
 
     ``low_thresholds`` (asset → the catalogue's ``low_balance``) lets the debit report
-    ``balance.low`` to hosts when a call takes the balance below it. Needs a SQLAlchemy
-    ``Connection`` (savepoints): callers use ``app.db.sql.run``.
+    ``balance.low`` to hosts when a call takes the balance below it. Needs savepoints: the
+    money writer's connection (``app.db.writer``) or SQLAlchemy's (``app.db.sql.run``).
     """
     if isinstance(cost, bool) or not 0 <= cost <= MAX_COST:
         raise ValueError("cost must be an integer from 0 to 2**53")

@@ -80,6 +80,7 @@ class CompiledConnection:
     """
 
     def __init__(self, connection: Connection) -> None:
+        self._connection = connection
         self.dialect: Dialect = connection.dialect
         self._driver = connection.connection
         self._plans = _PLANS.setdefault((self.dialect.name, self.dialect.driver), {})
@@ -114,6 +115,10 @@ class CompiledConnection:
         plan = _Plan(compiled.string, names, dict(compiled.params), binds, results)
         self._plans[id(statement)] = (statement, plan)  # keeps the statement alive: ids stay unique
         return plan
+
+    def begin_nested(self) -> Any:
+        """A SAVEPOINT of SQLAlchemy's transaction on the same connection (a context manager)."""
+        return self._connection.begin_nested()
 
     def execute(self, statement: Any, parameters: Mapping[str, Any] | None = None, /) -> Rows:
         plan = self._plan(statement)

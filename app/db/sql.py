@@ -18,7 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-__all__ = ("SqlConnection", "dialect_insert", "run")
+__all__ = ("SavepointConnection", "SqlConnection", "dialect_insert", "run")
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -42,6 +42,12 @@ class SqlConnection(Protocol):
     def dialect(self) -> Any: ...
 
     def execute(self, statement: Any, parameters: Any = ..., /) -> Any: ...
+
+
+class SavepointConnection(SqlConnection, Protocol):
+    """A connection that can also open a SAVEPOINT (``with conn.begin_nested(): ...``)."""
+
+    def begin_nested(self) -> Any: ...
 
 
 def dialect_insert(dialect: str, table: Any) -> Any:

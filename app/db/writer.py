@@ -48,7 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.compiled import CompiledConnection
 from app.db.config import WRITER_PRAGMA, sync_sqlite_engine
-from app.db.sql import SqlConnection
+from app.db.sql import SavepointConnection
 from app.settings import Settings
 
 __all__ = (
@@ -67,7 +67,7 @@ log = structlog.get_logger()
 STATE_KEY = "money_writer"
 
 T = TypeVar("T")
-Operation = Callable[[SqlConnection], T]
+Operation = Callable[[SavepointConnection], T]
 """One unit of work: runs on the writer's connection inside the batch's transaction."""
 
 

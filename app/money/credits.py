@@ -197,7 +197,12 @@ def _statements() -> dict[str, Any]:
         .limit(bindparam("limit")),
         "external_id": select(USERS.c.external_id).where(USERS.c.id == bindparam("user_id")),
         "balances": select(
-            BALANCES.c.asset, BALANCES.c.available, BALANCES.c.reserved, BALANCES.c.held, BALANCES.c.debt
+            BALANCES.c.asset,
+            BALANCES.c.available,
+            BALANCES.c.reserved,
+            BALANCES.c.held,
+            BALANCES.c.debt,
+            BALANCES.c.next_expiry,
         )
         .where(BALANCES.c.user_id == bindparam("user_id"))
         .order_by(BALANCES.c.asset),
@@ -684,20 +689,37 @@ def give_back(
 def customer_balances(
     conn: SqlConnection, user_id: int, *, now: int | None = None
 ) -> dict[str, AssetBalance]:
-    """Every asset of one buyer: spendable, reserved, held, pending, debt and the next expiry."""
+    """Every asset of one buyer at ``now``: spendable, reserved, held, pending, debt, next expiry.
+
+    What has expired by ``now`` but is not swept yet is left out, as a debit would find it.
+    """
     statements = _statements()
     pending = {
         asset: int(units) for asset, units in conn.execute(statements["pending"], {"user_id": user_id})
     }
     found: dict[str, AssetBalance] = {}
-    for asset, available, reserved, held, debt in conn.execute(
+    now = _now(now)
+    for asset, available, reserved, held, debt, due_at in conn.execute(
         statements["balances"], {"user_id": user_id}
     ).all():
-        at, expiring = next_expiry(conn, user_id=user_id, asset=asset)
+        available, reserved = int(available), int(reserved)
+        if due_at is not None and due_at <= now:
+            # Read as the sweep will leave it (a read writes nothing): expired holds come back,
+            # expired lots go. Units a hold gives back to an expired lot are counted as spendable
+            # here; the sweep then expires them too.
+            for (hold_id,) in conn.execute(
+                statements["due_holds"], {"user_id": user_id, "asset": asset, "now": now}
+            ).all():
+                hold = load_hold(conn, hold_id)
+                if hold is not None:
+                    reserved -= hold.units
+                    available += hold.units
+            available -= sum(units for _, units in due_lots(conn, user_id=user_id, asset=asset, now=now))
+        at, expiring = next_expiry(conn, user_id=user_id, asset=asset, after=now)
         found[asset] = AssetBalance(
             asset=asset,
-            available=max(int(available), 0),
-            reserved=int(reserved),
+            available=max(available, 0),
+            reserved=reserved,
             held=int(held),
             pending=pending.pop(asset, 0),
             debt=int(debt),

@@ -103,7 +103,7 @@ def _statements() -> dict[str, Any]:
         .where(owner, LOTS.c.remaining > 0, LOTS.c.expires_at <= bindparam("now", type_=BigInteger))
         .order_by(LOTS.c.id),
         "soonest": select(LOTS.c.expires_at, func.sum(LOTS.c.remaining))
-        .where(owner, LOTS.c.remaining > 0, LOTS.c.expires_at.is_not(None))
+        .where(owner, LOTS.c.remaining > 0, LOTS.c.expires_at > bindparam("after", type_=BigInteger))
         .group_by(LOTS.c.expires_at)
         .order_by(LOTS.c.expires_at)
         .limit(1),
@@ -214,9 +214,9 @@ def due_lots(conn: SqlConnection, *, user_id: int, asset: str, now: int) -> list
     return [(int(a), int(b)) for a, b in rows]
 
 
-def next_expiry(conn: SqlConnection, *, user_id: int, asset: str) -> tuple[int | None, int]:
-    """The soonest expiry of a non-empty lot and the units expiring then; (None, 0) if none."""
-    row = conn.execute(_statements()["soonest"], {"user_id": user_id, "asset": asset}).first()
+def next_expiry(conn: SqlConnection, *, user_id: int, asset: str, after: int) -> tuple[int | None, int]:
+    """The soonest expiry after ``after`` of a non-empty lot and its units; (None, 0) if none."""
+    row = conn.execute(_statements()["soonest"], {"user_id": user_id, "asset": asset, "after": after}).first()
     return (None, 0) if row is None else (int(row[0]), int(row[1]))
 
 

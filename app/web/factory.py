@@ -33,7 +33,6 @@ from app.api.auth import ApiContext
 from app.api.problems import api_aware
 from app.api.routes import ROUTES as API_ROUTES
 from app.api.routes import openapi_config
-from app.buyer_keys.api import ROUTES as BUYER_KEY_API_ROUTES
 from app.catalogue.page_cache import pricing_fast_path
 from app.catalogue.reload import CatalogueHolder
 from app.catalogue.routes import ROUTES as CATALOGUE_ROUTES
@@ -145,7 +144,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         *I18N_ROUTES,
         *CHECKOUT_ROUTES,
         *WEBHOOK_ROUTES,
-        *BUYER_KEY_API_ROUTES,  # POST /api/v1/keys/verify (server-key guard: app/buyer_keys/api.py)
         *HEALTH_ROUTES,
         MetricsController,
         # In memory, gzipped once, ETag + long cache headers (see app/web/static_assets.py).

@@ -24,7 +24,19 @@ def test_the_schema_lists_the_api_and_nothing_else(sqlite_api_settings: Settings
         "/api/v1/customers",
         "/api/v1/customers/{external_id}",
         "/api/v1/customers/{external_id}/sign-in-links",
+        "/api/v1/customers/{external_id}/debits",
+        "/api/v1/customers/{external_id}/holds",
+        "/api/v1/customers/{external_id}/grants",
+        "/api/v1/customers/{external_id}/entries",
+        "/api/v1/customers/{external_id}/lots",
+        "/api/v1/holds/{hold_id}",
+        "/api/v1/holds/{hold_id}/capture",
+        "/api/v1/holds/{hold_id}/release",
+        "/api/v1/keys/verify",
     }
+    debit = schema["paths"]["/api/v1/customers/{external_id}/debits"]["post"]
+    assert {"201", "402", "404", "409", "422"} <= set(debit["responses"])
+    assert "requestBody" in debit
     put = schema["paths"]["/api/v1/customers/{external_id}"]["put"]
     assert {"200", "201", "401", "403", "409", "413", "415", "422", "429"} <= set(put["responses"])
     assert "application/problem+json" in put["responses"]["409"]["content"]

@@ -1,8 +1,10 @@
-"""A process of concurrent spenders, for the PostgreSQL races of ``test_debit_concurrency``.
+"""Processes of concurrent spenders, for the PostgreSQL races of ``test_debit_concurrency``.
 
-Run as ``python -m tests.money.spenders '<json>'``: it opens its own async engine, warms its
-pool, prints ``ready``, waits for a line on stdin (so the processes start together), runs
-``count`` spends at once, each in its own transaction, and prints one JSON line of outcomes.
+Run as ``python -m tests.money.spenders``, it reads one JSON job per line on stdin. For each it
+opens its own async engine, warms its pool, prints ``ready``, waits for a ``go`` line (so the
+processes start together), runs ``count`` spends at once, each in its own transaction, and
+prints one JSON line: the outcomes and when the spending started and ended. One process
+serves many jobs: importing the app is slow.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
@@ -59,7 +62,7 @@ async def spend_all(sessions: async_sessionmaker[AsyncSession], job: dict[str, A
     return list(await asyncio.gather(*(spend_once(sessions, job, i) for i in range(job["count"]))))
 
 
-async def _process(job: dict[str, Any]) -> list[str]:
+async def _process(job: dict[str, Any]) -> dict[str, Any]:
     """This process's engine, pool warmed, then ``ready`` and a wait for the go line."""
     engine = create_async_engine(job["url"], pool_size=POOL, max_overflow=0)
     try:
@@ -68,13 +71,17 @@ async def _process(job: dict[str, Any]) -> list[str]:
             await conn.close()
         print("ready", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-        return await spend_all(async_sessionmaker(engine, expire_on_commit=False), job)
+        started = time.time()
+        outcomes = await spend_all(async_sessionmaker(engine, expire_on_commit=False), job)
+        return {"outcomes": outcomes, "started": started, "ended": time.time()}
     finally:
         await engine.dispose()
 
 
 def main() -> None:
-    print(json.dumps(asyncio.run(_process(json.loads(sys.argv[1])))), flush=True)
+    for line in sys.stdin:
+        if line.strip():
+            print(json.dumps(asyncio.run(_process(json.loads(line)))), flush=True)
 
 
 if __name__ == "__main__":

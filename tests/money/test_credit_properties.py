@@ -53,6 +53,7 @@ from app.money.models import Balance, LotKind, Order
 from tests.conftest import make_settings
 
 _DB: dict[str, Any] = {}
+
 ASSET = "coins"
 FAR_FUTURE = 2**62
 DAY = 86_400
@@ -181,7 +182,12 @@ class Model:
         self.give_back(hold.taken, rest - self.pay_debt(rest))
 
     def sweep(self, now: int) -> None:
-        """Expired holds go back (the earliest first), then expired lots are emptied."""
+        """Expired holds go back, then expired lots are emptied.
+
+        Holds go back the earliest-expiring (then oldest) first: with debt, the first pays it.
+        The app's query has no ORDER BY; SQLite serves it from ``ix_credit_hold_status_expires``
+        in this order, so the lots compared after every step agree.
+        """
         for hold in sorted(self.holds.values(), key=lambda h: (h.expires_at, h.seq)):
             if hold.status == "open" and hold.expires_at <= now:
                 self.close(hold, "expired", 0)
@@ -226,6 +232,8 @@ class CreditMachine(RuleBasedStateMachine):
         self.model = Model()
         self.orders: list[MOrder] = []
         self.seq = 0
+        self.debit_keys: list[str] = []
+        self.sent: list[dict[str, Any]] = []
 
     def teardown(self) -> None:
         # Expire everything of this buyer, so later examples' sweeps never meet their balances.
@@ -237,7 +245,9 @@ class CreditMachine(RuleBasedStateMachine):
 
     def _send(self, event: dict[str, Any]) -> str:
         with self.writer.begin():
-            return process_event(CompiledConnection(self.writer), event).outcome
+            outcome = process_event(CompiledConnection(self.writer), event).outcome
+        self.sent.append(event)
+        return outcome
 
     def _lot_of(self, *, order_id: int | None = None, entry_id: int | None = None) -> tuple[int, int | None]:
         where = LOTS.c.order_id == order_id if order_id is not None else LOTS.c.entry_id == entry_id
@@ -335,6 +345,7 @@ class CreditMachine(RuleBasedStateMachine):
     @rule(units=st.integers(1, 400))
     def spend(self, units: int) -> None:
         expected = self.model.spend(units, self.now)
+        key = "debit:" + secrets.token_hex(8)
         try:
             with self.writer.begin():
                 done = debit(
@@ -342,7 +353,7 @@ class CreditMachine(RuleBasedStateMachine):
                     user_id=self.user_id,
                     asset=ASSET,
                     units=units,
-                    key="debit:" + secrets.token_hex(8),
+                    key=key,
                     now=self.now,
                 )
         except Insufficient as error:
@@ -355,8 +366,30 @@ class CreditMachine(RuleBasedStateMachine):
             return
         assert expected is not None, f"debit of {units} succeeded, the model says it overdraws"
         assert done is not None
+        self.debit_keys.append(key)
         assert sorted(done.lots) == sorted(expected)
         assert done.available == max(self.model.available, 0)
+
+    @precondition(lambda self: bool(self.debit_keys))
+    @rule(data=st.data(), units=st.integers(1, 400))
+    def spend_again(self, data: st.DataObject, units: int) -> None:
+        """A ledger key used before spends nothing, covered or not."""
+        key = data.draw(st.sampled_from(self.debit_keys))
+        with self.writer.begin():
+            again = debit(
+                CompiledConnection(self.writer),
+                user_id=self.user_id,
+                asset=ASSET,
+                units=units,
+                key=key,
+                now=self.now,
+            )
+        assert again is None
+
+    @precondition(lambda self: bool(self.sent))
+    @rule(data=st.data())
+    def redeliver(self, data: st.DataObject) -> None:
+        assert self._send(data.draw(st.sampled_from(self.sent))) == "duplicate"
 
     def _swept_spendable(self) -> int:
         """What a refused spender saw: the spendable once expiries are swept (then rolled back)."""
@@ -495,7 +528,11 @@ class CreditMachine(RuleBasedStateMachine):
             st.sampled_from([o for o in self.orders if o.dispute is not None and o.dispute["open"]])
         )
         assert order.dispute is not None
+        self._close_dispute(order, won)
+
+    def _close_dispute(self, order: MOrder, won: bool) -> None:
         dispute = order.dispute
+        assert dispute is not None
         closed = {**dispute["obj"], "status": "won" if won else "lost"}
         outcome = self._send(_event("charge.dispute.closed", closed))
         assert outcome.startswith("dispute released" if won else "dispute lost"), outcome
@@ -522,7 +559,12 @@ class CreditMachine(RuleBasedStateMachine):
             ).scalar()
         assert lots == {lot.id: lot.remaining for lot in model.lots.values()}
         got = (0, 0, 0, 0) if view is None else (view.available, view.reserved, view.held, view.debt)
-        assert got == (max(model.available, 0), model.reserved, model.held, model.debt)
+        # Units past their expiry but not yet swept are still counted as available (the app bug
+        # test_customer_balances_counts_no_expired_units_as_available shows); the spendable a
+        # debit would find is the swept one. Either is accepted here, nothing else.
+        spendable = {max(model.available, 0), self._swept_spendable()}
+        assert got[0] in spendable, f"available {got[0]}, the model has {spendable}"
+        assert got[1:] == (model.reserved, model.held, model.debt)
         assert got[0] >= 0
         assert model.debt >= 0
         assert model.reserved >= 0
@@ -568,11 +610,26 @@ def test_units_a_won_dispute_gives_back_to_an_expired_lot_are_not_spendable() ->
         machine.tick(2 * DAY + 7)  # L's expiry passes while it is empty
         machine.sweep_job()  # nothing left to expire: next_expiry is recomputed to None
         machine.agrees_with_the_model()
-        machine.close_dispute(_Draws(order), won=True)  # 10 units back into the expired lot L
+        machine._close_dispute(order, won=True)  # 10 units back into the expired lot L
         # Fails here: balance.next_expiry is None, no longer covering L's expiry, so...
         machine.agrees_with_the_model()
         # ...this debit spends L's expired units instead of being refused (and sweep skips them).
         machine.spend(units=10)
         machine.agrees_with_the_model()
+    finally:
+        machine.teardown()
+
+
+def test_customer_balances_counts_no_expired_units_as_available() -> None:
+    machine = CreditMachine()
+    machine.buyer()
+    try:
+        machine.grant(units=10, expires_in=10)
+        machine.grant(units=3, expires_in=None)
+        machine.tick(59)  # the 10 have expired; no sweep has run yet
+        with machine.engine.connect() as conn:
+            view = customer_balances(conn, machine.user_id, now=machine.now)[ASSET]
+        machine.spend(units=4)  # refused: only 3 are spendable now
+        assert view.available == 3, f"available {view.available} at {machine.now}, a debit finds 3"
     finally:
         machine.teardown()
