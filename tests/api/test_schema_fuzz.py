@@ -51,7 +51,13 @@ def test_the_api_keeps_to_its_schema(served: tuple[str, str], mode: GenerationMo
     base, key = served
     schema = schemathesis.openapi.from_url(base + "/api/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 4
+    labels = {operation.label for operation in operations}
+    assert {
+        "GET /api/v1/customers",
+        "GET /api/v1/customers/{external_id}",
+        "PUT /api/v1/customers/{external_id}",
+        "POST /api/v1/customers/{external_id}/sign-in-links",
+    } <= labels
     for operation in operations:
 
         @given(case=operation.as_strategy(generation_mode=mode))
