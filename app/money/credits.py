@@ -39,6 +39,7 @@ from app.money.lots import (
     check_lots,
     due_lots,
     list_lots,
+    lot_expires_by,
     lot_of_order,
     movements_of,
     next_expiry,
@@ -686,6 +687,33 @@ def give_back(
 # --- reading ---------------------------------------------------------------------------------
 
 
+def _as_swept(
+    conn: SqlConnection, user_id: int, asset: str, now: int, available: int, reserved: int, debt: int
+) -> tuple[int, int, int]:
+    """(net balance, reserved, debt) as :func:`expire_due` would leave them, writing nothing.
+
+    The same steps in the same order: each expired hold gives its units back (debt first, then
+    the lots it took from), then every expired lot empties.
+    """
+    given: dict[int, int] = {}
+    due = conn.execute(_statements()["due_holds"], {"user_id": user_id, "asset": asset, "now": now}).all()
+    for (hold_id,) in due:
+        hold = load_hold(conn, hold_id)
+        if hold is None or hold.status != HoldStatus.OPEN:
+            continue
+        paid = min(debt, hold.units)
+        debt -= paid
+        reserved -= hold.units
+        available += hold.units
+        for lot_id, units in plan_give_back(movements_of(conn, hold.entry_id), hold.units - paid):
+            given[lot_id] = given.get(lot_id, 0) + units
+    expiring = dict(due_lots(conn, user_id=user_id, asset=asset, now=now))
+    for lot_id, units in given.items():
+        if lot_expires_by(conn, lot_id, now):
+            expiring[lot_id] = expiring.get(lot_id, 0) + units
+    return available - sum(expiring.values()), reserved, debt
+
+
 def customer_balances(
     conn: SqlConnection, user_id: int, *, now: int | None = None
 ) -> dict[str, AssetBalance]:
@@ -702,19 +730,9 @@ def customer_balances(
     for asset, available, reserved, held, debt, due_at in conn.execute(
         statements["balances"], {"user_id": user_id}
     ).all():
-        available, reserved = int(available), int(reserved)
+        available, reserved, debt = int(available), int(reserved), int(debt)
         if due_at is not None and due_at <= now:
-            # Read as the sweep will leave it (a read writes nothing): expired holds come back,
-            # expired lots go. Units a hold gives back to an expired lot are counted as spendable
-            # here; the sweep then expires them too.
-            for (hold_id,) in conn.execute(
-                statements["due_holds"], {"user_id": user_id, "asset": asset, "now": now}
-            ).all():
-                hold = load_hold(conn, hold_id)
-                if hold is not None:
-                    reserved -= hold.units
-                    available += hold.units
-            available -= sum(units for _, units in due_lots(conn, user_id=user_id, asset=asset, now=now))
+            available, reserved, debt = _as_swept(conn, user_id, asset, now, available, reserved, debt)
         at, expiring = next_expiry(conn, user_id=user_id, asset=asset, after=now)
         found[asset] = AssetBalance(
             asset=asset,
@@ -722,7 +740,7 @@ def customer_balances(
             reserved=reserved,
             held=int(held),
             pending=pending.pop(asset, 0),
-            debt=int(debt),
+            debt=debt,
             next_expiry_units=expiring,
             next_expiry_at=at,
         )

@@ -32,6 +32,7 @@ __all__ = (
     "check_lots",
     "due_lots",
     "list_lots",
+    "lot_expires_by",
     "lot_of_order",
     "movements_of",
     "next_expiry",
@@ -99,6 +100,7 @@ def _statements() -> dict[str, Any]:
         .where(MOVEMENTS.c.entry_id == bindparam("entry_id"))
         .order_by(MOVEMENTS.c.id),
         "of_order": select(LOTS.c.id).where(LOTS.c.order_id == bindparam("order_id")),
+        "expires_at": select(LOTS.c.expires_at).where(LOTS.c.id == bindparam("lot_id")),
         "due": select(LOTS.c.id, LOTS.c.remaining)
         .where(owner, LOTS.c.remaining > 0, LOTS.c.expires_at <= bindparam("now", type_=BigInteger))
         .order_by(LOTS.c.id),
@@ -201,6 +203,12 @@ def apply_moves(conn: SqlConnection, entry_id: int, moves: Iterable[Move]) -> No
 def movements_of(conn: SqlConnection, entry_id: int) -> list[Move]:
     """The lot movements one entry recorded, in the order they were made."""
     return [(int(a), int(b)) for a, b in conn.execute(_statements()["of_entry"], {"entry_id": entry_id})]
+
+
+def lot_expires_by(conn: SqlConnection, lot_id: int, now: int) -> bool:
+    """Whether the lot has an expiry at or before ``now``."""
+    at = conn.execute(_statements()["expires_at"], {"lot_id": lot_id}).scalar()
+    return at is not None and int(at) <= now
 
 
 def lot_of_order(conn: SqlConnection, order_id: int) -> int | None:
