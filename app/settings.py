@@ -127,6 +127,8 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     """Proxies (IPs or CIDRs) whose ``X-Forwarded-For`` is believed; nobody's by default."""
     api_rate_per_minute: int = 6000
+    api_key_cache_seconds: float = 5.0
+    """How long a process trusts a server key it looked up: a revoked key stops working within it."""
     """Host API calls one server key may make a minute, counted across every replica."""
     sign_in_link_seconds: int = 300
     """How long a host's sign-in link stays usable (once)."""
@@ -233,6 +235,7 @@ class Settings:
             metrics_token=_env("STOREFRONT_METRICS_TOKEN"),
             trusted_proxies=trusted_proxies(_env("STOREFRONT_TRUSTED_PROXIES")),
             api_rate_per_minute=max(1, int(_env("STOREFRONT_API_RATE_PER_MINUTE", "6000"))),
+            api_key_cache_seconds=max(0.0, float(_env("STOREFRONT_API_KEY_CACHE_SECONDS", "5"))),
             sign_in_link_seconds=max(30, int(_env("STOREFRONT_SIGN_IN_LINK_SECONDS", "300"))),
             host_webhooks_deliver=_env("STOREFRONT_HOST_WEBHOOKS_DELIVER", "1").lower()
             not in ("0", "false", "no", "off"),

@@ -64,6 +64,7 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         var_dir=tmp_path / "var",
         stripe_webhook_secrets=("whsec_" + secrets.token_hex(16),),
         reconcile_interval_seconds=0,
+        api_key_cache_seconds=0,  # tests revoke keys and expect the next call refused
     )
     return replace(base, **overrides)
 

@@ -19,6 +19,7 @@ enforces one budget per key.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -34,13 +35,46 @@ from app.api.keys import KeyRow, find_key, hash_key, needs_touch, touch_key
 from app.api.problems import Problem
 from app.db.config import READ_ONLY
 
-__all__ = ("STATE_KEY", "ApiContext", "provide_server_key", "required_scopes", "server_key_guard")
+__all__ = ("STATE_KEY", "ApiContext", "KeyCache", "provide_server_key", "required_scopes", "server_key_guard")
 
 STATE_KEY: Final = "api"
 _KEY_STATE: Final = "server_key"
 RATE_WINDOW: Final = 60
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 _CHALLENGE: Final = {"WWW-Authenticate": 'Bearer realm="storefront"'}
+
+
+class KeyCache:
+    """Server keys this process looked up, trusted for ``seconds`` (0: every call looks up).
+
+    Measured reason: the look-up on its own connection took most of a debit's time on SQLite
+    (``bench/credits_bench.py --mode debits``: 208 debits/s with it on every call, the
+    connection pool creating aiosqlite threads under 32 concurrent calls). A revoked key stops
+    working within ``seconds`` (5 by default, ``STOREFRONT_API_KEY_CACHE_SECONDS``), as hosted
+    key services do. Unknown keys are never cached; the cache is bounded.
+    """
+
+    LIMIT: Final = 10_000
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._rows: dict[str, tuple[float, KeyRow]] = {}
+
+    def get(self, digest: str) -> KeyRow | None:
+        hit = self._rows.get(digest)
+        if hit is None:
+            return None
+        if hit[0] <= time.monotonic():
+            del self._rows[digest]
+            return None
+        return hit[1]
+
+    def put(self, digest: str, row: KeyRow) -> None:
+        if self.seconds <= 0:
+            return
+        if len(self._rows) >= self.LIMIT:
+            self._rows.clear()
+        self._rows[digest] = (time.monotonic() + self.seconds, row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +84,7 @@ class ApiContext:
     engine: AsyncEngine
     limiter: Limiter
     rate_per_minute: int
+    keys: KeyCache = field(default_factory=lambda: KeyCache(0))
     query_names: dict[int, tuple[Any, frozenset[str]]] = field(default_factory=dict)
     """Each route's query parameters (see :func:`_query_names`)."""
 
@@ -131,13 +166,18 @@ async def server_key_guard(connection: ASGIConnection[Any, Any, Any, Any], handl
     scopes = required_scopes(handler)
     context: ApiContext = connection.app.state[STATE_KEY]
     token = _bearer(connection)
-    row = await _look_up(context.engine, token)
+    digest = hash_key(token)
+    row = context.keys.get(digest)
+    if row is None:
+        row = await _look_up(context.engine, token)
+        if row is not None:
+            if needs_touch(row):  # only on a fresh look-up: a cached row's time is not news
+                await _touch(context.engine, row.id)
+            context.keys.put(digest, row)
     if row is None:
         raise Problem(401, "invalid_api_key", "This key is unknown or revoked.", headers=_CHALLENGE)
-    if needs_touch(row):
-        await _touch(context.engine, row.id)
     # Named by the key's hash, not its id: ids repeat across databases sharing one Redis.
-    hits = await context.limiter.counter.hit("api:" + hash_key(token)[:32], RATE_WINDOW)
+    hits = await context.limiter.counter.hit("api:" + digest[:32], RATE_WINDOW)
     if hits > context.rate_per_minute:
         # The window began at its first hit, which the counter does not tell: a whole window is safe.
         raise Problem(

@@ -29,7 +29,7 @@ from app.accounts.limits import make_limiter
 from app.accounts.routes import ROUTES as ACCOUNT_ROUTES
 from app.accounts.sign_in_links import ROUTES as SIGN_IN_LINK_ROUTES
 from app.api.auth import STATE_KEY as API_STATE
-from app.api.auth import ApiContext
+from app.api.auth import ApiContext, KeyCache
 from app.api.problems import api_aware
 from app.api.routes import ROUTES as API_ROUTES
 from app.api.routes import openapi_config
@@ -218,7 +218,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "catalogue": holder,
                 "stripe": gateway,
                 LIMITER: limiter,
-                API_STATE: ApiContext(alchemy.get_engine(), limiter, settings.api_rate_per_minute),
+                API_STATE: ApiContext(
+                    alchemy.get_engine(),
+                    limiter,
+                    settings.api_rate_per_minute,
+                    KeyCache(settings.api_key_cache_seconds),
+                ),
             }
         ),
         dependencies={

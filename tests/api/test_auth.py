@@ -172,3 +172,17 @@ def test_pages_elsewhere_are_untouched(client: TestClient[Any]) -> None:
     missing_page = client.get("/nowhere", headers={"accept": "text/html"})
     assert missing_page.status_code == 404
     assert "text/html" in missing_page.headers["content-type"]
+
+
+def test_a_cached_key_is_trusted_for_its_seconds_then_looked_up_again(api_settings: Settings) -> None:
+    """Each process trusts a key it looked up for ``api_key_cache_seconds``: a revocation lands by then."""
+    cached = replace(api_settings, api_key_cache_seconds=0.5)
+    key = make_key(cached)
+    with api_client(cached) as client:
+        client.headers.update(bearer(key))
+        assert client.get("/api/v1/customers").status_code == 200
+        rows(cached, "UPDATE server_key SET revoked_at = CURRENT_TIMESTAMP")
+        still = client.get("/api/v1/customers")  # within the half second: the cached look-up
+        time.sleep(0.6)
+        assert_problem(client.get("/api/v1/customers"), 401, "invalid_api_key")
+    assert still.status_code == 200
