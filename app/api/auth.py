@@ -20,9 +20,9 @@ enforces one budget per key.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from litestar import Request
 from litestar.connection import ASGIConnection
@@ -34,11 +34,23 @@ from app.accounts.limits import Limiter
 from app.api.keys import KeyRow, find_key, hash_key, needs_touch, touch_key
 from app.api.problems import Problem
 from app.db.config import READ_ONLY
+from app.db.reader import get_reader
+from app.db.sql import SqlConnection
+from app.settings import Settings
 
-__all__ = ("STATE_KEY", "ApiContext", "KeyCache", "provide_server_key", "required_scopes", "server_key_guard")
+__all__ = (
+    "STATE_KEY",
+    "ApiContext",
+    "KeyCache",
+    "api_read",
+    "provide_server_key",
+    "required_scopes",
+    "server_key_guard",
+)
 
 STATE_KEY: Final = "api"
 _KEY_STATE: Final = "server_key"
+T = TypeVar("T")
 RATE_WINDOW: Final = 60
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 _CHALLENGE: Final = {"WWW-Authenticate": 'Bearer realm="storefront"'}
@@ -198,6 +210,13 @@ async def server_key_guard(connection: ASGIConnection[Any, Any, Any, Any], handl
     ):
         raise Problem(415, "unsupported_media_type", "Send the body as application/json.")
     connection.state[_KEY_STATE] = row
+
+
+async def api_read(request: Request[Any, Any, Any], operation: Callable[[SqlConnection], T]) -> T:
+    """Run a read operation of an API route through the process's reader (``app.db.reader``)."""
+    context: ApiContext = request.app.state[STATE_KEY]
+    settings: Settings = request.app.state["settings"]
+    return await get_reader(request.app, settings.database_url, context.engine).call(operation)
 
 
 def provide_server_key(request: Request[Any, Any, Any]) -> KeyRow:

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Annotated, Any, Final
 
 import msgspec
-from litestar import Response, get, post, put
+from litestar import Request, Response, get, post, put
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, PathParameter
 from sqlalchemy import Table, and_, bindparam, select, update
@@ -31,6 +31,7 @@ from app.accounts.auth import DEFAULT_NEXT
 from app.accounts.models import User
 from app.accounts.service import email_problem, normalise_email
 from app.accounts.sign_in_links import create_link, link_path
+from app.api.auth import api_read
 from app.api.idempotency import Idempotency
 from app.api.pagination import Page, PageParams, page_of
 from app.api.problems import Problem, problem_responses
@@ -307,8 +308,8 @@ async def put_customer_route(
     responses=problem_responses(404),
     summary="A customer and their balances",
 )
-async def get_customer(external_id: ExternalId, db_session: AsyncSession) -> CustomerOut:
-    return await run(db_session, _load_out, external_id)
+async def get_customer(request: Request[Any, Any, Any], external_id: ExternalId) -> CustomerOut:
+    return await api_read(request, lambda conn: _load_out(conn, external_id))
 
 
 @post(

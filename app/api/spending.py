@@ -25,6 +25,7 @@ from sqlalchemy import Table, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import User
+from app.api.auth import api_read
 from app.api.body import strict_body
 from app.api.customers import ExternalId, customer_user_id, find_customer_id
 from app.api.idempotency import Idempotency, respond
@@ -415,14 +416,14 @@ async def release(
     responses=problem_responses(404),
     summary="One hold",
 )
-async def get_hold(hold_id: HoldId, db_session: AsyncSession) -> Response[HoldOut]:
+async def get_hold(request: Request[Any, Any, Any], hold_id: HoldId) -> Response[HoldOut]:
     def read(conn: SqlConnection) -> tuple[int, Any]:
         hold = load_hold(conn, hold_id)
         if hold is None:
             return 404, problem_details(404, "hold_not_found", "No hold has this id.", param="hold_id")
         return 200, _hold_out(conn, hold)
 
-    status, body = await run(db_session, read)
+    status, body = await api_read(request, read)
     media = "application/problem+json" if status >= 400 else "application/json"
     return Response(body, status_code=status, media_type=media)
 

@@ -48,6 +48,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.compiled import CompiledConnection
 from app.db.config import WRITER_PRAGMA, sync_sqlite_engine
+from app.db.reader import STATE_KEY as READER_KEY
+from app.db.reader import Reader
 from app.db.sql import SavepointConnection
 from app.settings import Settings
 
@@ -346,6 +348,13 @@ def get_writer(app: Litestar) -> Writer:
     return writer
 
 
+async def _close_reader(app: Litestar) -> None:
+    reader: Reader | None = app.state.get(READER_KEY)
+    if reader is not None:
+        app.state[READER_KEY] = None
+        reader.close()
+
+
 async def _close_writer(app: Litestar) -> None:
     writer: Writer | None = app.state.get(STATE_KEY)
     if writer is not None:
@@ -377,4 +386,5 @@ class WriterPlugin(InitPluginProtocol):
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.on_startup.append(_freeze_startup_heap)
         app_config.on_shutdown.append(_close_writer)
+        app_config.on_shutdown.append(_close_reader)
         return app_config
