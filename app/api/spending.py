@@ -205,6 +205,16 @@ def _unknown_asset(asset: str) -> tuple[int, ProblemDetails]:
     )
 
 
+def _customer_with_asset(
+    conn: SqlConnection, external_id: str, asset: str, assets: dict[str, int | None]
+) -> int | tuple[int, ProblemDetails]:
+    """The customer's user id, or the 404 answer when the asset or the customer is unknown."""
+    if asset not in assets:
+        return _unknown_asset(asset)
+    user_id = find_customer_id(conn, external_id)
+    return _unknown_customer(external_id) if user_id is None else user_id
+
+
 def _insufficient(error: Insufficient) -> tuple[int, InsufficientBalance]:
     return 402, InsufficientBalance(
         type="https://storefront.invalid/problems/insufficient_balance",
@@ -264,11 +274,9 @@ async def create_debit(
     now = int(time.time())
 
     def change(conn: SqlConnection) -> tuple[int, Any]:
-        if body.asset not in assets:
-            return _unknown_asset(body.asset)
-        user_id = find_customer_id(conn, external_id)
-        if user_id is None:
-            return _unknown_customer(external_id)
+        user_id = _customer_with_asset(conn, external_id, body.asset, assets)
+        if isinstance(user_id, tuple):
+            return user_id
         try:
             done = debit(
                 conn,
@@ -327,11 +335,9 @@ async def create_hold(
     now = int(time.time())
 
     def change(conn: SqlConnection) -> tuple[int, Any]:
-        if body.asset not in assets:
-            return _unknown_asset(body.asset)
-        user_id = find_customer_id(conn, external_id)
-        if user_id is None:
-            return _unknown_customer(external_id)
+        user_id = _customer_with_asset(conn, external_id, body.asset, assets)
+        if isinstance(user_id, tuple):
+            return user_id
         try:
             hold = place_hold(
                 conn,
@@ -453,11 +459,9 @@ async def create_grant(
     expires_at = int(time.time()) + body.expires_in_days * 86_400 if body.expires_in_days else None
 
     def change(conn: SqlConnection) -> tuple[int, Any]:
-        if body.asset not in assets:
-            return _unknown_asset(body.asset)
-        user_id = find_customer_id(conn, external_id)
-        if user_id is None:
-            return _unknown_customer(external_id)
+        user_id = _customer_with_asset(conn, external_id, body.asset, assets)
+        if isinstance(user_id, tuple):
+            return user_id
         entry = credit(
             conn,
             user_id=user_id,

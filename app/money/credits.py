@@ -237,6 +237,12 @@ def _event_data(conn: SqlConnection, entry: EntryRow, **extra: Any) -> dict[str,
 # --- credits ---------------------------------------------------------------------------------
 
 
+def _debt_paid_by(conn: SqlConnection, user_id: int, asset: str, units: int) -> int:
+    """How much of the debt ``units`` coming in pay first (under the balance's row lock)."""
+    balance = lock_balance(conn, user_id, asset)
+    return min(balance.debt, units) if balance is not None else 0
+
+
 def credit(
     conn: SqlConnection,
     *,
@@ -255,8 +261,7 @@ def credit(
     """Add units as a new lot, after paying the debt; ``None`` if ``key`` was used (nothing changed)."""
     if units <= 0:
         raise ValueError("a credit adds at least one unit")
-    balance = lock_balance(conn, user_id, asset)
-    paid = min(balance.debt, units) if balance is not None else 0
+    paid = _debt_paid_by(conn, user_id, asset, units)
     entry = post_entry(
         conn,
         user_id=user_id,
@@ -462,8 +467,7 @@ def _close(conn: SqlConnection, hold: HoldRow, status: HoldStatus, captured: int
         return None
     closed = HoldRow(*row)
     rest = hold.units - captured
-    balance = lock_balance(conn, hold.user_id, hold.asset)
-    paid = min(balance.debt, rest) if balance is not None else 0
+    paid = _debt_paid_by(conn, hold.user_id, hold.asset, rest)
     kind = {"captured": "capture", "released": "release", "expired": "hold_expiry"}[status.value]
     entry = post_entry(
         conn,
@@ -655,8 +659,7 @@ def give_back(
     reason: str = "",
 ) -> EntryRow | None:
     """Undo a :func:`take_back` (a dispute won): pay debt first, the rest to the lots it came from."""
-    balance = lock_balance(conn, user_id, asset)
-    paid = min(balance.debt, units) if balance is not None else 0
+    paid = _debt_paid_by(conn, user_id, asset, units)
     entry = post_entry(
         conn,
         user_id=user_id,
