@@ -127,10 +127,13 @@ def test_compose_has_two_replicas_postgres_redis_and_a_tls_proxy(compose: dict[s
 
 
 def test_compose_production_environment_passes_productions_own_checks(compose: dict[str, Any]) -> None:
-    env = compose["services"]["shop-1"]["environment"]
-    assert env == compose["services"]["shop-2"]["environment"] == compose["services"]["migrate"]["environment"]
+    services = compose["services"]
+    env = services["shop-1"]["environment"]
+    assert env == services["shop-2"]["environment"] == services["migrate"]["environment"]
     assert env["STOREFRONT_ENV"] == "production"
-    assert env["STOREFRONT_DATABASE_URL"].startswith("postgresql://storefront:pg-password-from-dotenv@postgres:")
+    assert env["STOREFRONT_DATABASE_URL"].startswith(
+        "postgresql://storefront:pg-password-from-dotenv@postgres:"
+    )
     assert env["STOREFRONT_REDIS_URL"] == "redis://redis:6379/0"
     assert env["STOREFRONT_BASE_URL"] == "https://shop.example.com"
     problems = production_problems(

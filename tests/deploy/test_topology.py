@@ -39,6 +39,7 @@ from tests.support.shop import PASSWORD, Buyer, run_sql, sandbox_config, session
 STOREFRONT = Path(sys.executable).with_name("storefront")
 REDIS_URL = "redis://127.0.0.1:6379/0"
 ONLY_POSTGRES = [pytest.param("postgres", marks=pytest.mark.postgres)]
+SERVE_FLAGS = ("--workers", "1", "--no-migrate")
 METRICS_TOKEN = "metrics-" + secrets.token_urlsafe(16)
 
 
@@ -97,8 +98,7 @@ def _replica_env(tmp_path: Path, name: str, shared: dict[str, str]) -> dict[str,
 def _start(env: dict[str, str], port: int, log: Path) -> Replica:
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [str(STOREFRONT), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-            + ["--no-migrate"],
+            [str(STOREFRONT), "serve", "--host", "127.0.0.1", "--port", str(port), *SERVE_FLAGS],
             cwd=PROJECT_ROOT,
             env=env,
             stdout=out,
@@ -280,8 +280,8 @@ def test_concurrent_debits_through_both_replicas_end_exact_and_apply_each_key_on
         assert (balance["available"], balance["reserved"], balance["debt"]) == (0, 0, 0)
     [entries] = run_sql(
         topology.settings,
-        "SELECT count(*) AS n, sum(e.units) AS units FROM ledger_entry e JOIN user_account u ON u.id = e.user_id"
-        " WHERE u.external_id = :customer AND e.kind = 'debit'",
+        "SELECT count(*) AS n, sum(e.units) AS units FROM ledger_entry e"
+        " JOIN user_account u ON u.id = e.user_id WHERE u.external_id = :customer AND e.kind = 'debit'",
         customer=customer,
     )
     assert (entries["n"], entries["units"]) == (180, -180)
