@@ -22,7 +22,8 @@ COPY app ./app
 COPY templates ./templates
 COPY static ./static
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-default-groups
+    uv sync --frozen --no-default-groups \
+    && /app/.venv/bin/python -m compileall -q /app/app
 
 FROM ${PYTHON_IMAGE} AS runtime
 RUN groupadd --system --gid 10001 storefront \

@@ -28,10 +28,11 @@ from typing import Any
 
 import rich_click
 import structlog
-from click import Command, Context, Group, get_current_context, option, pass_context
+from click import ClickException, Command, Context, Group, get_current_context, option, pass_context
 from litestar.cli._utils import LitestarEnv
 from litestar.cli.main import litestar_group
 from litestar.plugins import CLIPluginProtocol
+from sqlalchemy.exc import DBAPIError
 
 from app.accounts.cli import users_group
 from app.api.cli import api_keys_group
@@ -40,7 +41,7 @@ from app.db.cli import database_group
 from app.host_webhooks.cli import webhooks_group
 from app.reconcile.cli import reconcile_command
 from app.sandbox.cli import sandbox as sandbox_command
-from app.settings import PROJECT_ROOT, get_settings
+from app.settings import PROJECT_ROOT, SettingsError, get_settings
 from app.web.serve import serve
 from app.webhooks.cli import events_group
 
@@ -158,10 +159,32 @@ def _quiet_logging(serving: bool) -> None:
 
 
 class StorefrontGroup(rich_click.RichGroup):
-    """Lists commands in the order they were added (the panels below), not alphabetically."""
+    """Lists commands in the order added (the panels below), not alphabetically.
+
+    Bad settings and a database nobody migrated are the operator's to fix: a message, no traceback.
+    """
 
     def list_commands(self, ctx: Context) -> list[str]:
         return list(self.commands)
+
+    def invoke(self, ctx: Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SettingsError as error:
+            raise ClickException(str(error)) from None
+        except DBAPIError as error:
+            if not _missing_table(error):
+                raise
+            raise ClickException(
+                "the database has no shop tables yet: run `storefront database upgrade --no-prompt` first"
+                f" ({error.orig})"
+            ) from None
+
+
+def _missing_table(error: DBAPIError) -> bool:
+    """SQLite's ``no such table`` or PostgreSQL's ``undefined_table`` (SQLSTATE 42P01)."""
+    text = str(error.orig)
+    return "no such table" in text or getattr(error.orig, "sqlstate", None) == "42P01"
 
 
 SHOP_COMMANDS = (

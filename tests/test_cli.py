@@ -13,14 +13,17 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import httpx
 import pytest
 from click.testing import CliRunner
 
-from app.cli import DEV_SERVER_FILE, _find_dev_server, settings_command
+from app.api.cli import api_keys_group
+from app.cli import DEV_SERVER_FILE, StorefrontGroup, _find_dev_server, settings_command
 from app.db.migrate import upgrade
 from app.settings import PROJECT_ROOT, get_settings
 from tests.conftest import make_settings
+from tests.support.cli import said
 from tests.support.servers import free_port
 from tests.support.shop import wait_for
 
@@ -222,3 +225,31 @@ def test_settings_never_print_secrets(shop_env: pytest.MonkeyPatch) -> None:
         assert secret not in shown.output
     assert _setting(shown.stdout, "database") == "postgresql+asyncpg://shop:***@db.internal:5432/shop"
     assert _setting(shown.stdout, "metrics token") == "set"
+
+
+def _group_with(*commands: tuple[str, click.Command]) -> StorefrontGroup:
+    group = StorefrontGroup(name="storefront")
+    for name, command in commands:
+        group.add_command(command, name)
+    return group
+
+
+def test_an_unmigrated_database_is_a_message_not_a_traceback(
+    shop_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    group = _group_with(("api-keys", api_keys_group))
+    env = {"STOREFRONT_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}"}
+    result = CliRunner().invoke(group, ["api-keys", "list"], env=env)
+    assert result.exit_code == 1
+    assert "run `storefront database upgrade --no-prompt` first (no such table: server_key)" in said(result)
+    assert "Traceback" not in result.output
+
+
+def test_settings_production_refuses_are_a_message_not_a_traceback(shop_env: pytest.MonkeyPatch) -> None:
+    group = _group_with(("settings", settings_command))
+    result = CliRunner().invoke(group, ["settings"], env={"STOREFRONT_ENV": "production"})
+    assert result.exit_code == 1
+    words = said(result)
+    assert words.startswith("Error refusing to start in production: STOREFRONT_SECRET_KEY must be"), words
+    assert "STOREFRONT_BASE_URL must be an https:// URL" in words
+    assert "Traceback" not in result.output

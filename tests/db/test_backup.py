@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import sqlite3
 import subprocess
@@ -18,6 +17,7 @@ from app.db.cli import database_group
 from app.db.migrate import upgrade
 from app.settings import Settings, get_settings
 from tests.conftest import PG_HOST, PG_PORT, _create_pg_database, _drop_pg_database, make_settings, missing
+from tests.support.cli import said
 from tests.support.shop import run_sql
 
 
@@ -38,11 +38,6 @@ def _backup(settings: Settings, *args: str, **env: str) -> Result:
             **env,
         },
     )
-
-
-def _said(result: Result) -> str:
-    """The command's words, without rich-click's error box and its line breaks."""
-    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.output).split())
 
 
 def _add_buyers(settings: Settings, count: int) -> None:
@@ -93,7 +88,7 @@ def test_an_existing_destination_is_kept_unless_overwrite(
     dest.write_text("yesterday's backup")
     refused = _backup(sqlite_settings, str(dest))
     assert refused.exit_code == 1
-    assert "exists (use --overwrite" in _said(refused)
+    assert "exists (use --overwrite" in said(refused)
     assert dest.read_text() == "yesterday's backup"
     _add_buyers(sqlite_settings, 1)
     replaced = _backup(sqlite_settings, str(dest), "--overwrite")
@@ -106,7 +101,7 @@ def test_a_missing_sqlite_file_is_an_error_not_an_empty_backup(tmp_path: Path, f
     settings = make_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'nowhere.db'}")
     result = _backup(settings, str(tmp_path / "copy.db"))
     assert result.exit_code == 1
-    assert "no SQLite database at" in _said(result)
+    assert "no SQLite database at" in said(result)
     assert not (tmp_path / "copy.db").exists()
     assert not (tmp_path / "nowhere.db").exists()  # read-only: the backup never creates the database
 
@@ -169,5 +164,5 @@ def test_postgres_without_pg_dump_says_how_and_fails(
 ) -> None:
     result = _backup(pg_settings, str(tmp_path / "shop.dump"), PATH=str(tmp_path / "empty-bin"))
     assert result.exit_code == 1
-    assert PG_DUMP_GUIDANCE[:40] in _said(result)
+    assert PG_DUMP_GUIDANCE[:40] in said(result)
     assert not (tmp_path / "shop.dump").exists()
