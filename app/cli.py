@@ -32,6 +32,7 @@ from click import ClickException, Command, Context, Group, get_current_context, 
 from litestar.cli._utils import LitestarEnv
 from litestar.cli.main import litestar_group
 from litestar.plugins import CLIPluginProtocol
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from app.accounts.cli import users_group
@@ -81,11 +82,7 @@ def _settings_lines() -> list[tuple[str, str]]:
 
 
 def _without_password(url: str) -> str:
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    credentials, host = rest.rsplit("@", 1)
-    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}" if ":" in credentials else url
+    return make_url(url).render_as_string(hide_password=True) if url else ""
 
 
 @rich_click.command(name="settings", short_help="Show the effective settings (no secrets).")
