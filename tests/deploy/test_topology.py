@@ -31,14 +31,22 @@ import pytest
 
 from app.db.migrate import upgrade
 from app.settings import PROJECT_ROOT
-from tests.conftest import make_settings, missing
+from tests.conftest import (
+    PG_HOST,
+    PG_PORT,
+    _create_pg_database,
+    _drop_pg_database,
+    make_settings,
+    missing,
+    postgres_answers,
+)
 from tests.support.sandbox_server import TEST_KEY, SandboxServer, start_sandbox
 from tests.support.servers import free_port
 from tests.support.shop import PASSWORD, Buyer, run_sql, sandbox_config, session_id_of, wait_for
 
 STOREFRONT = Path(sys.executable).with_name("storefront")
 REDIS_URL = "redis://127.0.0.1:6379/0"
-ONLY_POSTGRES = [pytest.param("postgres", marks=pytest.mark.postgres)]
+pytestmark = pytest.mark.postgres
 SERVE_FLAGS = ("--workers", "1", "--no-migrate")
 METRICS_TOKEN = "metrics-" + secrets.token_urlsafe(16)
 
@@ -108,10 +116,22 @@ def _start(env: dict[str, str], port: int, log: Path) -> Replica:
     return Replica(f"http://127.0.0.1:{port}", proc, log)
 
 
-@pytest.fixture
-def topology(database_url: str, tmp_path: Path) -> Iterator[Topology]:
+@pytest.fixture(scope="module")
+def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
+    """One topology for the module (starting two replicas costs seconds); each test uses its own buyer."""
+    if not postgres_answers():
+        missing("PostgreSQL does not answer on 127.0.0.1:5432")
     if not _redis_answers():
         missing("Redis does not answer on 127.0.0.1:6379")
+    tmp_path = tmp_path_factory.mktemp("topology")
+    name = _create_pg_database()
+    try:
+        yield from _topology(tmp_path, f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}/{name}")
+    finally:
+        _drop_pg_database(name)
+
+
+def _topology(tmp_path: Path, database_url: str) -> Iterator[Topology]:
     settings = make_settings(tmp_path, database_url)
     upgrade(settings)  # once, before either replica starts (compose's "migrate" service)
     ports = [free_port(), free_port()]
@@ -170,7 +190,6 @@ def _pay_on_hosted_page(buyer: Buyer, location: str) -> str:
     return str(paid.headers["location"])
 
 
-@pytest.mark.parametrize("database_url", ONLY_POSTGRES, indirect=True)
 def test_two_replicas_share_sessions_orders_and_balances(topology: Topology) -> None:
     a, b = topology.urls
     first = Buyer(SimpleNamespace(url=a), f"two-{secrets.token_hex(4)}@example.com", ip="10.77.0.1")  # type: ignore[arg-type]
@@ -192,7 +211,12 @@ def test_two_replicas_share_sessions_orders_and_balances(topology: Topology) -> 
         wait_for(lambda: second.balances().get("coins") == 100, timeout=30, interval=0.2)
         assert first.balances()["coins"] == 100
         assert first.status(session_id) == second.status(session_id) == "paid"
-        orders = run_sql(topology.settings, "SELECT status FROM purchase_order")
+        orders = run_sql(
+            topology.settings,
+            "SELECT o.status FROM purchase_order o JOIN user_account u ON u.id = o.user_id"
+            " WHERE u.email = :email",
+            email=first.email,
+        )
         assert [row["status"] for row in orders] == ["paid"]
         # Each replica's own counters, behind its token.
         for url in topology.urls:
@@ -237,7 +261,6 @@ async def _debit_through_both(urls: list[str], key: str, customer: str, count: i
         return list(await asyncio.gather(*calls))
 
 
-@pytest.mark.parametrize("database_url", ONLY_POSTGRES, indirect=True)
 def test_concurrent_debits_through_both_replicas_end_exact_and_apply_each_key_once(
     topology: Topology,
 ) -> None:
