@@ -164,6 +164,9 @@ class StorefrontGroup(rich_click.RichGroup):
     def list_commands(self, ctx: Context) -> list[str]:
         return list(self.commands)
 
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        return super().get_command(ctx, ALIASES.get(cmd_name, cmd_name))
+
     def invoke(self, ctx: Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -184,6 +187,8 @@ def _missing_table(error: DBAPIError) -> bool:
     return "no such table" in text or getattr(error.orig, "sqlstate", None) == "42P01"
 
 
+ALIASES = {"db": "database"}
+"""Accepted, not listed: advanced-alchemy's own group answered to ``db`` too."""
 SHOP_COMMANDS = (
     ("database", database_group),
     ("users", users_group),

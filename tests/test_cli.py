@@ -20,6 +20,7 @@ from click.testing import CliRunner
 
 from app.api.cli import api_keys_group
 from app.cli import DEV_SERVER_FILE, StorefrontGroup, _find_dev_server, settings_command
+from app.db.cli import database_group
 from app.db.migrate import upgrade
 from app.settings import PROJECT_ROOT, get_settings
 from tests.conftest import make_settings
@@ -253,3 +254,10 @@ def test_settings_production_refuses_are_a_message_not_a_traceback(shop_env: pyt
     assert words.startswith("Error refusing to start in production: STOREFRONT_SECRET_KEY must be"), words
     assert "STOREFRONT_BASE_URL must be an https:// URL" in words
     assert "Traceback" not in result.output
+
+
+def test_db_still_answers_for_database(shop_env: pytest.MonkeyPatch) -> None:
+    result = CliRunner().invoke(_group_with(("database", database_group)), ["db", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "backup" in result.output
+    assert "upgrade" in result.output
