@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -10,7 +11,16 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.config import make_engine
-from app.host_webhooks.delivery import Backoff, Claimed, Deliverer, Outcome, claim, fan_out, record
+from app.host_webhooks.delivery import (
+    Backoff,
+    Claimed,
+    Deliverer,
+    Outcome,
+    claim,
+    fan_out,
+    record,
+    share_slots,
+)
 from app.host_webhooks.outbox import emit
 from app.host_webhooks.service import list_deliveries, redeliver, rotate_secret
 from app.host_webhooks.signature import SignatureVerificationError, verify_signature
@@ -358,3 +368,41 @@ async def test_a_backlog_is_worked_through_without_waiting_a_poll_per_batch(
         await task
         await deliverer.aclose()
     assert len(app.verified()) == 10
+
+
+async def test_a_hanging_endpoint_cannot_take_every_slot_from_the_others(
+    engine: AsyncEngine, receiver: tuple[Receiver, str]
+) -> None:
+    """Four slots, one endpoint that holds every request 20 s, one that answers at once: the
+    quick one's twenty deliveries all arrive while the slow one's are still hanging."""
+    app, base = receiver
+    app.delays["/slow"] = 20.0
+    await endpoint(engine, app, base + "/slow")
+    await endpoint(engine, app, base + "/quick")
+    for _ in range(20):
+        await emit_committed(engine)
+    deliverer = Deliverer(engine, poll=0.02, concurrency=4, timeout=30)
+    stop = asyncio.Event()
+    task = asyncio.create_task(deliverer.run(stop))
+    try:
+        for _ in range(200):  # 10 s at most, well before any slow request ends
+            if len(app.verified("/quick")) >= 20:
+                break
+            await asyncio.sleep(0.05)
+        quick = len(app.verified("/quick"))
+    finally:
+        stop.set()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await deliverer.drain(grace=0.1)  # the hanging attempts are cancelled (they would be retried)
+        await deliverer.aclose()
+    assert quick == 20
+    assert app.verified("/slow") == []
+
+
+def test_slots_are_dealt_round_the_endpoints_within_each_ones_room() -> None:
+    assert share_slots({1: 10, 2: 10, 3: 1}, 5) == {1: 2, 2: 2, 3: 1}
+    assert share_slots({1: 3}, 8) == {1: 3}
+    assert share_slots({1: 0, 2: 4}, 2) == {2: 2}
+    assert share_slots({}, 4) == {}
