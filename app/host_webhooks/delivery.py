@@ -41,7 +41,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.config import READ_ONLY, make_engine
 from app.db.sql import SqlConnection, dialect_insert
-from app.host_webhooks.service import ATTEMPTS, DELIVERIES, ENDPOINTS, EVENTS, RETRY_WINDOW, subscribed
+from app.host_webhooks.service import (
+    ATTEMPTS,
+    DELIVERIES,
+    ENDPOINTS,
+    EVENTS,
+    KEEP_DAYS,
+    RETRY_WINDOW,
+    purge_settled,
+    subscribed,
+)
 from app.host_webhooks.signature import HEADER, sign
 from app.settings import Settings
 
@@ -323,6 +332,10 @@ class Deliverer:
     client: httpx.AsyncClient | None = field(default=None, repr=False)
     lease: int = 0
     """Seconds a claim holds a delivery; 0: the timeout plus a minute."""
+    keep_days: int = KEEP_DAYS
+    purge_every: float = 3600.0
+    """Seconds between purges of settled events older than ``keep_days`` (the first at start)."""
+    _next_purge: float = field(default=0.0, repr=False)
     _inflight: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
     _inflight_at: Counter[int] = field(default_factory=Counter, repr=False)
     """Attempts in flight per endpoint, so a hanging endpoint is held to its share of slots."""
@@ -365,6 +378,15 @@ class Deliverer:
             total += done
             if done == 0:
                 return total
+
+    async def purge(self) -> int:
+        """Delete settled events past ``keep_days`` with their deliveries and log, in batches."""
+        total = 0
+        while done := int(await self._sync(purge_settled, now=self._now(), keep_days=self.keep_days)):
+            total += done
+        if total:
+            log.info("host_webhooks.purged", events=total, keep_days=self.keep_days)
+        return total
 
     @property
     def per_endpoint(self) -> int:
@@ -448,6 +470,9 @@ class Deliverer:
         True when work is waiting on a slot (every slot full, or an endpoint at its share): the
         next look comes as soon as an attempt finishes rather than a poll later.
         """
+        if time.monotonic() >= self._next_purge:
+            self._next_purge = time.monotonic() + self.purge_every
+            await self.purge()
         unfanned, due = await self._probe(self._now())
         if unfanned:
             await self.fan_out()
@@ -523,6 +548,7 @@ def make_deliverer(settings: Settings, engine: AsyncEngine) -> Deliverer:
         engine,
         timeout=settings.host_webhooks_timeout_seconds,
         poll=settings.host_webhooks_poll_seconds,
+        keep_days=settings.host_webhooks_keep_days,
     )
 
 

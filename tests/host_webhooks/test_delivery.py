@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.config import make_engine
@@ -406,3 +407,37 @@ def test_slots_are_dealt_round_the_endpoints_within_each_ones_room() -> None:
     assert share_slots({1: 3}, 8) == {1: 3}
     assert share_slots({1: 0, 2: 4}, 2) == {2: 2}
     assert share_slots({}, 4) == {}
+
+
+async def test_settled_events_past_the_keep_days_are_purged_with_their_log_and_pending_ones_kept(
+    engine: AsyncEngine, receiver: tuple[Receiver, str]
+) -> None:
+    app, base = receiver
+    await endpoint(engine, app, base + "/hooks")
+    old_delivered = await emit_committed(engine)
+    recent = await emit_committed(engine)
+    deliverer = Deliverer(engine, keep_days=30)
+    try:
+        assert await deliverer.run_once() == 2
+        old_pending = await emit_committed(engine)
+        await deliverer.fan_out()  # fanned out, never attempted: still pending
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE host_event SET created = created - 40 * 86400 WHERE id IN (:a, :b)"),
+                {"a": old_delivered, "b": old_pending},
+            )
+        assert await deliverer.purge() == 1
+        assert await deliverer.purge() == 0
+    finally:
+        await deliverer.aclose()
+    events = {row["id"] for row in await rows(engine, "SELECT id FROM host_event")}
+    assert events == {recent, old_pending}
+    deliveries = await rows(engine, "SELECT event_id FROM host_delivery")
+    assert {row["event_id"] for row in deliveries} == {recent, old_pending}
+    attempts = await rows(
+        engine,
+        "SELECT a.id FROM host_delivery_attempt a LEFT JOIN host_delivery d ON d.id = a.delivery_id"
+        " WHERE d.id IS NULL",
+    )
+    assert attempts == []
+    assert len(await rows(engine, "SELECT id FROM host_delivery_attempt")) == 1
