@@ -136,6 +136,8 @@ class Settings:
     """Run the host webhook deliverer inside the app (every replica may: claims are atomic)."""
     host_webhooks_poll_seconds: float = 1.0
     host_webhooks_timeout_seconds: float = 10.0
+    host_webhooks_keep_days: int = 30
+    """Days a settled host event is kept with its deliveries and their log, then purged."""
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -241,6 +243,7 @@ class Settings:
             not in ("0", "false", "no", "off"),
             host_webhooks_poll_seconds=max(0.05, float(_env("STOREFRONT_HOST_WEBHOOKS_POLL", "1"))),
             host_webhooks_timeout_seconds=max(1.0, float(_env("STOREFRONT_HOST_WEBHOOKS_TIMEOUT", "10"))),
+            host_webhooks_keep_days=max(1, int(_env("STOREFRONT_HOST_WEBHOOKS_KEEP_DAYS", "30"))),
         )
 
 
