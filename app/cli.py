@@ -1,8 +1,8 @@
 """The ``storefront`` command: Litestar's CLI with the shop's own commands added by a plugin.
 
 ``storefront run`` / ``storefront database upgrade`` come from Litestar and advanced-alchemy;
-``pricing``, ``users``, ``sandbox``, ``reconcile``, ``events``, ``webhooks``, ``serve`` and
-``api-keys`` are ours.
+``pricing``, ``users``, ``sandbox``, ``reconcile``, ``events``, ``webhooks``, ``serve``,
+``api-keys`` and ``ledger`` are ours.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from app.accounts.cli import users_group
 from app.api.cli import api_keys_group
 from app.catalogue.cli import pricing_group
 from app.host_webhooks.cli import webhooks_group
+from app.ledger_export.cli import ledger_group
 from app.reconcile.cli import reconcile_command
 from app.sandbox.cli import sandbox as sandbox_command
 from app.web.serve import serve
@@ -37,6 +38,7 @@ class StorefrontCLIPlugin(CLIPluginProtocol):
         cli.add_command(webhooks_group, "webhooks")
         cli.add_command(serve_command, "serve")
         cli.add_command(api_keys_group, "api-keys")
+        cli.add_command(ledger_group, "ledger")
 
 
 @click.command(name="serve", help="Serve the shop the production way: several workers, no reload, no debug.")
