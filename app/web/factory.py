@@ -28,6 +28,7 @@ from app.accounts.limits import STATE_KEY as LIMITER
 from app.accounts.limits import make_limiter
 from app.accounts.routes import ROUTES as ACCOUNT_ROUTES
 from app.accounts.sign_in_links import ROUTES as SIGN_IN_LINK_ROUTES
+from app.admin.routes import admin_router
 from app.api.auth import STATE_KEY as API_STATE
 from app.api.auth import ApiContext, KeyCache
 from app.api.problems import api_aware
@@ -143,6 +144,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         *API_ROUTES,
         *I18N_ROUTES,
         *CHECKOUT_ROUTES,
+        admin_router(),  # /admin, every handler behind the admin guard (app/admin/routes.py)
         *WEBHOOK_ROUTES,
         *HEALTH_ROUTES,
         MetricsController,
