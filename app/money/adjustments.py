@@ -17,7 +17,7 @@ from app.money.credits import Insufficient, credit, debit
 from app.money.fields import BIGINT_MAX
 from app.money.models import LotKind
 
-__all__ = ("KIND", "REASON_MAX", "Adjusted", "AdjustmentRefused", "adjust")
+__all__ = ("KIND", "REASON_MAX", "UNITS_MAX", "Adjusted", "AdjustmentRefused", "RemovalTooLarge", "adjust")
 
 KIND: Final = "adjustment"
 REASON_MAX: Final = 500
@@ -26,6 +26,14 @@ UNITS_MAX: Final = 2**53
 
 class AdjustmentRefused(ValueError):
     """The adjustment cannot be made as asked; the message says why. Nothing changed."""
+
+
+class RemovalTooLarge(AdjustmentRefused):
+    """A removal of more than is spendable now (``spendable``)."""
+
+    def __init__(self, units: int, asset: str, spendable: int) -> None:
+        super().__init__(f"cannot remove {units} {asset}: only {spendable} can be removed now")
+        self.spendable = spendable
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +99,7 @@ def adjust(
             kind=KIND,
         )
     except Insufficient as short:
-        raise AdjustmentRefused(
-            f"cannot remove {-units} {asset}: only {short.spendable} can be removed now"
-        ) from None
+        raise RemovalTooLarge(-units, asset, short.spendable) from None
     if spent is None:
         return None
     return Adjusted(spent.entry_id, units, spent.available - units, spent.available)
