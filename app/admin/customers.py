@@ -233,9 +233,10 @@ async def adjust_balance(
             key=f"adjust:{values.token}",
         )
     except RemovalTooLarge as short:
+        babel = i18n.babel_name()
         message = _("Cannot remove %(units)s: only %(spendable)s can be removed now.") % {
-            "units": values.units,
-            "spendable": short.spendable,
+            "units": format_decimal(-units, locale=babel),
+            "spendable": format_decimal(short.spendable, locale=babel),
         }
         return await _detail(request, db_session, catalogue, user, form=values, error=message)
     except AdjustmentRefused as refused:

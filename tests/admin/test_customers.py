@@ -65,7 +65,7 @@ def test_adjust_grants_removes_refuses_and_counts_a_resent_form_once(
 
         too_much = _adjust(client, seeded.buyer_id, direction="remove", units=str(start + 26), reason="x")
         assert too_much.status_code == 400
-        assert f"only {start + 25} can be removed now" in too_much.text
+        assert f"only {start + 25:,} can be removed now" in too_much.text
         for bad in (
             {"direction": "remove", "units": "5", "reason": ""},
             {"direction": "remove", "units": "0", "reason": "r"},
