@@ -40,6 +40,7 @@ from app.money.credits import customer_balances, list_holds, list_lots
 from app.money.ledger import entries
 from app.money.models import HoldStatus
 from app.web.params import RowId
+from app.web.requests import form_texts
 from app.web.transactions import READ_ONLY_OPT
 
 __all__ = ("ROUTES",)
@@ -153,19 +154,7 @@ async def detail(
 
 
 async def _read_form(request: Request[Any, Any, Any]) -> AdjustForm:
-    form = await request.form()
-
-    def text(name: str) -> str:
-        value = form.get(name)
-        return value.strip() if isinstance(value, str) else ""
-
-    return AdjustForm(
-        asset=text("asset"),
-        direction=text("direction"),
-        units=text("units"),
-        reason=text("reason"),
-        token=text("token"),
-    )
+    return AdjustForm(**await form_texts(request, *AdjustForm.__slots__))
 
 
 def _adjust_and_audit(

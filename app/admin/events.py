@@ -43,6 +43,7 @@ from app.money.events import HANDLERS, ProcessOutcome, replay_event
 from app.money.models import StripeEvent
 from app.settings import Settings
 from app.web.params import OptionalRowId, RowId
+from app.web.requests import form_texts
 from app.web.transactions import READ_ONLY_OPT
 
 __all__ = ("ROUTES",)
@@ -148,8 +149,7 @@ async def event_detail(
 
 
 async def _reason(request: Request[Any, Any, Any]) -> str:
-    value = (await request.form()).get("reason")
-    return value.strip() if isinstance(value, str) else ""
+    return (await form_texts(request, "reason"))["reason"]
 
 
 def _reason_problem(reason: str) -> str | None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from litestar import Request
 from litestar.datastructures import FormMultiDict
 from litestar.exceptions import ClientException
 from litestar.plugins.htmx import HTMXRequest
 
-__all__ = ["CSRF_FIELD", "StorefrontRequest"]
+__all__ = ["CSRF_FIELD", "StorefrontRequest", "form_texts"]
 
 CSRF_FIELD = "_csrf_token"
 """Where Litestar's CSRF middleware looks for the token in a form body."""
@@ -28,3 +31,13 @@ class StorefrontRequest(HTMXRequest):
         if not all(isinstance(value, str) for value in form.getall(CSRF_FIELD, [])):
             raise ClientException("the CSRF token must be a text field")
         return form
+
+
+async def form_texts(request: Request[Any, Any, Any], *names: str) -> dict[str, str]:
+    """The named fields of a form body, trimmed; a missing field or a file part reads as ``""``."""
+    form = await request.form()
+    found: dict[str, str] = {}
+    for name in names:
+        value = form.get(name)
+        found[name] = value.strip() if isinstance(value, str) else ""
+    return found
