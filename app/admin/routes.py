@@ -20,6 +20,8 @@ from litestar.di import Provide
 from app.admin.access import admin_guard, provide_admin
 from app.admin.audit_page import ROUTES as AUDIT_ROUTES
 from app.admin.dashboard import ROUTES as DASHBOARD_ROUTES
+from app.admin.order_actions import ROUTES as ORDER_ACTION_ROUTES
+from app.admin.orders import ROUTES as ORDER_ROUTES
 
 __all__ = ("ADMIN_HANDLERS", "ADMIN_PATH", "admin_router")
 
@@ -27,6 +29,8 @@ ADMIN_PATH = "/admin"
 
 ADMIN_HANDLERS: list[Any] = [
     *DASHBOARD_ROUTES,
+    *ORDER_ROUTES,
+    *ORDER_ACTION_ROUTES,
     *AUDIT_ROUTES,
 ]
 
