@@ -19,10 +19,11 @@ from litestar.handlers.base import BaseRouteHandler
 from app.accounts.auth import SignInRequired, current_user, here, require_user
 from app.accounts.models import User
 
-__all__ = ("admin_guard", "admin_user", "provide_admin")
+__all__ = ("admin_guard", "admin_user", "alchemy_config", "provide_admin")
 
 
-def _alchemy(connection: ASGIConnection[Any, Any, Any, Any]) -> SQLAlchemyAsyncConfig:
+def alchemy_config(connection: ASGIConnection[Any, Any, Any, Any]) -> SQLAlchemyAsyncConfig:
+    """The app's SQLAlchemy config (its engine and the request's session)."""
     config = connection.app.plugins.get(SQLAlchemyPlugin).config[0]
     if not isinstance(config, SQLAlchemyAsyncConfig):
         raise TypeError("the admin console needs the async SQLAlchemy config")
@@ -31,7 +32,7 @@ def _alchemy(connection: ASGIConnection[Any, Any, Any, Any]) -> SQLAlchemyAsyncC
 
 async def admin_user(connection: ASGIConnection[Any, Any, Any, Any]) -> User:
     """The signed-in admin (the session must have a user: ``require_user`` ran); 403 for anyone else."""
-    db = _alchemy(connection).provide_session(connection.app.state, connection.scope)
+    db = alchemy_config(connection).provide_session(connection.app.state, connection.scope)
     user = await current_user(connection, db)  # type: ignore[arg-type]  # reads only scope and session
     if user is None:  # the account is gone since the session was made
         raise SignInRequired(here(connection))

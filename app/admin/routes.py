@@ -24,6 +24,8 @@ from app.admin.customers import ROUTES as CUSTOMER_ROUTES
 from app.admin.dashboard import ROUTES as DASHBOARD_ROUTES
 from app.admin.events import ROUTES as EVENT_ROUTES
 from app.admin.ledger import ROUTES as LEDGER_ROUTES
+from app.admin.order_actions import ROUTES as ORDER_ACTION_ROUTES
+from app.admin.orders import ROUTES as ORDER_ROUTES
 
 __all__ = ("ADMIN_HANDLERS", "ADMIN_PATH", "admin_router")
 
@@ -31,6 +33,8 @@ ADMIN_PATH = "/admin"
 
 ADMIN_HANDLERS: list[Any] = [
     *DASHBOARD_ROUTES,
+    *ORDER_ROUTES,
+    *ORDER_ACTION_ROUTES,
     *AUDIT_ROUTES,
     *CUSTOMER_ROUTES,
     *EVENT_ROUTES,

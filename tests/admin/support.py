@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from litestar.testing import TestClient
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from app.accounts.service import create_user
@@ -48,3 +49,37 @@ def client_as(settings: Settings, email: str | None) -> Iterator[TestClient[Any]
 def admin_post(client: TestClient[Any], path: str, **fields: str) -> Any:
     """A form POST with the CSRF token, as the console's forms send it."""
     return client.post(path, data={"_csrf_token": csrf(client), **fields}, follow_redirects=False)
+
+
+def insert_rows(settings: Settings, table: Any, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert rows (Core, so column defaults apply) in one transaction; their ids."""
+
+    async def go() -> list[int]:
+        engine = make_engine(settings)
+        try:
+            async with engine.begin() as conn:
+                ids = []
+                for row in rows:
+                    result = await conn.execute(insert(table).values(**row).returning(table.c.id))
+                    ids.append(int(result.scalar_one()))
+                return ids
+        finally:
+            await engine.dispose()
+
+    return list(run(go()))
+
+
+def an_order(user_id: int, **values: Any) -> dict[str, Any]:
+    """A purchase_order row as checkout snapshots it (coins-100 unless told otherwise)."""
+    base: dict[str, Any] = {
+        "user_id": user_id,
+        "pack_id": "coins-100",
+        "pack_name": "100 coins",
+        "asset": "coins",
+        "units": 100,
+        "bonus": 0,
+        "amount": 199,
+        "currency": "usd",
+        "status": "open",
+    }
+    return {**base, **values}
