@@ -11,6 +11,7 @@ import os
 import sys
 
 import click
+import structlog
 from click import Group
 from litestar.cli.main import litestar_group
 from litestar.plugins import CLIPluginProtocol
@@ -53,6 +54,11 @@ def serve_command(host: str, port: int, workers: int, migrate: bool) -> None:
 
 
 def main() -> None:
-    """Entry point of the ``storefront`` script."""
+    """Entry point of the ``storefront`` script.
+
+    Log lines go to stderr from the start (the app's own logging does too, once it is made):
+    stdout is the commands' output, e.g. ``storefront ledger export > file.csv``.
+    """
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     os.environ.setdefault("LITESTAR_APP", "app.web.factory:create_app")
     sys.exit(litestar_group())

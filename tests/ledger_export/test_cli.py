@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,8 +14,9 @@ from click.testing import CliRunner
 
 from app.db.sql import run
 from app.ledger_export.cli import ledger_group
+from app.ledger_export.service import verify
 from app.money.adjustments import adjust
-from app.settings import Settings, get_settings
+from app.settings import PROJECT_ROOT, Settings, get_settings
 from tests.webhooks.factories import make_user, session_factory
 
 
@@ -47,3 +52,34 @@ def test_export_then_verify_then_a_tampered_file_fails(
         assert later.output.count("\n") == 1  # the header alone
     finally:
         get_settings.cache_clear()
+
+
+def test_the_storefront_command_writes_only_the_csv_to_stdout(sqlite_settings: Settings) -> None:
+    """Log lines (the app is made before any command runs) go to stderr, never into the file."""
+
+    async def seed() -> None:
+        async with session_factory(sqlite_settings) as sessions, sessions() as db, db.begin():
+            user = await make_user(db)
+            await run(db, adjust, user_id=user.id, asset="coins", units=5, reason="r", key="k")
+
+    asyncio.run(seed())
+    env = {
+        **os.environ,
+        "STOREFRONT_DATABASE_URL": sqlite_settings.database_url,
+        "STOREFRONT_VAR_DIR": str(sqlite_settings.var_dir),
+        "STOREFRONT_LOG_LEVEL": "DEBUG",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", "from app.cli import main; main()", "ledger", "export"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=PROJECT_ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "catalogue.loaded" in done.stderr
+    verdict = verify(io.StringIO(done.stdout, newline=""))
+    assert verdict.intact, (verdict, done.stdout[:300])
+    assert verdict.rows == 1
