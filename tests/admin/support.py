@@ -51,17 +51,17 @@ def admin_post(client: TestClient[Any], path: str, **fields: str) -> Any:
     return client.post(path, data={"_csrf_token": csrf(client), **fields}, follow_redirects=False)
 
 
-def insert_rows(settings: Settings, table: Any, rows: list[dict[str, Any]]) -> list[int]:
+def insert_rows(settings: Settings, table: Any, rows: list[dict[str, Any]]) -> list[Any]:
     """Insert rows (Core, so column defaults apply) in one transaction; their ids."""
 
-    async def go() -> list[int]:
+    async def go() -> list[Any]:
         engine = make_engine(settings)
         try:
             async with engine.begin() as conn:
                 ids = []
                 for row in rows:
                     result = await conn.execute(insert(table).values(**row).returning(table.c.id))
-                    ids.append(int(result.scalar_one()))
+                    ids.append(result.scalar_one())
                 return ids
         finally:
             await engine.dispose()

@@ -89,9 +89,14 @@ def upgrade() -> None:
         "ix_purchase_order_revenue", "purchase_order", ["status", "fulfilled_at", "currency", "amount"], unique=False
     )
     op.create_index(op.f("ix_stripe_event_received_at"), "stripe_event", ["received_at"], unique=False)
+    failed = sa.text("outcome LIKE 'failed: %'")
+    op.create_index(
+        "ix_stripe_event_failed", "stripe_event", ["received_at"], sqlite_where=failed, postgresql_where=failed
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_stripe_event_failed", table_name="stripe_event")
     op.drop_index(op.f("ix_stripe_event_received_at"), table_name="stripe_event")
     op.drop_index("ix_purchase_order_revenue", table_name="purchase_order")
     op.drop_index("ix_purchase_order_created_at", table_name="purchase_order")
