@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from app.db.config import make_engine
-from app.ledger_export.service import export_csv, verify
+from app.ledger_export.service import Tally, export_csv, verify
 from app.settings import get_settings
 
 __all__ = ("ledger_group",)
@@ -24,10 +24,12 @@ def ledger_group() -> None:
 async def _export(since: datetime | None) -> None:
     engine = make_engine(get_settings())
     try:
+        tally = Tally()
         async with engine.connect() as conn:
-            async for chunk in export_csv(conn, since=since):
+            async for chunk in export_csv(conn, since=since, tally=tally):
                 sys.stdout.write(chunk)
         sys.stdout.flush()
+        click.echo(f"exported {tally.rows} entries, last hash {tally.last_hash}", err=True)
     finally:
         await engine.dispose()
 

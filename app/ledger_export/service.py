@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.money.ledger import ENTRIES
 
-__all__ = ("COLUMNS", "GENESIS", "Verdict", "export_csv", "verify")
+__all__ = ("COLUMNS", "GENESIS", "Tally", "Verdict", "export_csv", "verify")
 
 GENESIS: Final = "0" * 64
 """The previous hash of the first row."""
@@ -70,27 +70,36 @@ def _link(previous: str, row_text: str) -> str:
     return hashlib.sha256((previous + row_text).encode()).hexdigest()
 
 
-def _chained(rows: Iterable[Sequence[Any]], previous: str) -> tuple[str, str]:
-    """(CSV lines of ``rows`` with their hashes, the last hash)."""
-    lines = []
-    for row in rows:
-        text = _csv_text([_cell(value) for value in row])
-        previous = _link(previous, text)
-        lines.append(f"{text},{previous}\r\n")
-    return "".join(lines), previous
+@dataclass(slots=True)
+class Tally:
+    """What an export wrote so far: rows and the last hash (print it: a file cut short shows then)."""
+
+    rows: int = 0
+    last_hash: str = GENESIS
+
+    def chain(self, rows: Iterable[Sequence[Any]]) -> str:
+        """CSV lines of ``rows``, each with its hash, continuing the chain."""
+        lines = []
+        for row in rows:
+            text = _csv_text([_cell(value) for value in row])
+            self.last_hash = _link(self.last_hash, text)
+            lines.append(f"{text},{self.last_hash}\r\n")
+        self.rows += len(lines)
+        return "".join(lines)
 
 
-async def export_csv(conn: AsyncConnection, *, since: datetime | None = None) -> AsyncIterator[str]:
+async def export_csv(
+    conn: AsyncConnection, *, since: datetime | None = None, tally: Tally | None = None
+) -> AsyncIterator[str]:
     """The header, then chunks of chained rows, oldest entry first (``since``: created at or after)."""
+    tally = tally if tally is not None else Tally()
     yield _csv_text(HEADER) + "\r\n"
     query = select(*(ENTRIES.c[name] for name in COLUMNS)).order_by(ENTRIES.c.id)
     if since is not None:
         query = query.where(ENTRIES.c.created_at >= since)
     result = await conn.stream(query.execution_options(yield_per=BATCH))
-    previous = GENESIS
     async for partition in result.partitions():
-        chunk, previous = _chained(partition, previous)
-        yield chunk
+        yield tally.chain(partition)
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,7 +49,8 @@ def test_export_then_verify_then_a_tampered_file_fails(
 
         later = CliRunner().invoke(ledger_group, ["export", "--since", "2999-01-01"])
         assert later.exit_code == 0
-        assert later.output.count("\n") == 1  # the header alone
+        assert later.stdout.count("\n") == 1  # the header alone
+        assert f"exported 0 entries, last hash {'0' * 64}" in later.stderr
     finally:
         get_settings.cache_clear()
 
@@ -83,3 +84,4 @@ def test_the_storefront_command_writes_only_the_csv_to_stdout(sqlite_settings: S
     verdict = verify(io.StringIO(done.stdout, newline=""))
     assert verdict.intact, (verdict, done.stdout[:300])
     assert verdict.rows == 1
+    assert f"exported 1 entries, last hash {verdict.last_hash}" in done.stderr
