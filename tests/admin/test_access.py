@@ -93,3 +93,11 @@ def test_taking_the_admin_flag_away_locks_the_person_out_at_the_next_click(accou
         with sqlite3.connect(accounts.database_url.split("///", 1)[1]) as db:
             db.execute("UPDATE user_account SET is_admin = 0 WHERE email = ?", (ADMIN_EMAIL,))
         assert client.get("/admin").status_code == 403
+
+
+def test_the_console_speaks_chinese(accounts: Settings) -> None:
+    with client_as(accounts, ADMIN_EMAIL) as client:
+        page = client.get("/admin", headers={"accept-language": "zh-CN"}).text
+        assert "概览" in page
+        assert "Webhook 状态" in page
+        assert "Dashboard" not in page
