@@ -40,6 +40,7 @@ from app.api.cli import api_keys_group
 from app.catalogue.cli import pricing_group
 from app.db.cli import database_group
 from app.host_webhooks.cli import webhooks_group
+from app.ledger_export.cli import ledger_group
 from app.reconcile.cli import reconcile_command
 from app.sandbox.cli import sandbox as sandbox_command
 from app.settings import PROJECT_ROOT, SettingsError, get_settings
@@ -196,6 +197,7 @@ SHOP_COMMANDS = (
     ("api-keys", api_keys_group),
     ("webhooks", webhooks_group),
     ("events", events_group),
+    ("ledger", ledger_group),
     ("reconcile", reconcile_command),
     ("settings", settings_command),
 )
@@ -209,6 +211,7 @@ SHORT_HELP = {
     "api-keys": "Create, list and revoke host applications' server keys.",
     "webhooks": "Host webhook endpoints, their log and deliverer.",
     "events": "Stripe events whose effect failed, and their replay.",
+    "ledger": "Export the ledger as hash-chained CSV, and verify such a file.",
     "reconcile": "Replay missed Stripe events; settle pending orders.",
     "sandbox": "Run the Stripe sandbox on its own.",
     "info": "Litestar: show the app's configuration.",

@@ -29,7 +29,17 @@ from tests.support.servers import free_port
 from tests.support.shop import wait_for
 
 STOREFRONT = Path(sys.executable).with_name("storefront")
-SHOP_COMMANDS = ["database", "users", "pricing", "api-keys", "webhooks", "events", "reconcile", "settings"]
+SHOP_COMMANDS = [
+    "database",
+    "users",
+    "pricing",
+    "api-keys",
+    "webhooks",
+    "events",
+    "ledger",
+    "reconcile",
+    "settings",
+]
 SERVING_COMMANDS = ["serve", "run", "sandbox"]
 LITESTAR_COMMANDS = ["info", "routes", "schema", "version"]
 BROKEN_PRICING = '[[pack]]\nid = 1\nprice = "free"\n'

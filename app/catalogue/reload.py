@@ -70,6 +70,8 @@ class CatalogueHolder:
         self._stat = _settled(_stat_key(self.path)) if self.path.exists() else None
         data = self._read_or_raise()
         self._catalogue = parse_catalogue(data, source=str(self.path))
+        self.loaded_at = time.time()
+        """Unix time the live catalogue was swapped in (the admin console's "last reload")."""
         log.info("catalogue.loaded", path=str(self.path), version=self._catalogue.version)
 
     def _read_or_raise(self) -> bytes:
@@ -171,6 +173,7 @@ class CatalogueHolder:
                 )
             return False
         old, self._catalogue, self._problems = self._catalogue.version, new, ()
+        self.loaded_at = time.time()
         log.info("catalogue.reloaded", path=str(self.path), version=new.version, previous=old)
         await self._notify(new)
         return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.accounts.models import RateLimitCounter, SignInLink, User
+from app.admin.models import AuditEntry
 from app.api.models import IdempotentRequest, ServerKey
 from app.buyer_keys.models import BuyerKey, KeyUsage
 from app.db.base import KeyValueStore, orm_registry
@@ -18,11 +19,13 @@ from app.money.models import (
     OrderStatus,
     StripeEvent,
 )
-from app.reconcile.models import JobLease, SyncCursor
+from app.reconcile.models import JobLease, ReconcileRun, SyncCursor
+from app.webhooks.models import WebhookRejection
 
 metadata = orm_registry.metadata
 
 __all__ = (
+    "AuditEntry",
     "Balance",
     "BuyerKey",
     "CreditHold",
@@ -40,11 +43,13 @@ __all__ = (
     "Order",
     "OrderStatus",
     "RateLimitCounter",
+    "ReconcileRun",
     "ServerKey",
     "SignInLink",
     "StripeEvent",
     "SyncCursor",
     "User",
     "WebhookEndpoint",
+    "WebhookRejection",
     "metadata",
 )

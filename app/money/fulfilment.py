@@ -27,7 +27,7 @@ from app.money.models import LotKind, OrderStatus
 from app.money.orders import OrderRow, load_order, order_for_session, transition
 from app.money.reversals import replay_pending
 
-__all__ = ("FulfilOutcome", "FulfilResult", "fulfil_checkout")
+__all__ = ("FulfilOutcome", "FulfilResult", "credit_order", "fulfil_checkout")
 
 log = structlog.get_logger()
 
@@ -115,6 +115,18 @@ def fulfil_checkout(conn: SqlConnection, session_obj: Mapping[str, Any]) -> Fulf
         if order.status != OrderStatus.PAID:
             # needs_review stays for a human; nothing is credited.
             return FulfilResult("needs_review", order)
+    entry = credit_order(conn, order, session_id)
+    if entry is None:
+        return FulfilResult("already_credited", order)
+    return FulfilResult("credited", order, entry)
+
+
+def credit_order(conn: SqlConnection, order: OrderRow, session_id: str) -> EntryRow | None:
+    """Credit a ``paid`` order's units once (ledger key ``fulfil:<session id>``), then apply the
+    refunds and disputes that came before; ``None`` if it was credited already.
+
+    Fulfilment calls it, and so does an admin crediting a ``needs_review`` order anyway.
+    """
     days = order.credit_expires_days
     entry = credit(
         conn,
@@ -129,7 +141,6 @@ def fulfil_checkout(conn: SqlConnection, session_obj: Mapping[str, Any]) -> Fulf
         reason=f"{order.pack_name} ({order.units} + {order.bonus} bonus)",
         expires_at=int(time.time()) + days * 86_400 if days else None,
     )
-    if entry is None:
-        return FulfilResult("already_credited", order)
-    replay_pending(conn, order)
-    return FulfilResult("credited", order, entry)
+    if entry is not None:
+        replay_pending(conn, order)
+    return entry

@@ -6,7 +6,9 @@
     pending/open/awaiting_payment -> failed | expired | canceled
     any non-final state -> needs_review
 
-``paid``, ``failed``, ``expired``, ``canceled`` and ``needs_review`` are final, with one
+``paid``, ``failed``, ``expired``, ``canceled`` and ``needs_review`` are final, with two
+exceptions. A person ends ``needs_review`` from the admin console (:func:`leave_review`: to
+``paid`` when crediting anyway, to ``canceled`` when refunding or closing). And one
 exception taken from Stripe's semantics: Stripe is the authority on money. When Stripe
 says a Checkout Session completed and is paid, the order becomes ``paid`` (and is credited)
 even if we had marked it ``canceled``/``expired``/``failed`` locally — e.g. the buyer pressed
@@ -37,7 +39,9 @@ from app.money.models import Order, OrderStatus
 __all__ = (
     "ALLOWED_FROM",
     "ORDERS",
+    "REVIEW_ENDS",
     "OrderRow",
+    "leave_review",
     "load_order",
     "order_for_session",
     "transition",
@@ -193,6 +197,55 @@ def transition(
             "sid": session_id,
             "now": datetime.now(UTC),
             "reason": reason[:500] if reason is not None else None,
+            "pi": payment_intent_id,
+            "fulfilled_at": fulfilled_at,
+        },
+    ).first()
+    return None if row is None else OrderRow(*row)
+
+
+REVIEW_ENDS: frozenset[OrderStatus] = frozenset({S.PAID, S.CANCELED})
+"""Where an admin may move a ``needs_review`` order (and only an admin: nothing automatic does)."""
+
+
+@lru_cache(maxsize=1)
+def _leave_review() -> Any:
+    return (
+        update(ORDERS)
+        .where(ORDERS.c.id == bindparam("oid"), ORDERS.c.status == S.NEEDS_REVIEW.value)
+        .values(
+            status=bindparam("to"),
+            updated_at=bindparam("now"),
+            status_reason=bindparam("reason", type_=String),
+            stripe_payment_intent_id=func.coalesce(
+                bindparam("pi", type_=String), ORDERS.c.stripe_payment_intent_id
+            ),
+            fulfilled_at=func.coalesce(ORDERS.c.fulfilled_at, bindparam("fulfilled_at", type_=DateTimeUTC())),
+        )
+        .returning(*_COLUMNS)
+    )
+
+
+def leave_review(
+    conn: SqlConnection,
+    order_id: int,
+    to: OrderStatus,
+    reason: str,
+    *,
+    payment_intent_id: str | None = None,
+    fulfilled_at: datetime | None = None,
+) -> OrderRow | None:
+    """Move a ``needs_review`` order to ``to`` (one of :data:`REVIEW_ENDS`); ``None`` if it is not
+    (or no longer: another admin got there first) in review."""
+    if to not in REVIEW_ENDS:
+        raise ValueError(f"an order in review cannot move to {to}")
+    row = conn.execute(
+        _leave_review(),
+        {
+            "oid": order_id,
+            "to": to.value,
+            "now": datetime.now(UTC),
+            "reason": reason[:500],
             "pi": payment_intent_id,
             "fulfilled_at": fulfilled_at,
         },

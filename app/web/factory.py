@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -28,6 +29,7 @@ from app.accounts.limits import STATE_KEY as LIMITER
 from app.accounts.limits import make_limiter
 from app.accounts.routes import ROUTES as ACCOUNT_ROUTES
 from app.accounts.sign_in_links import ROUTES as SIGN_IN_LINK_ROUTES
+from app.admin.routes import admin_router
 from app.api.auth import STATE_KEY as API_STATE
 from app.api.auth import ApiContext, KeyCache
 from app.api.problems import api_aware
@@ -87,11 +89,21 @@ def _stores(settings: Settings, alchemy: Any) -> dict[str, Store]:
     return {"sessions": session_store(alchemy, KeyValueStore)}
 
 
+def _stderr_logger_factory() -> Any:
+    """Litestar's choice of logger (JSON bytes unless stderr is a terminal), writing to stderr."""
+    if sys.stderr.isatty():
+        return structlog.WriteLoggerFactory(sys.stderr)
+    binary = getattr(sys.stderr, "buffer", None)
+    return structlog.BytesLoggerFactory(binary) if binary is not None else None
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     """Build the shop from ``settings`` (default: read from the environment); the only way an app is made."""
     settings = settings or get_settings()
 
     logging_config = StructLoggingConfig(
+        # Lines go to stderr: stdout is the commands' output (``storefront ledger export > file.csv``).
+        logger_factory=_stderr_logger_factory(),
         # Drop lines below the configured level before any processor runs (cheap on hot paths).
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(settings.log_level)),
         log_exceptions="always" if settings.debug else "debug",
@@ -143,6 +155,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         *API_ROUTES,
         *I18N_ROUTES,
         *CHECKOUT_ROUTES,
+        admin_router(),  # /admin, every handler behind the admin guard (app/admin/routes.py)
         *WEBHOOK_ROUTES,
         *HEALTH_ROUTES,
         MetricsController,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from typing import Any
 
+from litestar import Request
 from litestar.datastructures import FormMultiDict
 from litestar.exceptions import ClientException, InternalServerException
 from litestar.plugins.htmx import HTMXRequest
 
-__all__ = ["CSRF_FIELD", "ClientDisconnected", "StorefrontRequest"]
+__all__ = ["CSRF_FIELD", "ClientDisconnected", "StorefrontRequest", "form_texts"]
 
 CSRF_FIELD = "_csrf_token"
 """Where Litestar's CSRF middleware looks for the token in a form body."""
@@ -47,3 +49,13 @@ class StorefrontRequest(HTMXRequest):
             if exc.detail == "client disconnected prematurely":
                 raise ClientDisconnected("the client disconnected before sending the whole body") from exc
             raise
+
+
+async def form_texts(request: Request[Any, Any, Any], *names: str) -> dict[str, str]:
+    """The named fields of a form body, trimmed; a missing field or a file part reads as ``""``."""
+    form = await request.form()
+    found: dict[str, str] = {}
+    for name in names:
+        value = form.get(name)
+        found[name] = value.strip() if isinstance(value, str) else ""
+    return found

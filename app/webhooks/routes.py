@@ -12,7 +12,8 @@ range, ``app.money.fields``) will fail the same way on every retry: it is stored
 (``storefront events failed`` / ``replay``). A signed body that is not an event at all (not
 JSON, nested deeper than msgspec decodes, no usable id/type/created/data.object, a
 ``created`` beyond 64 bits) has no id to store it under, and Stripe never sends one: 400
-``malformed_payload``, stored nowhere, counted. A database error (unavailable, lock timeout,
+``malformed_payload``, stored nowhere, counted (Prometheus, and per minute in the database for
+the admin dashboard: app/webhooks/rejections.py). A database error (unavailable, lock timeout,
 deadlock, connection lost) may pass: 500, so Stripe retries.
 """
 
@@ -22,7 +23,7 @@ from typing import Any
 
 import msgspec
 import structlog
-from litestar import asgi
+from litestar import Litestar, asgi
 from litestar.types import Receive, Scope, Send
 from prometheus_client import Counter
 
@@ -30,6 +31,7 @@ from app.money.events import event_fields
 from app.settings import Settings
 from app.web.raw import header_text, send_bytes
 from app.webhooks.ingest import submit_event
+from app.webhooks.rejections import tally_of
 from app.webhooks.signature import SignatureError, verify
 
 __all__ = ("REJECTED", "ROUTES", "WEBHOOK_BODY_LIMIT", "stripe_webhook")
@@ -52,8 +54,9 @@ async def _answer(send: Send, status: int, body: dict[str, Any]) -> None:
     await send_bytes(send, status, _JSON, msgspec.json.encode(body))
 
 
-async def _reject(send: Send, reason: str, status: int = 400) -> None:
+async def _reject(send: Send, app: Litestar, reason: str, status: int = 400) -> None:
     REJECTED.labels(reason=reason).inc()
+    tally_of(app).add(app, reason)  # the admin dashboard's refusals in the last hour
     log.warning("webhook.rejected", reason=reason, status=status)
     await _answer(send, status, {"error": reason})
 
@@ -96,12 +99,12 @@ async def stripe_webhook(scope: Scope, receive: Receive, send: Send) -> None:
         return
     body = await _read_body(scope, receive)
     if body is None:
-        await _reject(send, "too_large", 413)
+        await _reject(send, app, "too_large", 413)
         return
     try:
         verify(body, header_text(scope, b"stripe-signature"), settings.stripe_webhook_secrets)
     except SignatureError as refused:
-        await _reject(send, refused.reason)
+        await _reject(send, app, refused.reason)
         return
     try:
         event = msgspec.json.decode(body)
@@ -110,7 +113,7 @@ async def stripe_webhook(scope: Scope, receive: Receive, send: Send) -> None:
         event_fields(event)
         payload = body.decode("utf-8")
     except (msgspec.DecodeError, ValueError, RecursionError):  # msgspec: RecursionError past its depth
-        await _reject(send, "malformed_payload")
+        await _reject(send, app, "malformed_payload")
         return
     try:
         result = await submit_event(app, event, payload)
