@@ -73,21 +73,23 @@ def localised(path: Path, locale: str) -> Path:
 
 
 _markdown = MarkdownIt("commonmark", {"html": False}).enable("table")
-_rendered: dict[Path, tuple[int, Markup]] = {}
+_rendered: dict[tuple[Path, str, str, str], tuple[int, Markup]] = {}
 
 
 def render_policy(path: Path, settings: Settings) -> Markup:
     """The file as safe HTML; raw HTML in it is escaped, ``javascript:`` links are dropped."""
+    fallback = _("the support address on your receipt")
+    key = (path, settings.shop_name, settings.support_email, fallback)
     mtime = path.stat().st_mtime_ns
-    hit = _rendered.get(path)
+    hit = _rendered.get(key)
     if hit is not None and hit[0] == mtime:
         return hit[1]
+    # ``<address>`` is a CommonMark autolink: the address becomes a mailto: link.
+    email = f"<{settings.support_email}>" if settings.support_email else fallback
     source = path.read_text(encoding="utf-8")
-    source = source.replace("{shop_name}", settings.shop_name).replace(
-        "{support_email}", settings.support_email or _("the support address on your receipt")
-    )
+    source = source.replace("{shop_name}", settings.shop_name).replace("{support_email}", email)
     html = Markup(_markdown.render(source))  # noqa: S704 - markdown-it escapes: html is off
-    _rendered[path] = (mtime, html)
+    _rendered[key] = (mtime, html)
     return html
 
 
