@@ -69,6 +69,8 @@ def journey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Journey]:
     with fresh_shop(tmp, sandbox=bank_waits, support_email="help@shop.example") as shop:
         sdk = stripe.StripeClient(TEST_KEY, base_addresses={"api": shop.sandbox.url})
         buyer = shop.buyer("pages@example.com").sign_up()
+        key = {"name": "My scraper", "asset": "quota", "cap": "250", "cap_period": "month", "expires": ""}
+        assert buyer.post("/account/keys", key).status_code in (200, 303)
         sessions: dict[str, str] = {}
 
         sessions["failed"] = buyer.start("coins-100")
@@ -165,6 +167,7 @@ def test_every_buyer_page_is_accessible_fits_a_phone_and_shows_clear_states(
         ("/privacy", "privacy"),
         ("/refunds", "refunds"),
         ("/no-such-page", "404-signed-out"),
+        ("/sign-in/link/not-a-real-link", "sign-in-link-invalid"),
     ]:
         _visit(page, base + path, f"{lang}-{name}", problems)
     # The shop's identity and its policies, in the footer of every page.
@@ -182,6 +185,7 @@ def test_every_buyer_page_is_accessible_fits_a_phone_and_shows_clear_states(
     _visit(page, base + "/", f"{lang}-pricing-signed-in", problems)
     _visit(page, base + "/account", f"{lang}-account", problems)
     _assert_account_states(page, journey)
+    assert page.locator("table.keys tbody tr").count() == 1
 
     for state in ("paid", "awaiting_payment", "open", "failed"):
         _visit(
@@ -200,6 +204,8 @@ def test_every_buyer_page_is_accessible_fits_a_phone_and_shows_clear_states(
         if state in ("awaiting_payment", "open"):
             assert shown.locator(".steps, .progress").count() == 1
 
+    failed = f"{base}/checkout/failed?order={journey.orders['failed']}"
+    _visit(page, failed, f"{lang}-payment-failed", problems)
     _visit(page, f"{base}/checkout/cancel?order={journey.orders['open']}", f"{lang}-cancel-ask", problems)
     _one_heading_one_action(page)
     cancel_url = shop.session(journey.sessions["canceled"])["cancel_url"]
