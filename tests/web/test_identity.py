@@ -6,7 +6,11 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from litestar import get
+from litestar.testing import TestClient
+
 from app.settings import Settings
+from app.web.factory import create_app
 from tests.accounts.support import client_for, sign_up
 
 
@@ -85,3 +89,19 @@ def test_error_pages_keep_the_signed_in_buyers_header(sqlite_settings: Settings)
         out = client.post("/sign-out", data={"_csrf_token": token}, follow_redirects=False)
         assert out.status_code in (302, 303)
         assert 'href="/sign-in"' in client.get("/no/such/page").text.split("</header>", 1)[0]
+
+
+def test_a_500_page_keeps_the_signed_in_buyers_header(sqlite_settings: Settings) -> None:
+    @get("/boom", name="boom")
+    async def boom() -> None:
+        raise RuntimeError("our fault")
+
+    app = create_app(replace(sqlite_settings, stripe_api_base="http://127.0.0.1:9"))
+    app.register(boom)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        client.headers["Accept"] = "text/html"
+        assert sign_up(client, "fault@example.com").status_code == 303
+        page = client.get("/boom")
+        assert page.status_code == 500
+        assert "Something went wrong" in page.text
+        assert 'href="/account"' in page.text.split("</header>", 1)[0]
