@@ -129,10 +129,21 @@ async def failed(
 
 
 async def _status_body(
-    request: Request[Any, Any, Any], db: AsyncSession, catalogue: CatalogueHolder, order: Order, locale: str
+    request: Request[Any, Any, Any],
+    db: AsyncSession,
+    catalogue: CatalogueHolder,
+    stripe: StripeGateway,
+    order: Order,
+    locale: str,
 ) -> bytes:
     balance = await fragments.credited_balance(db, order) if order.status == OrderStatus.PAID else None
-    context = fragments.status_context(order, catalogue.catalogue, locale, balance_after=balance)
+    context = fragments.status_context(
+        order,
+        catalogue.catalogue,
+        locale,
+        balance_after=balance,
+        receipt_url=await fragments.receipt_url(stripe, order),
+    )
     engine = request.app.template_engine
     assert engine is not None
     # The request is there for ``url_for`` alone (app-wide paths), so a final fragment can be shared.
@@ -157,7 +168,7 @@ async def success(
     )
     await refresh_from_stripe(db_session, stripe, order)
     locale = i18n.current_locale()
-    body = await _status_body(request, db_session, catalogue, order, locale)
+    body = await _status_body(request, db_session, catalogue, stripe, order, locale)
     return Template(
         template_name="checkout/success.html",
         context={
@@ -198,7 +209,7 @@ async def order_status(
     if order is None or order.user_id != user_id:
         raise NotFoundException()
     await refresh_from_stripe(db_session, stripe, order)
-    body = await _status_body(request, db_session, catalogue, order, locale)
+    body = await _status_body(request, db_session, catalogue, stripe, order, locale)
     final = OrderStatus(order.status).final
     return Response(
         content=body, status_code=fragments.STOP_POLLING if final else 200, media_type=MediaType.HTML
@@ -228,7 +239,7 @@ async def _cancel_page(
         # Showing Stripe's truth is no state change the buyer did not ask for (as on the success page).
         await refresh_from_stripe(db, stripe, order)
     locale = i18n.current_locale()
-    body = await _status_body(request, db, catalogue, order, locale)
+    body = await _status_body(request, db, catalogue, stripe, order, locale)
     return Template(
         template_name="checkout/cancel.html",
         context={

@@ -52,8 +52,11 @@ from app.i18n.web import ROUTES as I18N_ROUTES
 from app.reconcile.runner import start_periodic_reconcile
 from app.settings import PROJECT_ROOT, Settings, get_settings
 from app.stripe_gateway import StripeGateway
+from app.web.errors import ROUTES as ERROR_ROUTES
 from app.web.errors import http_exception_handler, internal_error_handler
 from app.web.health import ROUTES as HEALTH_ROUTES
+from app.web.identity import ROUTES as IDENTITY_ROUTES
+from app.web.identity import template_globals
 from app.web.middleware import locale_middleware, request_id_middleware
 from app.web.raw import SESSION_COOKIE
 from app.web.requests import StorefrontRequest
@@ -158,6 +161,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         admin_router(),  # /admin, every handler behind the admin guard (app/admin/routes.py)
         *WEBHOOK_ROUTES,
         *HEALTH_ROUTES,
+        *IDENTITY_ROUTES,
+        *ERROR_ROUTES,
         MetricsController,
         # In memory, gzipped once, ETag + long cache headers (see app/web/static_assets.py).
         static_assets_handler(PROJECT_ROOT / "static"),
@@ -180,7 +185,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             SQLAlchemyPlugin(config=alchemy),
             HTMXPlugin(),
             FlashPlugin(
-                config=FlashConfig(template_config=(templates := template_config(debug=settings.debug)))
+                config=FlashConfig(
+                    template_config=(
+                        templates := template_config(debug=settings.debug, **template_globals(settings))
+                    )
+                )
             ),
             structlog_plugin,
             StorefrontCLIPlugin(),
