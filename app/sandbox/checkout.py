@@ -60,7 +60,7 @@ class Checkout:
             pid, product_id or new_id("prod_"), currency, unit_amount, self._clock.now(), active=True
         )
         price["_product_name"] = product_name
-        self._store.prices[pid] = price
+        self._store.prices.add(price)
         self._store.mark_dirty()
         return {k: v for k, v in price.items() if not k.startswith("_")}
 

@@ -89,19 +89,30 @@ def conformance_problems(obj: dict[str, Any], schema: str | None = None) -> list
             problems += conformance_problems(item)
         return problems
     assert isinstance(kind, str), obj
+    known = _stripe_class_fields(kind) if kind != "error" else set()
     for err in response_validator(kind).iter_errors(obj):
+        if err.validator == "required" and not err.absolute_path and _removed_since_spec(err, known):
+            continue
         problems.append(f"{kind}: schema: {'/'.join(map(str, err.absolute_path))}: {err.message[:300]}")
     fixture = fixtures().get(kind)
     if fixture is not None:
         missing = set(fixture) - set(obj)
         if missing:
             problems.append(f"{kind}: keys missing vs fixture: {sorted(missing)}")
-    unknown = set(obj) - _stripe_class_fields(kind) if kind != "error" else set()
+    unknown = set(obj) - known if kind != "error" else set()
     if unknown:
         problems.append(f"{kind}: keys unknown to the stripe SDK class: {sorted(unknown)}")
     if kind == "event":
         problems += conformance_problems(obj["data"]["object"])
     return problems
+
+
+def _removed_since_spec(err: Any, known: set[str]) -> bool:
+    """A top-level field the 2023 spec requires but the pinned API version dropped or renamed
+    (`promotion_code.coupon` became `promotion.coupon`): the SDK's class no longer declares it,
+    so serving it would fail the SDK check below instead."""
+    missing = re.findall(r"'([^']+)' is a required property", err.message)
+    return bool(known) and bool(missing) and all(name not in known for name in missing)
 
 
 # ------------------------------------------------------------------------------ request bodies
