@@ -12,16 +12,12 @@ from . import objects
 from .clock import Clock
 from .errors import StripeError, invalid, missing_param
 from .events import HOSTED, Emitter, RequestContext
+from .forms import looks_like_email
 from .ids import new_id, session_id
 from .money import MAXIMUM, SUPPORTED, format_plain, minimum
 from .objects import Obj
 from .params import MAX_UNIT_AMOUNT, SIMULATED_METHODS
 from .store import Store
-
-
-def looks_like_email(value: str) -> bool:
-    local, _, domain = value.partition("@")
-    return bool(local) and "." in domain and " " not in value and len(value) <= 800
 
 
 class Checkout:

@@ -327,6 +327,11 @@ def parse_params(data: Mapping[str, Any], spec: Mapping[str, Spec], path: str = 
     return out
 
 
+def looks_like_email(value: str) -> bool:
+    local, _, domain = value.partition("@")
+    return bool(local) and "." in domain and " " not in value and len(value) <= 800
+
+
 def expand_list(params: Mapping[str, Any]) -> list[str]:
     value = params.get("expand")
     return list(value) if isinstance(value, list) else []

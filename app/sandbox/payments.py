@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from . import objects
 from .balance import book
 from .cards import AUTHENTICATION_FAILED, Decline, bank_outcome, lookup, luhn_ok, normalize_number
-from .checkout import Checkout, looks_like_email
+from .checkout import Checkout
 from .clock import Clock
 from .disputes import Disputes
 from .errors import no_such
 from .events import HOSTED, Emitter, RequestContext
+from .forms import looks_like_email
 from .ids import new_id
 from .objects import Obj
 from .store import Store

@@ -115,4 +115,21 @@ def resource_routes(runtime: SandboxRuntime) -> list[HTTPRouteHandler]:
     route(
         "POST", "/v1/promotion_codes/{oid:str}", P.PROMOTION_CODE_UPDATE, update(state.update_promotion_code)
     )
+
+    # -------------------------------------------------------------------------------- customers
+    route("POST", "/v1/customers", P.CUSTOMER_CREATE, create(state.create_customer))
+    route(
+        "GET",
+        "/v1/customers",
+        P.CUSTOMER_LIST,
+        listing(state.customers, "customer", "/v1/customers", lambda p: filters(p, {"email": "email"})),
+    )
+    route(
+        "GET",
+        "/v1/customers/search",
+        P.SEARCH,
+        searching(state.customers, "customers", "/v1/customers/search"),
+    )
+    route("GET", "/v1/customers/{oid:str}", P.RETRIEVE, fetch(state.customer))
+    route("POST", "/v1/customers/{oid:str}", P.CUSTOMER_UPDATE, update(state.update_customer))
     return routes

@@ -16,6 +16,7 @@ import asyncio
 from .checkout import Checkout
 from .clock import Clock
 from .config import SandboxConfig
+from .customers import Customers
 from .discounts import Discounts
 from .disputes import Disputes
 from .events import API_VERSION, HOSTED, Emitter, RequestContext
@@ -50,6 +51,7 @@ class SandboxState(Store):
         clock = Clock(self)
         emitter = Emitter(self, clock)
         discounts = Discounts(self, clock, emitter)
+        customers = Customers(self, clock, emitter)
         checkout = Checkout(self, clock, emitter)
         disputes = Disputes(self, clock, emitter)
         payments = Payments(self, clock, emitter, checkout, disputes)
@@ -98,6 +100,11 @@ class SandboxState(Store):
         self.promotion_code_error = discounts.code_error
         self.apply_discount = discounts.apply
         self.redeem_discount = discounts.redeem
+
+        # Customers; Checkout attaches one by id (`customer`) or makes one with `create_customer`.
+        self.create_customer = customers.create
+        self.customer = customers.get
+        self.update_customer = customers.update
 
         self.create_refund = refunds.create
         self.close_dispute = disputes.close

@@ -107,6 +107,18 @@ def conformance_problems(obj: dict[str, Any], schema: str | None = None) -> list
     return problems
 
 
+def response_problems(path: str, method: str, body: dict[str, Any]) -> list[str]:
+    """Validate a whole answer against an operation's own 200 schema (search results have no
+    component schema of their own), then each object in it as `conformance_problems` does."""
+    schema = spec()["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"]
+    validator = Draft7Validator({"components": _components(), **_convert(schema)})
+    problems = [
+        f"{path}: {'/'.join(map(str, e.absolute_path))}: {e.message[:300]}"
+        for e in validator.iter_errors(body)
+    ]
+    return problems + [p for item in body.get("data", []) for p in conformance_problems(item)]
+
+
 def _removed_since_spec(err: Any, known: set[str]) -> bool:
     """A top-level field the 2023 spec requires but the pinned API version dropped or renamed
     (`promotion_code.coupon` became `promotion.coupon`): the SDK's class no longer declares it,
