@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 
+from .catalog import Catalog
 from .checkout import Checkout
 from .clock import Clock
 from .config import SandboxConfig
@@ -52,6 +53,7 @@ class SandboxState(Store):
         emitter = Emitter(self, clock)
         discounts = Discounts(self, clock, emitter)
         customers = Customers(self, clock, emitter)
+        catalog = Catalog(self, clock, emitter)
         checkout = Checkout(self, clock, emitter)
         disputes = Disputes(self, clock, emitter)
         payments = Payments(self, clock, emitter, checkout, disputes)
@@ -77,7 +79,15 @@ class SandboxState(Store):
         self.idempotent_lookup = idempotency.lookup
         self.idempotent_store = idempotency.remember
 
-        self.register_price = checkout.register_price
+        # Products and Prices; Checkout reads a line item's Price with `catalog.line_price`.
+        self.register_price = catalog.register_price
+        self.create_product = catalog.create_product
+        self.product = catalog.product
+        self.update_product = catalog.update_product
+        self.create_price = catalog.create_price
+        self.price = catalog.price
+        self.update_price = catalog.update_price
+
         self.create_session = checkout.create_session
         self.line_items_list = checkout.line_items_list
         self.expire_session = checkout.expire_session
