@@ -175,4 +175,20 @@ def resource_routes(runtime: SandboxRuntime) -> list[HTTPRouteHandler]:
     route("GET", "/v1/prices/search", P.SEARCH, searching(state.prices, "prices", "/v1/prices/search"))
     route("GET", "/v1/prices/{oid:str}", P.RETRIEVE, fetch(state.price))
     route("POST", "/v1/prices/{oid:str}", P.PRICE_UPDATE, update(state.update_price))
+
+    # ------------------------------------------------------------------------------- tax rates
+    route("POST", "/v1/tax_rates", P.TAX_RATE_CREATE, create(state.create_tax_rate))
+    route(
+        "GET",
+        "/v1/tax_rates",
+        P.TAX_RATE_LIST,
+        listing(
+            state.tax_rates,
+            "tax_rate",
+            "/v1/tax_rates",
+            lambda p: filters(p, {"active": "active", "inclusive": "inclusive"}),
+        ),
+    )
+    route("GET", "/v1/tax_rates/{oid:str}", P.RETRIEVE, fetch(state.tax_rate))
+    route("POST", "/v1/tax_rates/{oid:str}", P.TAX_RATE_UPDATE, update(state.update_tax_rate))
     return routes

@@ -26,6 +26,7 @@ from .objects import Obj
 from .payments import CardInput, Payments, PayResult
 from .refunds import Refunds
 from .store import Collection, Store
+from .tax import Tax
 
 __all__ = [
     "API_VERSION",
@@ -54,6 +55,7 @@ class SandboxState(Store):
         discounts = Discounts(self, clock, emitter)
         customers = Customers(self, clock, emitter)
         catalog = Catalog(self, clock, emitter)
+        tax = Tax(self, clock, emitter)
         checkout = Checkout(self, clock, emitter)
         disputes = Disputes(self, clock, emitter)
         payments = Payments(self, clock, emitter, checkout, disputes)
@@ -115,6 +117,13 @@ class SandboxState(Store):
         self.create_customer = customers.create
         self.customer = customers.get
         self.update_customer = customers.update
+
+        # Tax Rates; Checkout taxes a line with `tax_for_rates` and asks `automatic_tax_for`.
+        self.create_tax_rate = tax.create
+        self.tax_rate = tax.get
+        self.update_tax_rate = tax.update
+        self.tax_for_rates = tax.for_rates
+        self.automatic_tax_for = tax.automatic_tax_for
 
         self.create_refund = refunds.create
         self.close_dispute = disputes.close
