@@ -127,6 +127,8 @@ class Checkout:
             "pi_metadata": pid_data.get("metadata", {}),
             "pi_description": pid_data.get("description"),
             "receipt_email": pid_data.get("receipt_email"),
+            # `manual` holds the card payment for `POST /v1/payment_intents/{id}/capture` (payments).
+            "capture_method": pid_data.get("capture_method", "automatic"),
         }
         heapq.heappush(self._expiry_heap, (expires_at, sid))
         store.mark_dirty()

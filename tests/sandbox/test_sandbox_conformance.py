@@ -169,7 +169,19 @@ def test_request_schema_check_catches_bad_requests() -> None:
     assert query_problems("/v1/events", "limit=abc")
 
 
-@pytest.mark.parametrize("path", ["/v1/checkout/sessions", "/v1/refunds"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/checkout/sessions",
+        "/v1/refunds",
+        "/v1/coupons",
+        "/v1/promotion_codes",
+        "/v1/customers",
+        "/v1/products",
+        "/v1/prices",
+        "/v1/tax_rates",
+    ],
+)
 def test_sandbox_rejects_what_spec_rejects(sandbox: SandboxServer, path: str) -> None:
     response = httpx.post(
         f"{sandbox.url}{path}",
