@@ -337,12 +337,12 @@ class Payments:
                 param="amount_to_capture",
                 code="amount_too_large",
             )
+        ch = store.charges.by_id[pi["latest_charge"]]
         for name in ("statement_descriptor", "statement_descriptor_suffix"):
             if name in params:
-                pi[name] = params[name]
+                pi[name] = ch[name] = params[name]
         if "metadata" in params:
             pi["metadata"] = apply_metadata(pi["metadata"], params["metadata"])
-        ch = store.charges.by_id[pi["latest_charge"]]
         # Since 2025-03-31.basil a partial capture releases the rest without a Refund object.
         self._settle(ch, pi, amount)
         self._emit("charge.captured", ch, ctx)

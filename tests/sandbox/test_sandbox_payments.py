@@ -73,12 +73,16 @@ def test_manual_capture_holds_then_captures(
         params={
             "amount_to_capture": 2000,
             "metadata": {"k": "", "captured": "yes"},
+            "statement_descriptor_suffix": "COINS",
             "expand": ["latest_charge"],
         },
     )
     assert (captured.status, captured.amount_received, captured.amount_capturable) == ("succeeded", 2000, 0)
     assert captured.metadata.to_dict() == {"captured": "yes"}
     assert (captured.latest_charge.captured, captured.latest_charge.amount_captured) == (True, 2000)
+    assert (
+        captured.statement_descriptor_suffix == captured.latest_charge.statement_descriptor_suffix == "COINS"
+    )
     txn = client.v1.balance_transactions.retrieve(
         captured.latest_charge.balance_transaction, params={"expand": ["source"]}
     )
