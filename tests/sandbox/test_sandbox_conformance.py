@@ -25,6 +25,17 @@ class RecordingHTTPXClient(stripe.HTTPXClient):
         self.sent.append((method, url, post_data))
         return super().request(method, url, headers, post_data)
 
+    def problems(self) -> list[str]:
+        """Each request sent, checked against its operation's request schema or query parameters."""
+        found: list[str] = []
+        for method, url, body in self.sent:
+            parts = urlsplit(url)
+            if method == "post":
+                found += request_problems(method, parts.path, body or "")
+            elif parts.query:
+                found += query_problems(parts.path, parts.query)
+        return found
+
 
 def _raw(sandbox: SandboxServer, path: str) -> dict[str, Any]:
     response = httpx.get(f"{sandbox.url}{path}", headers={"Authorization": f"Bearer {TEST_KEY}"})
@@ -151,13 +162,7 @@ def test_sdk_requests_match_request_schemas(sandbox: SandboxServer) -> None:
     client.v1.checkout.sessions.expire(other.id)
 
     assert len(recorder.sent) == 9
-    problems: list[str] = []
-    for method, url, body in recorder.sent:
-        parts = urlsplit(url)
-        if method == "post":
-            problems += request_problems(method, parts.path, body or "")
-        elif parts.query:
-            problems += query_problems(parts.path, parts.query)
+    problems = recorder.problems()
     assert problems == []
 
 
@@ -254,12 +259,6 @@ def test_sdk_requests_to_new_resources_match_request_schemas(module_sandbox: San
     client.v1.disputes.list(params={"charge": "ch_x"})
     client.v1.balance_transactions.retrieve(str(refund.balance_transaction))
 
-    problems: list[str] = []
-    for method, url, body in recorder.sent:
-        parts = urlsplit(url)
-        if method == "post":
-            problems += request_problems(method, parts.path, body or "")
-        elif parts.query:
-            problems += query_problems(parts.path, parts.query)
+    problems = recorder.problems()
     assert len(recorder.sent) == 29
     assert problems == []
