@@ -22,6 +22,9 @@ from .ids import new_id
 from .objects import Obj
 from .store import Store
 
+# Stripe releases a card authorization left uncaptured this long.
+HOLD_SECONDS = 7 * 24 * 3600
+
 
 @dataclass
 class PayResult:
@@ -528,7 +531,6 @@ class Payments:
         return result
 
 
-HOLD_SECONDS = 7 * 24 * 3600
 _CANCELABLE = ("requires_payment_method", "requires_capture", "requires_confirmation", "requires_action")
 
 
