@@ -136,6 +136,16 @@ class Settings:
     """Run the host webhook deliverer inside the app (every replica may: claims are atomic)."""
     host_webhooks_poll_seconds: float = 1.0
     host_webhooks_timeout_seconds: float = 10.0
+    smtp_url: str = ""
+    """``smtp://user:pass@host:587`` (STARTTLS when offered) or ``smtps://...:465``; empty: files under
+    ``var/mail/`` (development's mail, listed at ``/dev/mail``)."""
+    mail_from: str = "Storefront <shop@localhost>"
+    mail_deliver: bool = True
+    """Run the mail worker inside the app (every replica may: claims are atomic)."""
+    mail_poll_seconds: float = 1.0
+    verify_email: bool = False
+    """Buying needs a verified email (a link sent at sign-up); host customers are vouched for by the host."""
+    password_reset_seconds: int = 3600
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -241,7 +251,17 @@ class Settings:
             not in ("0", "false", "no", "off"),
             host_webhooks_poll_seconds=max(0.05, float(_env("STOREFRONT_HOST_WEBHOOKS_POLL", "1"))),
             host_webhooks_timeout_seconds=max(1.0, float(_env("STOREFRONT_HOST_WEBHOOKS_TIMEOUT", "10"))),
+            smtp_url=_env("STOREFRONT_SMTP_URL"),
+            mail_from=_env("STOREFRONT_MAIL_FROM") or "Storefront <shop@localhost>",
+            mail_deliver=_flag("STOREFRONT_MAIL_DELIVER", "1"),
+            mail_poll_seconds=max(0.05, float(_env("STOREFRONT_MAIL_POLL", "1"))),
+            verify_email=_flag("STOREFRONT_VERIFY_EMAIL", "0"),
+            password_reset_seconds=max(300, int(_env("STOREFRONT_PASSWORD_RESET_SECONDS", "3600"))),
         )
+
+
+def _flag(name: str, default: str) -> bool:
+    return _env(name, default).lower() not in ("", "0", "false", "no", "off")
 
 
 def trusted_proxies(raw: str) -> tuple[str, ...]:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from app.accounts.models import RateLimitCounter, SignInLink, User
+from app.accounts.models import AccountToken, RateLimitCounter, SignInLink, User
 from app.api.models import IdempotentRequest, ServerKey
 from app.buyer_keys.models import BuyerKey, KeyUsage
 from app.db.base import KeyValueStore, orm_registry
 from app.db.installation import Installation
 from app.host_webhooks.models import DeliveryAttempt, HostDelivery, HostEvent, WebhookEndpoint
+from app.mail.models import MailMessage
 from app.money.models import (
     Balance,
     CreditHold,
@@ -23,6 +24,7 @@ from app.reconcile.models import JobLease, SyncCursor
 metadata = orm_registry.metadata
 
 __all__ = (
+    "AccountToken",
     "Balance",
     "BuyerKey",
     "CreditHold",
@@ -37,6 +39,7 @@ __all__ = (
     "KeyValueStore",
     "LedgerEntry",
     "LotMovement",
+    "MailMessage",
     "Order",
     "OrderStatus",
     "RateLimitCounter",

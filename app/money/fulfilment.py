@@ -20,6 +20,7 @@ from typing import Any, Literal
 import structlog
 
 from app.db.sql import SqlConnection
+from app.mail.outbox import enqueue
 from app.money.credits import credit
 from app.money.fields import optional_id, text_field
 from app.money.ledger import EntryRow
@@ -131,5 +132,7 @@ def fulfil_checkout(conn: SqlConnection, session_obj: Mapping[str, Any]) -> Fulf
     )
     if entry is None:
         return FulfilResult("already_credited", order)
+    # The receipt is queued with the credit: it exists exactly when the credit committed.
+    enqueue(conn, "receipt", user_id=order.user_id, data={"order_id": order.id}, key=f"receipt:{order.id}")
     replay_pending(conn, order)
     return FulfilResult("credited", order, entry)
