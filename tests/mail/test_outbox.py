@@ -79,15 +79,16 @@ class Flaky:
 
 
 def _worker(engine: AsyncEngine, transport: Any) -> MailWorker:
-    return MailWorker(engine, transport, Composer(base_url="http://shop.test", sender="Shop <shop@shop.test>"))
+    composer = Composer(base_url="http://shop.test", sender="Shop <shop@shop.test>")
+    return MailWorker(engine, transport, composer)
 
 
 async def test_a_rolled_back_event_leaves_no_message_and_a_key_queues_once(engine: AsyncEngine) -> None:
     user_id = await _user(engine)
-    async with engine.connect() as conn:
-        async with conn.begin():
+    with pytest.raises(RuntimeError, match="the event failed"):
+        async with engine.begin() as conn:
             await conn.run_sync(lambda sync: enqueue(sync, "receipt", user_id=user_id, data={"order_id": 1}))
-            await conn.rollback()
+            raise RuntimeError("the event failed after queueing its mail")
     assert await _rows(engine) == []
     for _ in range(2):  # the same event seen twice (webhook and success page) queues one receipt
         async with engine.begin() as conn:
@@ -118,7 +119,8 @@ async def test_two_workers_claim_every_message_once(settings: Settings, engine: 
         await other.dispose()
     assert not set(first) & set(second)
     assert sorted(first + second) == [row["id"] for row in await _rows(engine)]
-    assert first and second, "both workers got some: they ran side by side"
+    assert first, "both workers got some: they ran side by side"
+    assert second
 
 
 async def test_a_failed_send_is_retried_later_then_sent_and_its_secret_emptied(engine: AsyncEngine) -> None:
