@@ -85,10 +85,14 @@ def _worker(engine: AsyncEngine, transport: Any) -> MailWorker:
 
 async def test_a_rolled_back_event_leaves_no_message_and_a_key_queues_once(engine: AsyncEngine) -> None:
     user_id = await _user(engine)
-    with pytest.raises(RuntimeError, match="the event failed"):
+
+    async def failing_event() -> None:
         async with engine.begin() as conn:
             await conn.run_sync(lambda sync: enqueue(sync, "receipt", user_id=user_id, data={"order_id": 1}))
             raise RuntimeError("the event failed after queueing its mail")
+
+    with pytest.raises(RuntimeError, match="the event failed"):
+        await failing_event()
     assert await _rows(engine) == []
     for _ in range(2):  # the same event seen twice (webhook and success page) queues one receipt
         async with engine.begin() as conn:
