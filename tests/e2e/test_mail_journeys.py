@@ -60,12 +60,14 @@ def test_signed_out_buyer_signs_up_goes_straight_to_checkout_and_gets_a_receipt(
     page.locator('#order-status[data-status="paid"]').wait_for(timeout=15_000)
 
     [order] = shop.rows(
-        "SELECT o.id FROM purchase_order o JOIN user_account u ON u.id = o.user_id WHERE u.email = :e", e=email
+        "SELECT o.id FROM purchase_order o JOIN user_account u ON u.id = o.user_id WHERE u.email = :e",
+        e=email,
     )
     receipt = mailbox.wait(email, lambda m: "receipt" in str(m["Subject"]))
     assert receipt["Subject"] == f"Your receipt for Bag of coins (order #{order['id']})"
     body = text_of(receipt)
-    for expected in (f"#{order['id']}", "Units: 500 coins", "Bonus: 50 coins", "Amount paid: $4.99", "550 coins"):
+    wanted = (f"#{order['id']}", "Units: 500 coins", "Bonus: 50 coins", "Amount paid: $4.99", "550 coins")
+    for expected in wanted:
         assert expected in body, (expected, body)
     link = re.search(r"(http://\S+/receipts/pi_\S+)", body)
     assert link, body  # the sandbox charge's receipt_url
