@@ -26,7 +26,7 @@ from app.accounts.models import User
 from app.accounts.password_reset import ROUTES as PASSWORD_RESET_ROUTES
 from app.accounts.service import EmailTaken, authenticate, check_sign_up, create_user, normalise_email
 from app.accounts.verification import ROUTES as VERIFICATION_ROUTES
-from app.accounts.verification import send_verification
+from app.accounts.verification import needs_verification, send_verification
 from app.catalogue.reload import CatalogueHolder
 from app.checkout.routes import buy_pack
 from app.db.sql import run
@@ -102,11 +102,17 @@ async def _signed_in(
     if i18n.COOKIE not in request.cookies and user.locale in i18n.SUPPORTED:
         cookies.append(language_cookie(user.locale))
         i18n.set_locale(user.locale)
-    if buying is not None:
+    path = safe_next(next_path)
+    if buying is not None and needs_verification(shop.settings, user):
+        path = "/verify-email"
+    elif buying is not None:
         response = await buy_pack(shop.db, shop.catalogue, shop.stripe, shop.settings, user, buying.id)
-        response.cookies.extend(cookies)
-        return response
-    return Redirect(path=safe_next(next_path), status_code=HTTP_303_SEE_OTHER, cookies=cookies)
+        # Only a redirect (Checkout, or the failed-order page) keeps this transaction: a 4xx page
+        # (a purchase limit) would roll the sign-up back. Then the buyer lands on ``next``.
+        if (response.status_code or 200) < 400:
+            response.cookies.extend(cookies)
+            return response
+    return Redirect(path=path, status_code=HTTP_303_SEE_OTHER, cookies=cookies)
 
 
 NextPath = Annotated[str | None, QueryParameter(name="next", required=False, max_length=2000)]

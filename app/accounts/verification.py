@@ -18,7 +18,7 @@ from litestar import Request, get, post
 from litestar.params import Parameter
 from litestar.plugins.flash import flash
 from litestar.response import Redirect, Template
-from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_403_FORBIDDEN
+from litestar.status_codes import HTTP_200_OK, HTTP_303_SEE_OTHER, HTTP_403_FORBIDDEN
 from sqlalchemy import Table, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -51,13 +51,20 @@ def send_verification(conn: SqlConnection, user_id: int) -> None:
     enqueue(conn, "verify_email", user_id=user_id, data={"token": token}, secret=True)
 
 
-def verification_required_page(user: User) -> Template:
-    """403: what to do before buying (the resend button is a CSRF-checked POST)."""
+def verification_required_page(user: User, status: int = HTTP_403_FORBIDDEN) -> Template:
+    """What to do before buying (the resend button is a CSRF-checked POST); 403 where buying was refused."""
     return Template(
         template_name="accounts/verify_email.html",
         context={"state": "required", "current_user": user, "email": user.email},
-        status_code=HTTP_403_FORBIDDEN,
+        status_code=status,
     )
+
+
+@get("/verify-email", name="verify_email:required")
+async def required_page(user: User) -> Template:
+    """Where sign-up goes instead of Checkout while the email is unconfirmed (a 303 keeps the account:
+    a 4xx answer would roll the sign-up back)."""
+    return verification_required_page(user, HTTP_200_OK)
 
 
 def _verify(conn: SqlConnection, token: str) -> bool:
@@ -113,4 +120,4 @@ async def resend(request: Request[Any, Any, Any], db_session: AsyncSession, user
     return Redirect(path="/account", status_code=HTTP_303_SEE_OTHER)
 
 
-ROUTES: list[Any] = [verify_page, verify, resend]
+ROUTES: list[Any] = [required_page, verify_page, verify, resend]

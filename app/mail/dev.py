@@ -75,13 +75,13 @@ async def mailbox(settings: Settings) -> Template:
     return Template(template_name="mail/dev_list.html", context={"messages": listed})
 
 
-@get("/dev/mail/{name:str}", name="dev_mail:message", opt={READ_ONLY_OPT: True})
-async def mail_message(settings: Settings, name: MailName) -> Template:
-    message = await anyio.to_thread.run_sync(_message, settings.var_dir / "mail", name)
+@get("/dev/mail/{file:str}", name="dev_mail:message", opt={READ_ONLY_OPT: True})
+async def mail_message(settings: Settings, file: MailName) -> Template:
+    message = await anyio.to_thread.run_sync(_message, settings.var_dir / "mail", file)
     return Template(
         template_name="mail/dev_message.html",
         context={
-            "name": name,
+            "name": file,
             "subject": str(message["Subject"]),
             "to": str(message["To"]),
             "sender": str(message["From"]),
@@ -91,10 +91,10 @@ async def mail_message(settings: Settings, name: MailName) -> Template:
     )
 
 
-@get("/dev/mail/{name:str}/html", name="dev_mail:html", opt={READ_ONLY_OPT: True}, media_type=MediaType.HTML)
-async def mail_html(settings: Settings, name: MailName) -> Response[Any]:
+@get("/dev/mail/{file:str}/html", name="dev_mail:html", opt={READ_ONLY_OPT: True}, media_type=MediaType.HTML)
+async def mail_html(settings: Settings, file: MailName) -> Response[Any]:
     """The HTML part as a mail client would get it (the page's CSP leaves its inline styles out)."""
-    message = await anyio.to_thread.run_sync(_message, settings.var_dir / "mail", name)
+    message = await anyio.to_thread.run_sync(_message, settings.var_dir / "mail", file)
     return Response(_part(message, "html"), media_type=MediaType.HTML)
 
 
