@@ -244,9 +244,12 @@ class MailWorker:
         try:
             message = await self.compose(item)
             await self.transport.send(message, message_id=item.id)
-        except (TransportError, LookupError, KeyError, ValueError) as exc:
+        except TransportError as exc:
             error = str(exc) or type(exc).__name__
             log.warning("mail.send_failed", message_id=item.id, kind=item.kind, error=error)
+        except Exception as exc:  # a message we cannot compose counts its attempts too: no endless retry
+            error = f"{type(exc).__name__}: {exc}"
+            log.exception("mail.compose_failed", message_id=item.id, kind=item.kind)
         now, rand = int(time.time()), random.random()
         async with self.engine.begin() as conn:
             status = await conn.run_sync(
