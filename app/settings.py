@@ -152,6 +152,16 @@ class Settings:
     privacy_path: Path = POLICIES / "privacy.md"
     refund_policy_path: Path = POLICIES / "refunds.md"
     """Markdown policies; a Chinese page reads ``<name>.zh.md`` beside the file when there is one."""
+    smtp_url: str = ""
+    """``smtp://user:pass@host:587`` (STARTTLS when offered) or ``smtps://...:465``; empty: files under
+    ``var/mail/`` (development's mail, listed at ``/dev/mail``)."""
+    mail_from: str = "Storefront <shop@localhost>"
+    mail_deliver: bool = True
+    """Run the mail worker inside the app (every replica may: claims are atomic)."""
+    mail_poll_seconds: float = 1.0
+    verify_email: bool = False
+    """Buying needs a verified email (a link sent at sign-up); host customers are vouched for by the host."""
+    password_reset_seconds: int = 3600
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -265,7 +275,17 @@ class Settings:
             terms_path=Path(_env("STOREFRONT_TERMS") or POLICIES / "terms.md"),
             privacy_path=Path(_env("STOREFRONT_PRIVACY") or POLICIES / "privacy.md"),
             refund_policy_path=Path(_env("STOREFRONT_REFUND_POLICY") or POLICIES / "refunds.md"),
+            smtp_url=_env("STOREFRONT_SMTP_URL"),
+            mail_from=_env("STOREFRONT_MAIL_FROM") or "Storefront <shop@localhost>",
+            mail_deliver=_flag("STOREFRONT_MAIL_DELIVER", "1"),
+            mail_poll_seconds=max(0.05, float(_env("STOREFRONT_MAIL_POLL", "1"))),
+            verify_email=_flag("STOREFRONT_VERIFY_EMAIL", "0"),
+            password_reset_seconds=max(300, int(_env("STOREFRONT_PASSWORD_RESET_SECONDS", "3600"))),
         )
+
+
+def _flag(name: str, default: str) -> bool:
+    return _env(name, default).lower() not in ("", "0", "false", "no", "off")
 
 
 def trusted_proxies(raw: str) -> tuple[str, ...]:

@@ -49,6 +49,8 @@ from app.expiry.runner import start_expiry_sweeper
 from app.expiry.runner import stop as stop_expiry_sweeper
 from app.host_webhooks.delivery import deliverer_lifespan
 from app.i18n.web import ROUTES as I18N_ROUTES
+from app.mail.dev import ROUTES as DEV_MAIL_ROUTES
+from app.mail.worker import mail_lifespan
 from app.reconcile.runner import start_periodic_reconcile
 from app.settings import PROJECT_ROOT, Settings, get_settings
 from app.stripe_gateway import StripeGateway
@@ -150,6 +152,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     lifespans: list[Any] = [lifespan, limiter.lifespan]
     if settings.host_webhooks_deliver:
         lifespans.append(deliverer_lifespan)  # app/host_webhooks/delivery.py
+    if settings.mail_deliver:
+        lifespans.append(mail_lifespan)  # app/mail/worker.py
     # Each feature package lists its own routes; this is the one place they are put together.
     route_handlers: list[Any] = [
         *CATALOGUE_ROUTES,
@@ -167,6 +171,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # In memory, gzipped once, ETag + long cache headers (see app/web/static_assets.py).
         static_assets_handler(PROJECT_ROOT / "static"),
     ]
+    if not settings.is_production:
+        route_handlers.extend(DEV_MAIL_ROUTES)  # /dev/mail shows reset links: never in production
     if settings.sandbox_mounted:
         mount, sandbox_lifespan = sandbox_mount(settings)
         route_handlers.append(mount)
