@@ -234,6 +234,13 @@ class Settings:
                     RuntimeWarning,
                     stacklevel=2,
                 )
+            if not _env("STOREFRONT_SMTP_URL"):
+                warnings.warn(
+                    "STOREFRONT_SMTP_URL is not set in production: receipts and password-reset links"
+                    " are only written under the var dir, and no buyer receives them",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
         else:
             if not secret_key:
                 secret_key = _keep_secret(var_dir, "secret_key", secrets.token_urlsafe(48))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,7 @@ def test_production_warns_loudly_on_a_test_key(clean_env: Path, monkeypatch: pyt
     monkeypatch.setenv("STOREFRONT_SECRET_KEY", GOOD_PRODUCTION["STOREFRONT_SECRET_KEY"])
     monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_aaaaaaaaaaaaaaaaaaaa1,whsec_bbbbbbbbbbbbbbbbbbbb2")
     monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_51HxYzAbCdEfGhIjKlMnOpQr")
+    monkeypatch.setenv("STOREFRONT_SMTP_URL", GOOD_PRODUCTION["STOREFRONT_SMTP_URL"])
     with pytest.warns(RuntimeWarning, match="TEST key"):
         settings = Settings.from_env()
     assert settings.stripe_webhook_secrets == ("whsec_aaaaaaaaaaaaaaaaaaaa1", "whsec_bbbbbbbbbbbbbbbbbbbb2")
@@ -97,6 +99,7 @@ GOOD_PRODUCTION = {
     "STOREFRONT_SECRET_KEY": "Zk3vQ9pL2mX7rT1wB8nC4yH6jD0fG5sA",
     "STRIPE_WEBHOOK_SECRET": "whsec_4f9a0c1d2e3b4a5968778695a4b3c2d1",
     "STRIPE_SECRET_KEY": "sk_live_51HxYzAbCdEfGhIjKlMnOpQr",
+    "STOREFRONT_SMTP_URL": "smtps://shop:secret@smtp.example:465",
 }
 
 
@@ -107,7 +110,9 @@ def _production(monkeypatch: pytest.MonkeyPatch, **overrides: str) -> None:
 
 def test_a_good_production_configuration_starts(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _production(monkeypatch)
-    settings = Settings.from_env()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        settings = Settings.from_env()
     assert settings.is_production
     assert not settings.sandbox_mounted
     assert settings.effective_stripe_api_base == "https://api.stripe.com"
@@ -173,3 +178,12 @@ def test_checkout_caps_default_and_read_from_the_environment(
     monkeypatch.setenv("STOREFRONT_CHECKOUT_MAX_PER_HOUR", "0")  # a cap of nothing would lock buyers out
     configured = Settings.from_env()
     assert (configured.checkout_max_open, configured.checkout_max_per_hour) == (2, 1)
+
+
+def test_production_without_smtp_warns_that_no_buyer_gets_mail(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _production(monkeypatch)
+    monkeypatch.delenv("STOREFRONT_SMTP_URL")
+    with pytest.warns(RuntimeWarning, match="STOREFRONT_SMTP_URL"):
+        assert Settings.from_env().is_production

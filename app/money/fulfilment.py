@@ -144,6 +144,8 @@ def credit_order(conn: SqlConnection, order: OrderRow, session_id: str) -> Entry
     )
     if entry is not None:
         # The receipt is queued with the credit: it exists exactly when the credit committed.
-        enqueue(conn, "receipt", user_id=order.user_id, data={"order_id": order.id}, key=f"receipt:{order.id}")
+        enqueue(
+            conn, "receipt", user_id=order.user_id, data={"order_id": order.id}, key=f"receipt:{order.id}"
+        )
         replay_pending(conn, order)
     return entry
