@@ -78,10 +78,12 @@ class Checkout:
             raise missing_param("line_items")
         now = self._clock.now()
         items: list[Obj] = []
+        descriptions: list[str | None] = []
         currency: str | None = None
         for i, raw in enumerate(raw_items):
             path = f"line_items[{i}]"
             price, description = self._line_price(raw, path, now)
+            descriptions.append((raw.get("price_data") or {}).get("product_data", {}).get("description"))
             if currency is not None and price["currency"] != currency:
                 raise invalid(
                     "Line items must all have the same currency; "
@@ -92,7 +94,9 @@ class Checkout:
             quantity = raw.get("quantity")
             if quantity is None:
                 raise missing_param(f"{path}[quantity]")
-            items.append(objects.line_item(new_id("li_"), price, quantity, description))
+            item = objects.line_item(new_id("li_"), price, quantity, description)
+            item["adjustable_quantity"] = _adjustable(raw.get("adjustable_quantity"), quantity, path)
+            items.append(item)
         assert currency is not None
         if "currency" in params and params["currency"].lower() != currency:
             raise invalid(
@@ -100,18 +104,7 @@ class Checkout:
                 param="currency",
             )
         total = sum(int(item["amount_total"]) for item in items)
-        if total < minimum(currency):
-            raise invalid(
-                "The Checkout Session's total amount due must add up to at least "
-                f"{format_plain(minimum(currency), currency)}",
-                code="amount_too_small",
-            )
-        if total > MAXIMUM:
-            raise invalid(
-                "The Checkout Session's total amount due must be no more than "
-                f"{format_plain(MAXIMUM, currency)}",
-                code="amount_too_large",
-            )
+        _check_total(total, currency)
         expires_at = params.get("expires_at")
         if expires_at is None:
             expires_at = now + 24 * 3600
@@ -128,7 +121,9 @@ class Checkout:
         email = params.get("customer_email")
         if email is not None and not looks_like_email(email):
             raise invalid(f"Invalid email address: {email}", param="customer_email", code="email_invalid")
-        methods = _method_types(params.get("payment_method_types"), currency)
+        pid_data = params.get("payment_intent_data", {})
+        capture = pid_data.get("capture_method", "automatic")
+        methods = _method_types(params.get("payment_method_types"), currency, capture)
         sid = session_id()
         session = objects.checkout_session(
             session_id=sid,
@@ -142,25 +137,90 @@ class Checkout:
         )
         if params.get("payment_method_types") is None:
             session["payment_method_configuration_details"] = {"id": "pmc_sandbox_default", "parent": None}
-        if params.get("submit_type"):
-            session["submit_type"] = params["submit_type"]
-        if params.get("billing_address_collection"):
-            session["billing_address_collection"] = params["billing_address_collection"]
-        if params.get("customer_creation"):
-            session["customer_creation"] = params["customer_creation"]
+        for name in ("submit_type", "billing_address_collection"):
+            if params.get(name):
+                session[name] = params[name]
         store = self._store
         store.sessions.add(session)
         store.line_items[sid] = items
-        pid_data = params.get("payment_intent_data", {})
         store.session_extra[sid] = {
             "payment_intent": None,
             "pi_metadata": pid_data.get("metadata", {}),
             "pi_description": pid_data.get("description"),
             "receipt_email": pid_data.get("receipt_email"),
+            "capture_method": capture,
+            "statement_descriptor": pid_data.get("statement_descriptor"),
+            "statement_descriptor_suffix": pid_data.get("statement_descriptor_suffix"),
+            "product_descriptions": descriptions,
         }
         heapq.heappush(self._expiry_heap, (expires_at, sid))
         store.mark_dirty()
         return session
+
+    def update_session(self, sid: str, params: Obj) -> Obj:
+        """`POST /v1/checkout/sessions/{id}`: metadata merges key by key; an empty value removes a key."""
+        session = self._store.get_or_404(self._store.sessions, "checkout.session", sid)
+        if "metadata" in params:
+            changes: dict[str, str] = params["metadata"]
+            merged = {} if not changes else dict(session["metadata"])
+            for key, value in changes.items():
+                if value == "":
+                    merged.pop(key, None)
+                else:
+                    merged[key] = value
+            if len(merged) > 50:
+                raise invalid("You can only specify up to 50 keys in metadata.", param="metadata")
+            session["metadata"] = merged
+            self._store.mark_dirty()
+        return session
+
+    def set_quantities(self, sid: str, quantities: dict[str, int]) -> dict[str, str]:
+        """The hosted page's quantity controls: new quantities within each item's bounds, totals redone.
+
+        Returns field errors by line item id; nothing changes when there is one.
+        """
+        session = self.open_session(sid)
+        items = self._store.line_items[sid]
+        errors: dict[str, str] = {}
+        for item in items:
+            wanted = quantities.get(item["id"])
+            bounds = item["adjustable_quantity"]
+            if wanted is None or not bounds:
+                continue
+            if not bounds["minimum"] <= wanted <= bounds["maximum"]:
+                errors[item["id"]] = f"{bounds['minimum']}-{bounds['maximum']}"
+        if errors:
+            return errors
+        changed = [i for i in items if i["id"] in quantities and i["adjustable_quantity"]]
+        if not changed:
+            return {}
+        before = {i["id"]: i["quantity"] for i in changed}
+        for item in changed:
+            _set_quantity(item, quantities[item["id"]])
+        total = sum(int(i["amount_subtotal"]) for i in items)
+        if total < minimum(session["currency"]) or total > MAXIMUM:
+            for item in changed:
+                _set_quantity(item, before[item["id"]])
+            return {i["id"]: "total" for i in changed}
+        self.recompute(session)
+        return {}
+
+    def recompute(self, session: Obj) -> None:
+        """Session amounts from its line items (after a quantity, discount or tax change)."""
+        items = self._store.line_items[session["id"]]
+        for item in items:
+            item["amount_total"] = item["amount_subtotal"] - item["amount_discount"] + item["amount_tax"]
+        subtotal = sum(int(i["amount_subtotal"]) for i in items)
+        discount = sum(int(i["amount_discount"]) for i in items)
+        tax = sum(int(i["amount_tax"]) for i in items)
+        session["amount_subtotal"] = subtotal
+        session["amount_total"] = subtotal - discount + tax
+        details = session["total_details"]
+        details.update(amount_discount=discount, amount_tax=tax)
+        pi_id = self._store.session_extra[session["id"]].get("payment_intent")
+        if pi_id:
+            self._store.payment_intents.by_id[pi_id]["amount"] = session["amount_total"]
+        self._store.mark_dirty()
 
     def _line_price(self, raw: Obj, path: str, now: int) -> tuple[Obj, str]:
         if "price" in raw and "price_data" in raw:
@@ -298,31 +358,84 @@ class Checkout:
         pi: Obj,
         email: str | None,
         name: str | None,
-        country: str | None,
+        address: Obj,
         *,
         paid: bool,
         ctx: RequestContext,
     ) -> None:
-        """Close the session for its PaymentIntent; a bank debit completes unpaid and settles later."""
+        """Close the session for its PaymentIntent; a bank debit completes unpaid and settles later.
+
+        A manually captured card payment completes `paid`, as Stripe reports an authorized hold.
+        """
         session.update(
             status="complete",
             payment_status="paid" if paid else "unpaid",
             payment_intent=pi["id"],
-            customer_details=objects.customer_details(email, name, country),
+            customer_details=objects.customer_details(email, name, address),
             url=None,
         )
         self._emit("checkout.session.completed", session, ctx)
 
 
-def _method_types(requested: list[str] | None, currency: str) -> list[str]:
+def _check_total(total: int, currency: str) -> None:
+    if total < minimum(currency):
+        raise invalid(
+            "The Checkout Session's total amount due must add up to at least "
+            f"{format_plain(minimum(currency), currency)}",
+            code="amount_too_small",
+        )
+    if total > MAXIMUM:
+        raise invalid(
+            f"The Checkout Session's total amount due must be no more than {format_plain(MAXIMUM, currency)}",
+            code="amount_too_large",
+        )
+
+
+def _adjustable(raw: Obj | None, quantity: int, path: str) -> Obj | None:
+    """Stripe's bounds for a buyer-adjustable quantity (defaults 0 and 99)."""
+    if not raw or not raw["enabled"]:
+        return None
+    low = raw.get("minimum", 0)
+    high = raw.get("maximum", 99)
+    apath = f"{path}[adjustable_quantity]"
+    if low > high:
+        raise invalid(
+            f"`{apath}[minimum]` must be less than or equal to `{apath}[maximum]`.",
+            param=f"{apath}[minimum]",
+        )
+    if not low <= quantity <= high:
+        raise invalid(
+            f"`{path}[quantity]` must be between `{apath}[minimum]` ({low}) and `{apath}[maximum]` ({high}).",
+            param=f"{path}[quantity]",
+        )
+    return {"enabled": True, "maximum": high, "minimum": low}
+
+
+def _set_quantity(item: Obj, quantity: int) -> None:
+    subtotal = int(item["price"]["unit_amount"]) * quantity
+    item.update(quantity=quantity, amount_subtotal=subtotal, amount_total=subtotal)
+
+
+# Payment method types that can hold funds for a later capture (bank debits cannot).
+_MANUAL_CAPTURE_METHODS = ("card",)
+
+
+def _method_types(requested: list[str] | None, currency: str, capture: str) -> list[str]:
+    manual = capture == "manual"
     if requested is None:
-        debit = {"eur": "sepa_debit", "usd": "us_bank_account"}.get(currency)
+        debit = None if manual else {"eur": "sepa_debit", "usd": "us_bank_account"}.get(currency)
         return ["card", debit] if debit else ["card"]
     out: list[str] = []
     for i, method in enumerate(requested):
         if method not in SIMULATED_METHODS:
             raise invalid(
                 f"The Stripe sandbox does not simulate the payment method type `{method}`.",
+                param=f"payment_method_types[{i}]",
+            )
+        if manual and method not in _MANUAL_CAPTURE_METHODS:
+            raise invalid(
+                f"The payment method type `{method}` does not support "
+                "`payment_intent_data[capture_method]=manual`.",
                 param=f"payment_method_types[{i}]",
             )
         needed = {"sepa_debit": "eur", "us_bank_account": "usd"}.get(method)

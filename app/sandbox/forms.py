@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .errors import StripeError, invalid, missing_param, unknown_param
+from .errors import StripeError, invalid, missing_param, not_simulated, unknown_param
 
 _KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
 _SEG = re.compile(r"\[([^\[\]]*)\]")
@@ -189,10 +189,29 @@ class Array(Spec):
 
 
 @dataclass
-class Metadata(Spec):
-    """Stripe's metadata limits: 50 keys, 40-char keys, 500-char values."""
+class Refused(Spec):
+    """A parameter Stripe accepts whose effect the sandbox does not simulate: always a 400."""
 
     required: bool = False
+
+    def parse(self, value: Any, path: str) -> Any:
+        raise not_simulated(path)
+
+
+def refused(*names: str) -> dict[str, Spec]:
+    """Specs refusing each named parameter (the "not simulated" half of an operation's table)."""
+    return {name: Refused() for name in names}
+
+
+@dataclass
+class Metadata(Spec):
+    """Stripe's metadata limits: 50 keys, 40-char keys, 500-char values.
+
+    `keep_unset` keeps keys sent empty (an update's "remove this key"); creation drops them.
+    """
+
+    required: bool = False
+    keep_unset: bool = False
 
     def parse(self, value: Any, path: str) -> dict[str, str]:
         if value == "":
@@ -218,7 +237,7 @@ class Metadata(Spec):
                     f"{len(item)} characters. Invalid value: {item[:40]}...",
                     param=key_path,
                 )
-            if item != "":
+            if item != "" or self.keep_unset:
                 out[key] = item
         return out
 

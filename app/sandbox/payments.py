@@ -100,6 +100,7 @@ class Payments:
         *,
         email: str | None,
         name: str | None,
+        address: Obj | None = None,
         ctx: RequestContext = HOSTED,
     ) -> PayResult:
         session = self._checkout.open_session(sid)
@@ -115,6 +116,7 @@ class Payments:
             "exp_year": card.exp_year,
             "email": email,
             "name": name,
+            "address": address or objects.address(test_card.country),
         }
         if test_card.three_d_secure:
             pi.update(
@@ -184,7 +186,13 @@ class Payments:
             three_d_secure=three_d_secure,
         )
         ch = self._new_charge(
-            "ch_", pi, pm_id=pm_id, details=details, email=facts["email"], name=facts["name"]
+            "ch_",
+            pi,
+            pm_id=pm_id,
+            details=details,
+            email=facts["email"],
+            name=facts["name"],
+            address=facts["address"],
         )
         decline = test_card.decline
         if decline is not None:
@@ -210,8 +218,13 @@ class Payments:
                 code=decline.code,
                 decline_code=decline.decline_code,
             )
-        self._capture(ch, pi, ctx)
-        self._checkout.complete(session, pi, facts["email"], facts["name"], "US", paid=True, ctx=ctx)
+        if pi["capture_method"] == "manual":
+            self._authorize(ch, pi, ctx)
+        else:
+            self._capture(ch, pi, ctx)
+        self._checkout.complete(
+            session, pi, facts["email"], facts["name"], facts["address"], paid=True, ctx=ctx
+        )
         if test_card.dispute:
             self._disputes.open(ch, test_card.brand, ctx)
         return PayResult("succeeded", session, payment_intent=pi["id"])
@@ -236,15 +249,31 @@ class Payments:
             metadata=dict(extra.get("pi_metadata") or {}),
             receipt_email=extra.get("receipt_email"),
         )
+        pi.update(
+            capture_method=extra.get("capture_method", "automatic"),
+            statement_descriptor=extra.get("statement_descriptor"),
+            statement_descriptor_suffix=extra.get("statement_descriptor_suffix"),
+        )
         self._store.payment_intents.add(pi)
         extra["payment_intent"] = pi["id"]
         self._emit("payment_intent.created", pi, ctx)
         return pi
 
     def _new_charge(
-        self, prefix: str, pi: Obj, *, pm_id: str, details: Obj, email: str | None, name: str | None
+        self,
+        prefix: str,
+        pi: Obj,
+        *,
+        pm_id: str,
+        details: Obj,
+        email: str | None,
+        name: str | None,
+        address: Obj,
     ) -> Obj:
         """A charge for the PaymentIntent's full amount, recorded before its outcome is known."""
+        descriptor = pi["statement_descriptor"] or _STATEMENT_DESCRIPTOR
+        if pi["statement_descriptor_suffix"]:
+            descriptor = f"{_STATEMENT_DESCRIPTOR}* {pi['statement_descriptor_suffix']}"
         ch = objects.charge(
             charge_id=new_id(prefix),
             created=self._clock.now(),
@@ -255,11 +284,20 @@ class Payments:
             details=details,
             billing_email=email,
             billing_name=name,
+            billing_address=address,
             description=pi["description"],
             metadata=dict(pi["metadata"]),
             receipt_url=f"{self._store.config.public_url.rstrip('/')}/receipts/{pi['id']}",
+            statement_descriptor=descriptor[:22].upper(),
         )
         return self._store.charges.add(ch)
+
+    def _authorize(self, ch: Obj, pi: Obj, ctx: RequestContext) -> None:
+        """Manual capture: the card is authorized and the funds held; nothing is booked yet."""
+        ch.update(status="succeeded", paid=True, captured=False, outcome=objects.outcome_authorized())
+        _charged(pi, ch, status="requires_capture", amount_capturable=pi["amount"])
+        self._emit("charge.succeeded", ch, ctx)
+        self._emit("payment_intent.amount_capturable_updated", pi, ctx)
 
     def _capture(self, ch: Obj, pi: Obj, ctx: RequestContext) -> None:
         txn = book(
@@ -279,22 +317,21 @@ class Payments:
             balance_transaction=txn["id"],
             outcome=objects.outcome_authorized(),
         )
-        pi.update(
-            status="succeeded",
-            amount_received=pi["amount"],
-            latest_charge=ch["id"],
-            payment_method=ch["payment_method"],
-            last_payment_error=None,
-            next_action=None,
-            processing=None,
-        )
+        _charged(pi, ch, status="succeeded", amount_received=pi["amount"], processing=None)
         self._emit("charge.succeeded", ch, ctx)
         self._emit("payment_intent.succeeded", pi, ctx)
 
     # ----------------------------------------------------------------------------- bank debits
 
     def pay_with_bank(
-        self, sid: str, account: str, *, email: str | None, name: str | None, ctx: RequestContext = HOSTED
+        self,
+        sid: str,
+        account: str,
+        *,
+        email: str | None,
+        name: str | None,
+        address: Obj | None = None,
+        ctx: RequestContext = HOSTED,
     ) -> PayResult:
         """A delayed-notification debit: the session completes unpaid and settles later."""
         session = self._checkout.open_session(sid)
@@ -309,19 +346,15 @@ class Payments:
         pi = self._ensure_pi(session, outcome.method, ctx)
         pm_id = new_id("pm_")
         details = objects.bank_details(outcome.method, normalized, new_id("mandate_"))
-        ch = self._new_charge("py_", pi, pm_id=pm_id, details=details, email=email, name=name)
+        country = normalized[:2] if outcome.method == "sepa_debit" else "US"
+        address = address or objects.address(country)
+        ch = self._new_charge(
+            "py_", pi, pm_id=pm_id, details=details, email=email, name=name, address=address
+        )
         pi.update(status="processing", payment_method=pm_id, latest_charge=ch["id"], last_payment_error=None)
         self._emit("payment_intent.processing", pi, ctx)
         self._emit("charge.pending", ch, ctx)
-        self._checkout.complete(
-            session,
-            pi,
-            email,
-            name,
-            normalized[:2] if outcome.method == "sepa_debit" else "US",
-            paid=False,
-            ctx=ctx,
-        )
+        self._checkout.complete(session, pi, email, name, address, paid=False, ctx=ctx)
         self._store.pending_debits.append(
             {
                 "session": sid,
@@ -410,6 +443,20 @@ class Payments:
                 return result
             return self.finish_challenge(sid, result.payment_intent, three_d_secure == "complete")
         return result
+
+
+_STATEMENT_DESCRIPTOR = "STOREFRONT SANDBOX"
+
+
+def _charged(pi: Obj, ch: Obj, **changes: object) -> None:
+    """The PaymentIntent after a successful charge (captured or only authorized)."""
+    pi.update(
+        latest_charge=ch["id"],
+        payment_method=ch["payment_method"],
+        last_payment_error=None,
+        next_action=None,
+        **changes,
+    )
 
 
 def _payment_error(decline: Decline, charge_id: str | None, error_type: str) -> Obj:

@@ -76,6 +76,8 @@ class SandboxState(Store):
         self.create_session = checkout.create_session
         self.line_items_list = checkout.line_items_list
         self.expire_session = checkout.expire_session
+        self.update_session = checkout.update_session
+        self.set_quantities = checkout.set_quantities
 
         self.validate_card = payments.validate_card
         self.pay_with_card = payments.pay_with_card

@@ -124,7 +124,6 @@ def test_sdk_requests_match_request_schemas(sandbox: SandboxServer) -> None:
         params=session_params(
             customer_email="a@b.example",
             locale="fr",
-            allow_promotion_codes=True,
             payment_method_types=["card"],
             expand=["line_items"],
             payment_intent_data={"metadata": {"k": "v"}},
