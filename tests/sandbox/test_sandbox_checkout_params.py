@@ -1,0 +1,330 @@
+"""Checkout Session parameters the sandbox simulates, each shown by its effect through the SDK.
+
+The hosted page is driven with plain form posts here (it needs no JavaScript); the Chromium test
+of the same page is in test_sandbox_hosted_browser.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+import stripe
+
+from tests.sandbox.conftest import session_params
+from tests.support.sandbox_server import SandboxServer
+
+CARD = {"card_number": "4242 4242 4242 4242", "expiry": "12 / 34", "cvc": "123", "name": "Jenny Rosen"}
+
+
+def _page(url: str, language: str | None = None) -> httpx.Response:
+    headers = {"Accept-Language": language} if language else {}
+    return httpx.get(url, headers=headers, timeout=30)
+
+
+def _post(url: str, language: str | None = None, **form: str) -> httpx.Response:
+    headers = {"Accept-Language": language} if language else {}
+    return httpx.post(url, data=form, headers=headers, timeout=30)
+
+
+def _events(sandbox: SandboxServer, object_id: str) -> list[str]:
+    return [e["type"] for e in sandbox.state.events.dump() if e["data"]["object"]["id"] == object_id]
+
+
+def test_manual_capture(client: stripe.StripeClient, sandbox: SandboxServer) -> None:
+    session = client.v1.checkout.sessions.create(
+        params=session_params(payment_intent_data={"capture_method": "manual"})
+    )
+    assert session.payment_method_types == ["card"]  # a bank debit cannot hold funds
+    paid = sandbox.control("POST", f"checkout/sessions/{session.id}/pay")
+    assert paid["status"] == "succeeded"
+    done = client.v1.checkout.sessions.retrieve(
+        session.id, params={"expand": ["payment_intent.latest_charge"]}
+    )
+    assert (done.status, done.payment_status) == ("complete", "paid")
+    pi = done.payment_intent
+    assert isinstance(pi, stripe.PaymentIntent)
+    assert (pi.status, pi.capture_method) == ("requires_capture", "manual")
+    assert (pi.amount_capturable, pi.amount_received) == (2500, 0)
+    charge = pi.latest_charge
+    assert isinstance(charge, stripe.Charge)
+    assert (charge.status, charge.paid, charge.captured, charge.amount_captured) == (
+        "succeeded",
+        True,
+        False,
+        0,
+    )
+    assert charge.balance_transaction is None
+    assert _events(sandbox, pi.id) == ["payment_intent.created", "payment_intent.amount_capturable_updated"]
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        client.v1.checkout.sessions.create(
+            params=session_params(
+                payment_method_types=["card", "sepa_debit"], payment_intent_data={"capture_method": "manual"}
+            )
+        )
+    assert err.value.param == "payment_method_types[1]"
+    automatic = client.v1.checkout.sessions.create(
+        params=session_params(payment_intent_data={"capture_method": "automatic_async"})
+    )
+    sandbox.control("POST", f"checkout/sessions/{automatic.id}/pay")
+    pi2 = client.v1.checkout.sessions.retrieve(
+        automatic.id, params={"expand": ["payment_intent"]}
+    ).payment_intent
+    assert isinstance(pi2, stripe.PaymentIntent)
+    assert (pi2.status, pi2.capture_method, pi2.amount_received) == ("succeeded", "automatic_async", 2500)
+
+
+def test_payment_intent_data_reaches_the_payment(client: stripe.StripeClient, sandbox: SandboxServer) -> None:
+    session = client.v1.checkout.sessions.create(
+        params=session_params(
+            payment_intent_data={
+                "receipt_email": "receipts@example.com",
+                "statement_descriptor_suffix": "coins",
+            }
+        )
+    )
+    page = _page(str(session.url)).text
+    assert "Coin pack" in page  # line_items[0][price_data][product_data][description]
+    assert 'href="https://shop.example/checkout/cancel"' in page  # cancel_url: the Back link
+    sandbox.control("POST", f"checkout/sessions/{session.id}/pay")
+    pi = client.v1.checkout.sessions.retrieve(
+        session.id, params={"expand": ["payment_intent"]}
+    ).payment_intent
+    assert isinstance(pi, stripe.PaymentIntent)
+    assert pi.receipt_email == "receipts@example.com"
+    assert pi.statement_descriptor_suffix == "coins"
+    charge = client.v1.charges.retrieve(str(pi.latest_charge))
+    assert charge.calculated_statement_descriptor == "STOREFRONT SANDBOX* CO"
+
+    other = client.v1.checkout.sessions.create(
+        params=session_params(payment_intent_data={"statement_descriptor": "Coins shop"})
+    )
+    sandbox.control("POST", f"checkout/sessions/{other.id}/pay")
+    pi = client.v1.checkout.sessions.retrieve(other.id, params={"expand": ["payment_intent"]}).payment_intent
+    assert isinstance(pi, stripe.PaymentIntent)
+    assert pi.statement_descriptor == "Coins shop"
+    assert client.v1.charges.retrieve(str(pi.latest_charge)).calculated_statement_descriptor == "COINS SHOP"
+
+
+def _adjustable(**bounds: Any) -> dict[str, Any]:
+    item = session_params()["line_items"][0]
+    return session_params(line_items=[{**item, "adjustable_quantity": {"enabled": True, **bounds}}])
+
+
+def test_adjustable_quantity_bounds(client: stripe.StripeClient, sandbox: SandboxServer) -> None:
+    session = client.v1.checkout.sessions.create(params=_adjustable(minimum=1, maximum=5))
+    item = client.v1.checkout.sessions.line_items.list(session.id).data[0]
+    assert item.adjustable_quantity is not None
+    bounds = item.adjustable_quantity
+    assert (bounds.enabled, bounds.minimum, bounds.maximum) == (True, 1, 5)
+    field = f"quantity_{item.id}"
+    assert f'name="{field}"' in _page(str(session.url)).text
+
+    changed = _post(str(session.url), intent="update", **{field: "4"})
+    assert changed.status_code == 200
+    assert "€50.00" in changed.text
+    again = client.v1.checkout.sessions.retrieve(session.id, params={"expand": ["line_items"]})
+    assert (again.amount_subtotal, again.amount_total) == (5000, 5000)
+    assert again.line_items is not None
+    line = again.line_items.data[0]
+    assert (line.quantity, line.amount_total) == (4, 5000)
+
+    too_many = _post(str(session.url), intent="pay", email="b@example.com", **CARD, **{field: "6"})
+    assert too_many.status_code == 400
+    assert client.v1.checkout.sessions.retrieve(session.id).amount_total == 5000
+    paid = _post(str(session.url), intent="pay", email="b@example.com", **CARD, **{field: "3"})
+    assert paid.status_code == 303
+    done = client.v1.checkout.sessions.retrieve(session.id, params={"expand": ["payment_intent"]})
+    assert done.amount_total == 3750
+    assert isinstance(done.payment_intent, stripe.PaymentIntent)
+    assert done.payment_intent.amount == 3750
+
+    no_bounds = client.v1.checkout.sessions.create(params=_adjustable())
+    default = client.v1.checkout.sessions.line_items.list(no_bounds.id).data[0].adjustable_quantity
+    assert default is not None
+    assert (default.minimum, default.maximum) == (0, 99)
+    for wrong, param in (({"minimum": 3}, "line_items[0][quantity]"), ({"minimum": 5, "maximum": 4}, None)):
+        with pytest.raises(stripe.InvalidRequestError) as err:
+            client.v1.checkout.sessions.create(params=_adjustable(**wrong))
+        assert err.value.param == (param or "line_items[0][adjustable_quantity][minimum]")
+
+
+def test_session_fields_the_page_reads(client: stripe.StripeClient, sandbox: SandboxServer) -> None:
+    session = client.v1.checkout.sessions.create(
+        params=session_params(
+            submit_type="donate",
+            billing_address_collection="required",
+            ui_mode="hosted",
+            currency="eur",
+            expand=["line_items"],
+        )
+    )
+    assert (session.submit_type, session.billing_address_collection, session.ui_mode) == (
+        "donate",
+        "required",
+        "hosted",
+    )
+    assert session.line_items is not None  # expand
+    page = _page(str(session.url)).text
+    assert 'data-testid="pay">Donate</button>' in page
+    for field in ("address_line1", "address_city", "address_postal_code", "address_country"):
+        assert f'name="{field}"' in page
+    missing = _post(str(session.url), intent="pay", email="b@example.com", **CARD)
+    assert missing.status_code == 400
+    assert client.v1.checkout.sessions.retrieve(session.id).status == "open"
+    address = {
+        "address_line1": "1 Main St",
+        "address_city": "Berlin",
+        "address_postal_code": "10115",
+        "address_country": "DE",
+    }
+    assert _post(str(session.url), intent="pay", email="b@example.com", **CARD, **address).status_code == 303
+    done = client.v1.checkout.sessions.retrieve(
+        session.id, params={"expand": ["payment_intent.latest_charge"]}
+    )
+    assert done.customer_details is not None
+    stored = done.customer_details.address
+    assert stored is not None
+    assert (stored.line1, stored.city, stored.postal_code, stored.country, stored.line2) == (
+        "1 Main St",
+        "Berlin",
+        "10115",
+        "DE",
+        None,
+    )
+    assert isinstance(done.payment_intent, stripe.PaymentIntent)
+    charge = done.payment_intent.latest_charge
+    assert isinstance(charge, stripe.Charge)
+    assert charge.billing_details.address is not None
+    assert charge.billing_details.address.city == "Berlin"
+
+    auto = client.v1.checkout.sessions.create(params=session_params(billing_address_collection="auto"))
+    auto_page = _page(str(auto.url)).text
+    assert 'name="address_country"' in auto_page
+    assert 'name="address_line1"' not in auto_page
+    plain = _page(str(client.v1.checkout.sessions.create(params=session_params()).url)).text
+    assert 'name="address_country"' not in plain
+    assert 'data-testid="pay">Pay</button>' in plain
+
+    item = session_params()["line_items"][0]
+    decimal = {**item, "price_data": {**item["price_data"], "unit_amount_decimal": "1300"}}
+    del decimal["price_data"]["unit_amount"]
+    assert (
+        client.v1.checkout.sessions.create(params=session_params(line_items=[decimal])).amount_total == 2600
+    )
+    recurring = {
+        **item,
+        "price_data": {**item["price_data"], "recurring": {"interval": "month", "interval_count": 1}},
+    }
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        client.v1.checkout.sessions.create(params=session_params(line_items=[recurring]))
+    assert err.value.param == "line_items[0][price_data][recurring]"
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        client.v1.checkout.sessions.create(params=session_params(currency="usd"))
+    assert err.value.param == "currency"
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        client.v1.checkout.sessions.create(params=session_params(ui_mode="embedded"))
+    assert err.value.param == "ui_mode"
+
+
+@pytest.mark.parametrize(
+    ("locale", "accept", "lang", "button"),
+    [
+        ("zh", "en-US,en;q=0.9", "zh-Hans", "支付"),
+        ("auto", "fr-FR,zh-CN;q=0.8,en;q=0.5", "zh-Hans", "支付"),
+        ("auto", "zh;q=0.3,en;q=0.9", "en", "Pay"),
+        ("fr", "zh-CN", "en", "Pay"),
+        (None, "zh-TW", "zh-Hans", "支付"),
+    ],
+)
+def test_locale_picks_the_page_language(
+    client: stripe.StripeClient, locale: str | None, accept: str, lang: str, button: str
+) -> None:
+    params = session_params(**({"locale": locale} if locale else {}))
+    session = client.v1.checkout.sessions.create(params=params)
+    page = _page(str(session.url), accept).text
+    assert f'<html lang="{lang}">' in page
+    assert f'data-testid="pay">{button}</button>' in page
+    wrong = _post(str(session.url), accept, intent="pay", email="nope", **CARD)
+    assert ("您的电子邮箱地址无效。" in wrong.text) is (lang == "zh-Hans")
+
+
+def test_update_session_metadata(client: stripe.StripeClient, sandbox: SandboxServer) -> None:
+    session = client.v1.checkout.sessions.create(params=session_params(metadata={"a": "1", "b": "2"}))
+    updated = client.v1.checkout.sessions.update(
+        session.id, params={"metadata": {"b": "", "c": "3"}, "expand": ["line_items"]}
+    )
+    assert updated.metadata.to_dict() == {"a": "1", "c": "3"}
+    assert updated.line_items is not None
+    assert client.v1.checkout.sessions.retrieve(session.id).metadata.to_dict() == {"a": "1", "c": "3"}
+    sandbox.control("POST", f"checkout/sessions/{session.id}/pay")
+    cleared = client.v1.checkout.sessions.update(session.id, params={"metadata": ""})
+    assert cleared.metadata.to_dict() == {}
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        client.v1.checkout.sessions.update("cs_test_nope", params={"metadata": {"a": "1"}})
+    assert err.value.http_status == 404
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        client.v1.checkout.sessions.update(
+            session.id, params={"shipping_options": [{"shipping_rate": "shr_1"}]}
+        )
+    assert err.value.param == "shipping_options"
+
+
+def test_list_and_retrieve_params(client: stripe.StripeClient, sandbox: SandboxServer) -> None:
+    item = session_params()["line_items"][0]
+    session = client.v1.checkout.sessions.create(params=session_params(line_items=[item, item, item]))
+    listed = client.v1.checkout.sessions.list(params={"expand": ["data.line_items"]})
+    assert listed.data[0].line_items is not None
+    assert client.v1.checkout.sessions.list(params={"payment_link": "plink_1"}).data == []
+    assert client.v1.checkout.sessions.list(params={"subscription": "sub_1"}).data == []
+    assert client.v1.checkout.sessions.list(params={"customer": "cus_nobody"}).data == []
+    items = client.v1.checkout.sessions.line_items.list(
+        session.id, params={"limit": 2, "expand": ["data.price"]}
+    )
+    assert (len(items.data), items.has_more) == (2, True)
+    rest = client.v1.checkout.sessions.line_items.list(
+        session.id, params={"starting_after": items.data[-1].id}
+    )
+    assert len(rest.data) == 1
+    before = client.v1.checkout.sessions.line_items.list(
+        session.id, params={"ending_before": rest.data[0].id}
+    )
+    assert [i.id for i in before.data] == [i.id for i in items.data]
+
+    expired = client.v1.checkout.sessions.expire(
+        client.v1.checkout.sessions.create(params=session_params()).id, params={"expand": ["line_items"]}
+    )
+    assert expired.line_items is not None
+    sandbox.control("POST", f"checkout/sessions/{session.id}/pay", card_number="4000000000000259")
+    pi_id = str(client.v1.checkout.sessions.retrieve(session.id).payment_intent)
+    pi = client.v1.payment_intents.retrieve(pi_id, params={"expand": ["latest_charge"]})
+    assert isinstance(pi.latest_charge, stripe.Charge)
+    charge = client.v1.charges.retrieve(pi.latest_charge.id, params={"expand": ["payment_intent"]})
+    assert isinstance(charge.payment_intent, stripe.PaymentIntent)
+    dispute_id = sandbox.state.disputes.dump()[0]["id"]
+    dispute = client.v1.disputes.retrieve(dispute_id, params={"expand": ["charge"]})
+    assert isinstance(dispute.charge, stripe.Charge)
+
+    other = client.v1.checkout.sessions.create(params=session_params())
+    sandbox.control("POST", f"checkout/sessions/{other.id}/pay")
+    other_pi = str(client.v1.checkout.sessions.retrieve(other.id).payment_intent)
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        client.v1.refunds.create(params={"payment_intent": other_pi, "currency": "usd"})
+    assert err.value.param == "currency"
+    refund = client.v1.refunds.create(
+        params={"payment_intent": other_pi, "currency": "eur", "expand": ["charge"]}
+    )
+    assert isinstance(refund.charge, stripe.Charge)
+    assert isinstance(
+        client.v1.refunds.retrieve(refund.id, params={"expand": ["charge"]}).charge, stripe.Charge
+    )
+
+    events = client.v1.events.list(params={"limit": 3}).data
+    newer = client.v1.events.list(params={"ending_before": events[-1].id}).data
+    assert [e.id for e in newer] == [e.id for e in events[:-1]]
+    # Nothing on an event is expandable, at Stripe as here.
+    with pytest.raises(stripe.InvalidRequestError, match="cannot be expanded"):
+        client.v1.events.list(params={"expand": ["data.request"]})
+    with pytest.raises(stripe.InvalidRequestError, match="cannot be expanded"):
+        client.v1.events.retrieve(events[0].id, params={"expand": ["data"]})
