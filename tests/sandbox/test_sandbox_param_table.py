@@ -277,10 +277,7 @@ def _request(param: Param) -> tuple[str, str, dict[str, Any]]:
     base: dict[str, Any] = session_params() if param.operation == "POST /v1/checkout/sessions" else {}
     node: Any = base
     for step in param.path[:-1]:
-        if isinstance(step, int):
-            node = node[step]
-        else:
-            node = node.setdefault(step, {})
+        node = node[step] if isinstance(step, int) else node.setdefault(step, {})
     node[param.path[-1]] = _sample(param.schema)
     return method.lower(), url, base
 
