@@ -10,8 +10,11 @@ import heapq
 
 from . import objects
 from .clock import Clock
+from .customers import Customers
+from .discounts import Applied, Discounts
 from .errors import StripeError, invalid, missing_param
 from .events import HOSTED, Emitter, RequestContext
+from .forms import apply_metadata, looks_like_email
 from .ids import new_id, session_id
 from .money import MAXIMUM, SUPPORTED, format_plain, minimum
 from .objects import Obj
@@ -19,18 +22,17 @@ from .params import MAX_UNIT_AMOUNT, SIMULATED_METHODS
 from .store import Store
 
 
-def looks_like_email(value: str) -> bool:
-    local, _, domain = value.partition("@")
-    return bool(local) and "." in domain and " " not in value and len(value) <= 800
-
-
 class Checkout:
     """Sessions, their line items and registered Prices; expires open sessions as the clock passes."""
 
-    def __init__(self, store: Store, clock: Clock, emitter: Emitter) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, emitter: Emitter, discounts: Discounts, customers: Customers
+    ) -> None:
         self._store = store
         self._clock = clock
         self._emit = emitter.emit
+        self._discounts = discounts
+        self._customers = customers
         # (expires_at, session id) of open sessions; rebuilt from the store, so never persisted.
         self._expiry_heap = [
             (s["expires_at"], s["id"]) for s in store.sessions.dump() if s["status"] == "open"
@@ -60,7 +62,7 @@ class Checkout:
             pid, product_id or new_id("prod_"), currency, unit_amount, self._clock.now(), active=True
         )
         price["_product_name"] = product_name
-        self._store.prices[pid] = price
+        self._store.prices.add(price)
         self._store.mark_dirty()
         return {k: v for k, v in price.items() if not k.startswith("_")}
 
@@ -118,6 +120,8 @@ class Checkout:
                 "The `expires_at` timestamp must be less than 24 hours from Checkout Session creation.",
                 param="expires_at",
             )
+        customer = self._session_customer(params)
+        discount = self._requested_discount(params, total, currency, customer)
         email = params.get("customer_email")
         if email is not None and not looks_like_email(email):
             raise invalid(f"Invalid email address: {email}", param="customer_email", code="email_invalid")
@@ -137,9 +141,11 @@ class Checkout:
         )
         if params.get("payment_method_types") is None:
             session["payment_method_configuration_details"] = {"id": "pmc_sandbox_default", "parent": None}
-        for name in ("submit_type", "billing_address_collection"):
+        for name in ("submit_type", "billing_address_collection", "customer_creation"):
             if params.get(name):
                 session[name] = params[name]
+        if customer is not None:
+            session["customer"] = customer["id"]
         store = self._store
         store.sessions.add(session)
         store.line_items[sid] = items
@@ -152,22 +158,93 @@ class Checkout:
             "statement_descriptor": pid_data.get("statement_descriptor"),
             "statement_descriptor_suffix": pid_data.get("statement_descriptor_suffix"),
             "product_descriptions": descriptions,
+            "customer_update": params.get("customer_update", {}),
+            "discount": discount,
         }
+        if discount is not None:
+            self.recompute(session)
         heapq.heappush(self._expiry_heap, (expires_at, sid))
         store.mark_dirty()
         return session
+
+    def _session_customer(self, params: Obj) -> Obj | None:
+        """The `customer` a session is for, with Stripe's rules on what may come with it."""
+        cid = params.get("customer")
+        if cid is None:
+            if "customer_update" in params:
+                raise invalid("`customer_update` can only be used with `customer`.", param="customer_update")
+            return None
+        for other in ("customer_email", "customer_creation"):
+            if other in params:
+                raise invalid(
+                    f"You may only specify one of these parameters: customer, {other}.", param=other
+                )
+        customer = self._store.customers.get(cid)
+        if customer is None:
+            raise invalid(f"No such customer: '{cid}'", param="customer", code="resource_missing")
+        return customer
+
+    def _requested_discount(
+        self, params: Obj, subtotal: int, currency: str, customer: Obj | None
+    ) -> Obj | None:
+        """`discounts[0]` checked against the payment now (it is priced again as totals change)."""
+        wanted = params.get("discounts") or []
+        if not wanted:
+            return None
+        if params.get("allow_promotion_codes"):
+            raise invalid(
+                "You may only specify one of these parameters: allow_promotion_codes, discounts.",
+                param="discounts",
+            )
+        first = wanted[0]
+        if "coupon" in first and "promotion_code" in first:
+            raise invalid(
+                "You may only specify one of these parameters: discounts[0][coupon], "
+                "discounts[0][promotion_code].",
+                param="discounts[0]",
+            )
+        applied = self._discounts.apply(
+            subtotal,
+            currency,
+            coupon=first.get("coupon"),
+            promotion_code=first.get("promotion_code"),
+            customer=customer["id"] if customer else None,
+        )
+        return {"coupon": applied.coupon, "promotion_code": applied.promotion_code}
+
+    def known_email(self, session: Obj) -> str | None:
+        """The email Checkout already has: `customer_email`, or the session's customer's."""
+        if session["customer_email"]:
+            return str(session["customer_email"])
+        customer = self._store.customers.get(session["customer"]) if session["customer"] else None
+        return str(customer["email"]) if customer and customer["email"] else None
+
+    def set_promotion_code(self, sid: str, code: str | None) -> str | None:
+        """The hosted page's code field: apply a typed code (or remove it with None).
+
+        Returns why the code can't be used (the session is unchanged then), or None.
+        """
+        session = self.open_session(sid)
+        extra = self._store.session_extra[sid]
+        if code is None:
+            extra["discount"] = None
+            self.recompute(session)
+            return None
+        subtotal = sum(int(i["amount_subtotal"]) for i in self._store.line_items[sid])
+        error = self._discounts.code_error(code, subtotal, session["currency"], session["customer"])
+        if error is not None:
+            return error
+        promo = self._discounts.find_code(code)
+        assert promo is not None
+        extra["discount"] = {"coupon": promo["promotion"]["coupon"], "promotion_code": promo["id"]}
+        self.recompute(session)
+        return None
 
     def update_session(self, sid: str, params: Obj) -> Obj:
         """`POST /v1/checkout/sessions/{id}`: metadata merges key by key; an empty value removes a key."""
         session = self._store.get_or_404(self._store.sessions, "checkout.session", sid)
         if "metadata" in params:
-            changes: dict[str, str] = params["metadata"]
-            merged = {} if not changes else dict(session["metadata"])
-            for key, value in changes.items():
-                if value == "":
-                    merged.pop(key, None)
-                else:
-                    merged[key] = value
+            merged = apply_metadata(session["metadata"], params["metadata"])
             if len(merged) > 50:
                 raise invalid("You can only specify up to 50 keys in metadata.", param="metadata")
             session["metadata"] = merged
@@ -205,12 +282,44 @@ class Checkout:
         self.recompute(session)
         return {}
 
+    def _applied(self, session: Obj, subtotal: int) -> Applied | None:
+        """The session's discount priced for `subtotal`; one that no longer applies is dropped."""
+        extra = self._store.session_extra[session["id"]]
+        wanted = extra.get("discount")
+        if not wanted:
+            return None
+        try:
+            return self._discounts.apply(
+                subtotal,
+                session["currency"],
+                coupon=None if wanted["promotion_code"] else wanted["coupon"],
+                promotion_code=wanted["promotion_code"],
+                customer=session["customer"],
+            )
+        except StripeError:
+            extra["discount"] = None
+            return None
+
     def recompute(self, session: Obj) -> None:
         """Session amounts from its line items (after a quantity, discount or tax change)."""
         items = self._store.line_items[session["id"]]
+        subtotal = sum(int(i["amount_subtotal"]) for i in items)
+        applied = self._applied(session, subtotal)
+        shares = _allocate(applied.amount if applied else 0, [int(i["amount_subtotal"]) for i in items])
+        for item, share in zip(items, shares, strict=True):
+            item["amount_discount"] = share
+        session["discounts"] = (
+            [
+                {
+                    "coupon": None if applied.promotion_code else applied.coupon,
+                    "promotion_code": applied.promotion_code,
+                }
+            ]
+            if applied
+            else []
+        )
         for item in items:
             item["amount_total"] = item["amount_subtotal"] - item["amount_discount"] + item["amount_tax"]
-        subtotal = sum(int(i["amount_subtotal"]) for i in items)
         discount = sum(int(i["amount_discount"]) for i in items)
         tax = sum(int(i["amount_tax"]) for i in items)
         session["amount_subtotal"] = subtotal
@@ -334,6 +443,27 @@ class Checkout:
             if session is not None and session["status"] == "open":
                 self._expire(session, HOSTED)
 
+    def _completed_customer(
+        self, session: Obj, email: str | None, name: str | None, address: Obj, ctx: RequestContext
+    ) -> str | None:
+        """The session's customer once paid: made for `customer_creation=always`, or updated as
+        `customer_update` asks with what the buyer entered."""
+        cid = session["customer"]
+        if cid is None:
+            if session["customer_creation"] != "always":
+                return None
+            made = self._customers.create({"email": email, "name": name, "address": address}, ctx)
+            return str(made["id"])
+        changes: Obj = {}
+        wanted = self._store.session_extra[session["id"]].get("customer_update") or {}
+        if wanted.get("address") == "auto" and session["billing_address_collection"]:
+            changes["address"] = {k: v for k, v in address.items() if v is not None}
+        if wanted.get("name") == "auto" and name:
+            changes["name"] = name
+        if changes:
+            self._customers.update(cid, changes, ctx)
+        return str(cid)
+
     def _expire(self, session: Obj, ctx: RequestContext) -> None:
         store = self._store
         extra = store.session_extra[session["id"]]
@@ -367,6 +497,16 @@ class Checkout:
 
         A manually captured card payment completes `paid`, as Stripe reports an authorized hold.
         """
+        customer = self._completed_customer(session, email, name, address, ctx)
+        if customer is not None:
+            session["customer"] = customer
+            pi["customer"] = customer
+            if pi["latest_charge"]:
+                self._store.charges.by_id[pi["latest_charge"]]["customer"] = customer
+        wanted = self._store.session_extra[session["id"]].get("discount")
+        applied = self._applied(session, int(session["amount_subtotal"])) if wanted else None
+        if applied is not None:
+            self._discounts.redeem(applied)
         session.update(
             status="complete",
             payment_status="paid" if paid else "unpaid",
@@ -409,6 +549,18 @@ def _adjustable(raw: Obj | None, quantity: int, path: str) -> Obj | None:
             param=f"{path}[quantity]",
         )
     return {"enabled": True, "maximum": high, "minimum": low}
+
+
+def _allocate(amount: int, weights: list[int]) -> list[int]:
+    """Split `amount` over items in proportion to `weights`, whole minor units summing exactly."""
+    total = sum(weights)
+    if amount == 0 or total == 0:
+        return [0] * len(weights)
+    shares = [amount * w // total for w in weights]
+    by_remainder = sorted(range(len(weights)), key=lambda i: -(amount * weights[i] % total))
+    for i in by_remainder[: amount - sum(shares)]:
+        shares[i] += 1
+    return shares
 
 
 def _set_quantity(item: Obj, quantity: int) -> None:

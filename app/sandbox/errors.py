@@ -55,17 +55,6 @@ def unknown_param(param: str) -> StripeError:
     return StripeError(f"Received unknown parameter: {param}", param=param, code="parameter_unknown")
 
 
-def not_simulated(param: str) -> StripeError:
-    """A Stripe parameter the sandbox knows but does not simulate: refused, never silently ignored."""
-    return StripeError(
-        f"The Stripe sandbox does not simulate the parameter `{param}`: Stripe accepts it, but a "
-        "test against the sandbox would pass where Stripe behaves otherwise. Remove it or test "
-        "against Stripe.",
-        param=param,
-        code="parameter_unknown",
-    )
-
-
 def missing_param(param: str) -> StripeError:
     return StripeError(f"Missing required param: {param}.", param=param, code="parameter_missing")
 

@@ -67,7 +67,10 @@ COUNTRIES = (
 ADDRESS_FIELDS = ("line1", "line2", "city", "postal_code", "state", "country")
 # Fields a `required` billing address must have; `auto` asks only for the country.
 REQUIRED_ADDRESS = ("line1", "city", "postal_code", "country")
-KEPT_VALUES = ("email", "name", "method", *(f"address_{f}" for f in ADDRESS_FIELDS))
+KEPT_VALUES = ("email", "name", "method", "promotion_code", *(f"address_{f}" for f in ADDRESS_FIELDS))
+
+# Messages about a typed promotion code (the discounts module words them), shown translated.
+CODE_MESSAGES = (_("This code is invalid."), _("Enter a promotion code."))
 
 
 def _form(raw: bytes) -> dict[str, str]:
@@ -117,6 +120,16 @@ def hosted_routes(runtime: SandboxRuntime) -> list[HTTPRouteHandler]:
     def base_context(language: str) -> dict[str, Any]:
         return {"_": translator(language), "html_lang": HTML_LANG[language]}
 
+    def applied_code(session: Obj) -> str | None:
+        """The code the buyer applied (or a `discounts` coupon's name), shown beside the discount."""
+        if not session["discounts"]:
+            return None
+        applied = session["discounts"][0]
+        if applied["promotion_code"]:
+            return str(state.promotion_codes.by_id[applied["promotion_code"]]["code"])
+        coupon = state.coupons.get(applied["coupon"])
+        return str(coupon["name"] or coupon["id"]) if coupon else None
+
     def page_context(session: Obj, action: str, language: str, **extra: Any) -> dict[str, Any]:
         currency = session["currency"]
         babel = BABEL[language]
@@ -156,7 +169,8 @@ def hosted_routes(runtime: SandboxRuntime) -> list[HTTPRouteHandler]:
             "submit_label": SUBMIT_LABELS[session.get("submit_type") or "auto"],
             "address_mode": session.get("billing_address_collection"),
             "countries": country_names(language, COUNTRIES),
-            "values": {"email": session.get("customer_email") or ""},
+            "promotion_codes": bool(session.get("allow_promotion_codes")),
+            "applied_code": applied_code(session),
             "errors": {},
             "message": None,
             **extra,
@@ -176,7 +190,8 @@ def hosted_routes(runtime: SandboxRuntime) -> list[HTTPRouteHandler]:
         message: str | None = None,
         status_code: int = 200,
     ) -> Template:
-        values = {k: v for k, v in form.items() if k in KEPT_VALUES}
+        values = {"email": state.known_email(session) or ""}
+        values |= {k: v for k, v in form.items() if k in KEPT_VALUES and v}
         language = language_of(request, session)
         ctx = page_context(session, action, language, values=values, errors=errors or {}, message=message)
         return Template(template_name="pay.html", context=ctx, status_code=status_code)
@@ -232,8 +247,20 @@ def hosted_routes(runtime: SandboxRuntime) -> list[HTTPRouteHandler]:
                 if not errors:
                     errors = state.set_quantities(sid, wanted)
                 quantity_errors = {f"quantity_{k}": _("Enter a quantity in range.") for k in errors}
+                intent = form.get("intent")
+                if intent in ("apply_code", "remove_code") and session.get("allow_promotion_codes"):
+                    code = form.get("promotion_code", "").strip()
+                    if intent == "remove_code":
+                        problem = state.set_promotion_code(sid, None)
+                    elif code:
+                        problem = state.set_promotion_code(sid, code)
+                    else:
+                        problem = _("Enter a promotion code.")
+                    errors_now = {"promotion_code": problem} if problem else {}
+                    status = 400 if problem else 200
+                    return pay_form(request, session, sid, form, errors=errors_now, status_code=status)
                 address, address_errors = _address(session, form)
-                if quantity_errors or form.get("intent") == "update":
+                if quantity_errors or intent == "update":
                     status = 400 if errors else 200
                     return pay_form(request, session, sid, form, errors=quantity_errors, status_code=status)
                 if address_errors:

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from . import objects
 from .balance import book
 from .cards import AUTHENTICATION_FAILED, Decline, bank_outcome, lookup, luhn_ok, normalize_number
-from .checkout import Checkout, looks_like_email
+from .checkout import Checkout
 from .clock import Clock
 from .disputes import Disputes
 from .errors import no_such
 from .events import HOSTED, Emitter, RequestContext
+from .forms import looks_like_email
 from .ids import new_id
 from .objects import Obj
 from .store import Store
@@ -104,7 +105,7 @@ class Payments:
         ctx: RequestContext = HOSTED,
     ) -> PayResult:
         session = self._checkout.open_session(sid)
-        email = email or session.get("customer_email")
+        email = email or self._checkout.known_email(session)
         if not email or not looks_like_email(email):
             return PayResult("invalid", session, field_errors={"email": "Your email address is invalid."})
         test_card = lookup(card.number)
@@ -250,6 +251,7 @@ class Payments:
             receipt_email=extra.get("receipt_email"),
         )
         pi.update(
+            customer=session["customer"],
             capture_method=extra.get("capture_method", "automatic"),
             statement_descriptor=extra.get("statement_descriptor"),
             statement_descriptor_suffix=extra.get("statement_descriptor_suffix"),
@@ -335,7 +337,7 @@ class Payments:
     ) -> PayResult:
         """A delayed-notification debit: the session completes unpaid and settles later."""
         session = self._checkout.open_session(sid)
-        email = email or session.get("customer_email")
+        email = email or self._checkout.known_email(session)
         if not email or not looks_like_email(email):
             return PayResult("invalid", session, field_errors={"email": "Your email address is invalid."})
         outcome = bank_outcome(account, session["currency"])

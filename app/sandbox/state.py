@@ -16,6 +16,8 @@ import asyncio
 from .checkout import Checkout
 from .clock import Clock
 from .config import SandboxConfig
+from .customers import Customers
+from .discounts import Discounts
 from .disputes import Disputes
 from .events import API_VERSION, HOSTED, Emitter, RequestContext
 from .idempotency import Idempotency
@@ -48,7 +50,9 @@ class SandboxState(Store):
         self.lock = asyncio.Lock()
         clock = Clock(self)
         emitter = Emitter(self, clock)
-        checkout = Checkout(self, clock, emitter)
+        discounts = Discounts(self, clock, emitter)
+        customers = Customers(self, clock, emitter)
+        checkout = Checkout(self, clock, emitter, discounts, customers)
         disputes = Disputes(self, clock, emitter)
         payments = Payments(self, clock, emitter, checkout, disputes)
         refunds = Refunds(self, clock, emitter)
@@ -56,6 +60,7 @@ class SandboxState(Store):
         # A tick expires sessions before it settles debits, as it always has.
         clock.on_due(checkout.expire_due)
         clock.on_due(payments.settle_due)
+        clock.on_due(discounts.refresh_all)
 
         self.now = clock.now
         self.tick = clock.tick
@@ -78,12 +83,32 @@ class SandboxState(Store):
         self.expire_session = checkout.expire_session
         self.update_session = checkout.update_session
         self.set_quantities = checkout.set_quantities
+        self.set_promotion_code = checkout.set_promotion_code
+        self.known_email = checkout.known_email
 
         self.validate_card = payments.validate_card
         self.pay_with_card = payments.pay_with_card
         self.finish_challenge = payments.finish_challenge
         self.pay_with_bank = payments.pay_with_bank
         self.pay_session = payments.pay_session
+
+        # Coupons and promotion codes; Checkout prices a discount with `apply_discount` and counts
+        # it with `redeem_discount` when the session completes.
+        self.create_coupon = discounts.create_coupon
+        self.update_coupon = discounts.update_coupon
+        self.coupon = discounts.coupon
+        self.create_promotion_code = discounts.create_promotion_code
+        self.update_promotion_code = discounts.update_promotion_code
+        self.promotion_code = discounts.promotion_code
+        self.find_promotion_code = discounts.find_code
+        self.promotion_code_error = discounts.code_error
+        self.apply_discount = discounts.apply
+        self.redeem_discount = discounts.redeem
+
+        # Customers; Checkout attaches one by id (`customer`) or makes one with `create_customer`.
+        self.create_customer = customers.create
+        self.customer = customers.get
+        self.update_customer = customers.update
 
         self.create_refund = refunds.create
         self.close_dispute = disputes.close

@@ -103,6 +103,18 @@ def client(sandbox: SandboxServer) -> stripe.StripeClient:
     return sdk_client(sandbox.url)
 
 
+@pytest.fixture(scope="module")
+def module_sandbox() -> Iterator[SandboxServer]:
+    """One sandbox for a whole module (no webhook endpoint): tests make their own, uniquely named objects."""
+    with start_sandbox(test_config()) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def module_client(module_sandbox: SandboxServer) -> stripe.StripeClient:
+    return sdk_client(module_sandbox.url)
+
+
 def session_params(**overrides: Any) -> dict[str, Any]:
     params: dict[str, Any] = {
         "mode": "payment",

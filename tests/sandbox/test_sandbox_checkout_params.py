@@ -328,3 +328,135 @@ def test_list_and_retrieve_params(client: stripe.StripeClient, sandbox: SandboxS
         client.v1.events.list(params={"expand": ["data.request"]})
     with pytest.raises(stripe.InvalidRequestError, match="cannot be expanded"):
         client.v1.events.retrieve(events[0].id, params={"expand": ["data"]})
+
+
+def test_checkout_customers(client: stripe.StripeClient, sandbox: SandboxServer) -> None:
+    home = {"line1": "1 Main St", "line2": "Flat 2", "postal_code": "10115", "state": "BE", "city": "Berlin"}
+    customer = client.v1.customers.create(
+        params={
+            "email": "returning@example.com",
+            "name": "Old Name",
+            "description": "a returning buyer",
+            "address": {**home, "country": "DE"},
+            "shipping": {"name": "Old Name", "address": {**home, "country": "DE"}},
+            "expand": ["default_source"],
+        }
+    )
+    assert customer.description == "a returning buyer"
+    assert (
+        client.v1.customers.update(customer.id, params={"description": "", "expand": []}).description is None
+    )
+    assert client.v1.customers.retrieve(customer.id, params={"expand": []}).address is not None
+    assert client.v1.customers.list(params={"expand": ["data.default_source"]}).data[0].id == customer.id
+    found = client.v1.customers.search(params={"query": "email:'returning@example.com'", "expand": []})
+    assert [c.id for c in found.data] == [customer.id]
+    session = client.v1.checkout.sessions.create(
+        params=session_params(
+            customer=customer.id,
+            customer_update={"name": "auto", "address": "auto"},
+            billing_address_collection="required",
+        )
+    )
+    assert session.customer == customer.id
+    assert 'value="returning@example.com"' in _page(str(session.url)).text
+    address = {
+        "address_line1": "9 New Rd",
+        "address_city": "Paris",
+        "address_postal_code": "75001",
+        "address_country": "FR",
+    }
+    form = {**CARD, "name": "New Name", **address}
+    assert _post(str(session.url), intent="pay", email="", **form).status_code == 303
+    done = client.v1.checkout.sessions.retrieve(session.id, params={"expand": ["customer", "payment_intent"]})
+    assert isinstance(done.customer, stripe.Customer)
+    assert done.customer.name == "New Name"
+    assert done.customer.address is not None
+    assert (done.customer.address.city, done.customer.address.line2) == ("Paris", None)
+    assert isinstance(done.payment_intent, stripe.PaymentIntent)
+    assert done.payment_intent.customer == customer.id
+    assert client.v1.charges.retrieve(str(done.payment_intent.latest_charge)).customer == customer.id
+    assert done.customer_details is not None
+    assert done.customer_details.email == "returning@example.com"
+
+    made = client.v1.checkout.sessions.create(params=session_params(customer_creation="always"))
+    sandbox.control("POST", f"checkout/sessions/{made.id}/pay", email="new@example.com")
+    new = client.v1.checkout.sessions.retrieve(made.id)
+    assert made.customer_creation == "always"
+    assert isinstance(new.customer, str)
+    assert client.v1.customers.retrieve(new.customer).email == "new@example.com"
+    guest = client.v1.checkout.sessions.create(params=session_params(customer_creation="if_required"))
+    sandbox.control("POST", f"checkout/sessions/{guest.id}/pay")
+    assert client.v1.checkout.sessions.retrieve(guest.id).customer is None
+    by_customer = client.v1.checkout.sessions.list(params={"customer": customer.id}).data
+    assert [s.id for s in by_customer] == [session.id]
+
+    for params, param in (
+        ({"customer": "cus_missing"}, "customer"),
+        ({"customer": customer.id, "customer_email": "x@example.com"}, "customer_email"),
+        ({"customer": customer.id, "customer_creation": "always"}, "customer_creation"),
+        ({"customer_update": {"name": "auto"}}, "customer_update"),
+        ({"customer": customer.id, "customer_update": {"shipping": "auto"}}, "customer_update[shipping]"),
+    ):
+        with pytest.raises(stripe.InvalidRequestError) as err:
+            client.v1.checkout.sessions.create(params=session_params(**params))
+        assert err.value.param == param
+
+
+def test_checkout_discounts(client: stripe.StripeClient, sandbox: SandboxServer) -> None:
+    coupon = client.v1.coupons.create(params={"percent_off": 10, "duration": "once", "name": "Ten off"})
+    promo = client.v1.promotion_codes.create(
+        params={"promotion": {"type": "coupon", "coupon": coupon.id}, "code": "SAVE10", "max_redemptions": 2}
+    )
+    fixed = client.v1.checkout.sessions.create(params=session_params(discounts=[{"coupon": coupon.id}]))
+    assert (fixed.amount_subtotal, fixed.amount_total) == (2500, 2250)
+    assert fixed.total_details is not None
+    assert fixed.total_details.amount_discount == 250
+    assert [d.coupon for d in fixed.discounts or []] == [coupon.id]
+    by_code = client.v1.checkout.sessions.create(
+        params=session_params(discounts=[{"promotion_code": promo.id}], expand=["line_items"])
+    )
+    assert [d.promotion_code for d in by_code.discounts or []] == [promo.id]
+    assert by_code.line_items is not None
+    assert by_code.line_items.data[0].amount_discount == 250
+    sandbox.control("POST", f"checkout/sessions/{by_code.id}/pay")
+    pi = client.v1.checkout.sessions.retrieve(
+        by_code.id, params={"expand": ["payment_intent"]}
+    ).payment_intent
+    assert isinstance(pi, stripe.PaymentIntent)
+    assert pi.amount == 2250
+    assert client.v1.promotion_codes.retrieve(promo.id).times_redeemed == 1
+
+    typed = client.v1.checkout.sessions.create(params=session_params(allow_promotion_codes=True))
+    assert typed.allow_promotion_codes is True
+    page = _page(str(typed.url)).text
+    assert 'name="promotion_code"' in page
+    assert 'name="promotion_code"' not in _page(str(fixed.url)).text
+    wrong = _post(str(typed.url), intent="apply_code", promotion_code="NOPE")
+    assert wrong.status_code == 400
+    assert "This code is invalid." in wrong.text
+    applied = _post(str(typed.url), intent="apply_code", promotion_code="save10")
+    assert applied.status_code == 200
+    assert "€22.50" in applied.text
+    assert client.v1.checkout.sessions.retrieve(typed.id).amount_total == 2250
+    removed = _post(str(typed.url), intent="remove_code")
+    assert "€25.00" in removed.text
+    assert client.v1.checkout.sessions.retrieve(typed.id).discounts == []
+    _post(str(typed.url), intent="apply_code", promotion_code="SAVE10")
+    assert _post(str(typed.url), intent="pay", email="b@example.com", **CARD).status_code == 303
+    done = client.v1.checkout.sessions.retrieve(typed.id)
+    assert (done.amount_total, done.payment_status) == (2250, "paid")
+    assert client.v1.promotion_codes.retrieve(promo.id).times_redeemed == 2
+    spent = client.v1.checkout.sessions.create(params=session_params(allow_promotion_codes=True))
+    assert (
+        "maximum number of redemptions"
+        in _post(str(spent.url), intent="apply_code", promotion_code="SAVE10").text
+    )
+
+    for params, param in (
+        ({"discounts": [{"coupon": "nope"}]}, "discounts[0][coupon]"),
+        ({"discounts": [{"coupon": coupon.id}], "allow_promotion_codes": True}, "discounts"),
+        ({"discounts": [{"coupon": coupon.id, "promotion_code": promo.id}]}, "discounts[0]"),
+    ):
+        with pytest.raises(stripe.InvalidRequestError) as err:
+            client.v1.checkout.sessions.create(params=session_params(**params))
+        assert err.value.param == param
