@@ -9,6 +9,7 @@ from __future__ import annotations
 import heapq
 
 from . import objects
+from .catalog import line_price
 from .clock import Clock
 from .customers import Customers
 from .discounts import Applied, Discounts
@@ -20,14 +21,22 @@ from .money import MAXIMUM, SUPPORTED, format_plain, minimum
 from .objects import Obj
 from .params import MAX_UNIT_AMOUNT, SIMULATED_METHODS
 from .store import Store
+from .tax import Tax
 
 
 class Checkout:
-    """Sessions, their line items and registered Prices; expires open sessions as the clock passes."""
+    """Sessions and their line items; expires open sessions as the clock passes."""
 
     def __init__(
-        self, store: Store, clock: Clock, emitter: Emitter, discounts: Discounts, customers: Customers
+        self,
+        store: Store,
+        clock: Clock,
+        emitter: Emitter,
+        discounts: Discounts,
+        customers: Customers,
+        tax: Tax,
     ) -> None:
+        self._tax = tax
         self._store = store
         self._clock = clock
         self._emit = emitter.emit
@@ -38,33 +47,6 @@ class Checkout:
             (s["expires_at"], s["id"]) for s in store.sessions.dump() if s["status"] == "open"
         ]
         heapq.heapify(self._expiry_heap)
-
-    # ------------------------------------------------------------------------------ prices
-
-    def register_price(
-        self,
-        *,
-        currency: str,
-        unit_amount: int,
-        product_name: str,
-        price_id: str | None = None,
-        product_id: str | None = None,
-    ) -> Obj:
-        currency = currency.lower()
-        if currency not in SUPPORTED:
-            raise invalid(f"Invalid currency: {currency}.", param="currency")
-        if not 0 <= unit_amount <= MAX_UNIT_AMOUNT:
-            raise invalid("unit_amount must be between 0 and 99999999.", param="unit_amount")
-        pid = price_id or new_id("price_")
-        if not pid.startswith("price_"):
-            raise invalid("Price ids start with `price_`.", param="id")
-        price = objects.price(
-            pid, product_id or new_id("prod_"), currency, unit_amount, self._clock.now(), active=True
-        )
-        price["_product_name"] = product_name
-        self._store.prices.add(price)
-        self._store.mark_dirty()
-        return {k: v for k, v in price.items() if not k.startswith("_")}
 
     # ---------------------------------------------------------------------------- creation
 
@@ -81,6 +63,8 @@ class Checkout:
         now = self._clock.now()
         items: list[Obj] = []
         descriptions: list[str | None] = []
+        item_rates: list[list[str]] = []
+        automatic = bool(params.get("automatic_tax", {}).get("enabled"))
         currency: str | None = None
         for i, raw in enumerate(raw_items):
             path = f"line_items[{i}]"
@@ -98,6 +82,14 @@ class Checkout:
                 raise missing_param(f"{path}[quantity]")
             item = objects.line_item(new_id("li_"), price, quantity, description)
             item["adjustable_quantity"] = _adjustable(raw.get("adjustable_quantity"), quantity, path)
+            rates = raw.get("tax_rates") or []
+            if rates and automatic:
+                raise invalid(
+                    "You cannot use `tax_rates` together with `automatic_tax[enabled]=true`.",
+                    param=f"{path}[tax_rates]",
+                )
+            self._tax.for_rates(rates, int(item["amount_subtotal"]), f"{path}[tax_rates]")
+            item_rates.append(rates)
             items.append(item)
         assert currency is not None
         if "currency" in params and params["currency"].lower() != currency:
@@ -160,9 +152,19 @@ class Checkout:
             "product_descriptions": descriptions,
             "customer_update": params.get("customer_update", {}),
             "discount": discount,
+            "tax_rates": item_rates,
+            "tax_country": None,
         }
-        if discount is not None:
-            self.recompute(session)
+        if automatic:
+            session["automatic_tax"] = {
+                "enabled": True,
+                "liability": {"account": None, "type": "self"},
+                "provider": "stripe",
+                "status": "requires_location_inputs",
+            }
+            home = (customer or {}).get("address") or {}
+            store.session_extra[sid]["tax_country"] = home.get("country")
+        self.recompute(session)
         heapq.heappush(self._expiry_heap, (expires_at, sid))
         store.mark_dirty()
         return session
@@ -211,6 +213,13 @@ class Checkout:
             customer=customer["id"] if customer else None,
         )
         return {"coupon": applied.coupon, "promotion_code": applied.promotion_code}
+
+    def tax_location(self, sid: str, country: str | None) -> None:
+        """The buyer's country as entered on the page: automatic tax is priced for it."""
+        session = self.open_session(sid)
+        if session["automatic_tax"]["enabled"] and country:
+            self._store.session_extra[sid]["tax_country"] = country
+            self.recompute(session)
 
     def known_email(self, session: Obj) -> str | None:
         """The email Checkout already has: `customer_email`, or the session's customer's."""
@@ -282,6 +291,33 @@ class Checkout:
         self.recompute(session)
         return {}
 
+    def _taxes(self, session: Obj, items: list[Obj]) -> list[int]:
+        """Set each item's `amount_tax`; returns the exclusive part of each (added to its total).
+
+        Tax is on what is paid after the discount; an inclusive rate or price already contains it.
+        """
+        extra = self._store.session_extra[session["id"]]
+        automatic = session["automatic_tax"]
+        added: list[int] = []
+        for i, item in enumerate(items):
+            base = int(item["amount_subtotal"]) - int(item["amount_discount"])
+            taxes: list[tuple[int, bool]]
+            if automatic["enabled"]:
+                inclusive = item["price"]["tax_behavior"] == "inclusive"
+                country = extra.get("tax_country")
+                found = self._tax.automatic_tax_for(country, base, inclusive) if country else None
+                taxes = [(found.amount_tax, inclusive)] if found else []
+            else:
+                rates = (extra.get("tax_rates") or [[]] * len(items))[i]
+                taxes = [
+                    (amount, bool(rate["inclusive"])) for rate, amount in self._tax.for_rates(rates, base, "")
+                ]
+            item["amount_tax"] = sum(amount for amount, _inclusive in taxes)
+            added.append(sum(amount for amount, inclusive in taxes if not inclusive))
+        if automatic["enabled"]:
+            automatic["status"] = "complete" if extra.get("tax_country") else "requires_location_inputs"
+        return added
+
     def _applied(self, session: Obj, subtotal: int) -> Applied | None:
         """The session's discount priced for `subtotal`; one that no longer applies is dropped."""
         extra = self._store.session_extra[session["id"]]
@@ -318,12 +354,13 @@ class Checkout:
             if applied
             else []
         )
-        for item in items:
-            item["amount_total"] = item["amount_subtotal"] - item["amount_discount"] + item["amount_tax"]
+        added = self._taxes(session, items)
+        for item, extra_tax in zip(items, added, strict=True):
+            item["amount_total"] = item["amount_subtotal"] - item["amount_discount"] + extra_tax
         discount = sum(int(i["amount_discount"]) for i in items)
         tax = sum(int(i["amount_tax"]) for i in items)
         session["amount_subtotal"] = subtotal
-        session["amount_total"] = subtotal - discount + tax
+        session["amount_total"] = subtotal - discount + sum(added)
         details = session["total_details"]
         details.update(amount_discount=discount, amount_tax=tax)
         pi_id = self._store.session_extra[session["id"]].get("payment_intent")
@@ -338,13 +375,7 @@ class Checkout:
                 param=f"{path}[price]",
             )
         if "price" in raw:
-            price = self._store.prices.get(raw["price"])
-            if price is None:
-                raise invalid(
-                    f"No such price: '{raw['price']}'", param=f"{path}[price]", code="resource_missing"
-                )
-            clean = {k: v for k, v in price.items() if not k.startswith("_")}
-            return clean, str(price["_product_name"])
+            return line_price(self._store, raw["price"], f"{path}[price]")
         data = raw.get("price_data")
         if data is None:
             raise missing_param(f"{path}[price_data]")
@@ -379,13 +410,24 @@ class Checkout:
                     param=f"{dpath}[unit_amount_decimal]",
                 )
         product_data = data.get("product_data")
+        behavior = data.get("tax_behavior", "unspecified")
         if "product" in data:
-            raise invalid(
-                f"No such product: '{data['product']}'", param=f"{dpath}[product]", code="resource_missing"
+            product = self._store.products.get(data["product"])
+            if product is None:
+                raise invalid(
+                    f"No such product: '{data['product']}'",
+                    param=f"{dpath}[product]",
+                    code="resource_missing",
+                )
+            price = objects.price(
+                new_id("price_"), product["id"], currency, amount, now, active=False, tax_behavior=behavior
             )
+            return price, str(product["name"])
         if product_data is None:
             raise missing_param(f"{dpath}[product_data]")
-        price = objects.price(new_id("price_"), new_id("prod_"), currency, amount, now, active=False)
+        price = objects.price(
+            new_id("price_"), new_id("prod_"), currency, amount, now, active=False, tax_behavior=behavior
+        )
         return price, product_data["name"]
 
     def line_items_list(

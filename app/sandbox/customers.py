@@ -10,7 +10,7 @@ import secrets
 
 from . import objects
 from .clock import Clock
-from .errors import invalid, no_such
+from .errors import invalid
 from .events import Emitter, RequestContext
 from .forms import apply_metadata, looks_like_email
 from .ids import new_id
@@ -76,11 +76,8 @@ class Customers:
         self._emit("customer.created", customer, ctx)
         return customer
 
-    def get(self, customer_id: str, param: str = "id") -> Obj:
-        customer = self._store.customers.get(customer_id)
-        if customer is None:
-            raise no_such("customer", customer_id, param)
-        return customer
+    def get(self, customer_id: str) -> Obj:
+        return self._store.get_or_404(self._store.customers, "customer", customer_id)
 
     def update(self, customer_id: str, params: Obj, ctx: RequestContext) -> Obj:
         customer = self.get(customer_id)

@@ -15,7 +15,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from . import objects
 from .clock import Clock
-from .errors import StripeError, invalid, missing_param, no_such
+from .errors import StripeError, invalid, missing_param
 from .events import Emitter, RequestContext
 from .forms import apply_metadata, not_simulated
 from .ids import new_id
@@ -106,10 +106,8 @@ class Discounts:
         self._emit(f"{kind}.updated", obj, ctx, previous)
         return obj
 
-    def coupon(self, coupon_id: str, param: str = "id") -> Obj:
-        coupon = self._store.coupons.get(coupon_id)
-        if coupon is None:
-            raise no_such("coupon", coupon_id, param)
+    def coupon(self, coupon_id: str) -> Obj:
+        coupon = self._store.get_or_404(self._store.coupons, "coupon", coupon_id)
         self._refresh_coupon(coupon)
         return coupon
 
@@ -209,11 +207,8 @@ class Discounts:
                 )
         return self._updated("promotion_code", promo, params, ("active",), ctx)
 
-    def promotion_code(self, promo_id: str, param: str = "id") -> Obj:
-        promo = self._store.promotion_codes.get(promo_id)
-        if promo is None:
-            raise no_such("promotion_code", promo_id, param)
-        return promo
+    def promotion_code(self, promo_id: str) -> Obj:
+        return self._store.get_or_404(self._store.promotion_codes, "promotion_code", promo_id)
 
     def find_code(self, code: str) -> Obj | None:
         """The active promotion code a buyer typed (codes match regardless of case)."""

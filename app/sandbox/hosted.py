@@ -96,9 +96,15 @@ def _quantities(form: dict[str, str]) -> tuple[dict[str, int], dict[str, str]]:
     return wanted, errors
 
 
+def address_mode(session: Obj) -> str | None:
+    """What address the page asks for: `billing_address_collection`, or the country automatic tax needs."""
+    mode = session.get("billing_address_collection")
+    return mode or ("auto" if session["automatic_tax"]["enabled"] else None)
+
+
 def _address(session: Obj, form: dict[str, str]) -> tuple[Obj | None, dict[str, str]]:
     """The billing address the page collected (None when it asks for none) and missing fields."""
-    mode = session.get("billing_address_collection")
+    mode = address_mode(session)
     if mode is None:
         return None, {}
     values = {f: form.get(f"address_{f}", "").strip() or None for f in ADDRESS_FIELDS}
@@ -167,7 +173,8 @@ def hosted_routes(runtime: SandboxRuntime) -> list[HTTPRouteHandler]:
             "card_enabled": "card" in methods,
             "bank": bank,
             "submit_label": SUBMIT_LABELS[session.get("submit_type") or "auto"],
-            "address_mode": session.get("billing_address_collection"),
+            "address_mode": address_mode(session),
+            "automatic_tax": session["automatic_tax"]["enabled"],
             "countries": country_names(language, COUNTRIES),
             "promotion_codes": bool(session.get("allow_promotion_codes")),
             "applied_code": applied_code(session),
@@ -260,6 +267,8 @@ def hosted_routes(runtime: SandboxRuntime) -> list[HTTPRouteHandler]:
                     status = 400 if problem else 200
                     return pay_form(request, session, sid, form, errors=errors_now, status_code=status)
                 address, address_errors = _address(session, form)
+                if address and "address_country" not in address_errors:
+                    state.tax_location(sid, address["country"])
                 if quantity_errors or intent == "update":
                     status = 400 if errors else 200
                     return pay_form(request, session, sid, form, errors=quantity_errors, status_code=status)

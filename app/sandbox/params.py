@@ -133,7 +133,8 @@ PRICE_DATA = Hash(
                 "interval_count": Int(minimum=1),
             }
         ),
-        **refused("product", "tax_behavior"),
+        "product": Str(),
+        "tax_behavior": Enum(("exclusive", "inclusive", "unspecified")),
     }
 )
 
@@ -149,7 +150,8 @@ LINE_ITEM = Hash(
                 "minimum": Int(minimum=0, maximum=999_998),
             }
         ),
-        **refused("tax_rates", "dynamic_tax_rates", "metadata"),
+        "tax_rates": Array(Str(), max_items=5),
+        **refused("dynamic_tax_rates", "metadata"),
     }
 )
 
@@ -197,10 +199,9 @@ SESSION_CREATE: dict[str, Spec] = {
     ),
     "allow_promotion_codes": Bool(),
     "discounts": Array(Hash({"coupon": Str(), "promotion_code": Str()}), max_items=1),
+    "automatic_tax": Hash({"enabled": Bool(required=True), **refused("liability")}),
     "expand": EXPAND,
     **refused(
-        # Waiting for the sandbox's automatic tax.
-        "automatic_tax",
         "adaptive_pricing",
         "after_expiration",
         "allowed_payment_method_types",
@@ -338,6 +339,7 @@ PRODUCT_CREATE: dict[str, Spec] = {
         }
     ),
     "type": Enum(("good", "service")),
+    **refused("tax_details"),
     "expand": EXPAND,
 }
 
@@ -356,6 +358,7 @@ PRODUCT_UPDATE: dict[str, Spec] = {
     "unit_label": Clearable(Str(max_length=12)),
     "url": Clearable(Str()),
     "package_dimensions": _PACKAGE,
+    **refused("tax_details"),
     "expand": EXPAND,
 }
 
@@ -661,6 +664,20 @@ OPERATIONS: dict[str, dict[str, Spec]] = {
     "GET /v1/customers/search": SEARCH,
     "GET /v1/customers/{id}": RETRIEVE,
     "POST /v1/customers/{id}": CUSTOMER_UPDATE,
+    "POST /v1/products": PRODUCT_CREATE,
+    "GET /v1/products": PRODUCT_LIST,
+    "GET /v1/products/search": SEARCH,
+    "GET /v1/products/{id}": RETRIEVE,
+    "POST /v1/products/{id}": PRODUCT_UPDATE,
+    "POST /v1/prices": PRICE_CREATE,
+    "GET /v1/prices": PRICE_LIST,
+    "GET /v1/prices/search": SEARCH,
+    "GET /v1/prices/{id}": RETRIEVE,
+    "POST /v1/prices/{id}": PRICE_UPDATE,
+    "POST /v1/tax_rates": TAX_RATE_CREATE,
+    "GET /v1/tax_rates": TAX_RATE_LIST,
+    "GET /v1/tax_rates/{id}": RETRIEVE,
+    "POST /v1/tax_rates/{id}": TAX_RATE_UPDATE,
 }
 
 _PATH_PARAM = re.compile(r"\{[^}]+\}")

@@ -132,4 +132,63 @@ def resource_routes(runtime: SandboxRuntime) -> list[HTTPRouteHandler]:
     )
     route("GET", "/v1/customers/{oid:str}", P.RETRIEVE, fetch(state.customer))
     route("POST", "/v1/customers/{oid:str}", P.CUSTOMER_UPDATE, update(state.update_customer))
+
+    # --------------------------------------------------------------------- products and prices
+    route("POST", "/v1/products", P.PRODUCT_CREATE, create(state.create_product))
+    route(
+        "GET",
+        "/v1/products",
+        P.PRODUCT_LIST,
+        listing(
+            state.products,
+            "product",
+            "/v1/products",
+            lambda p: [
+                *filters(p, {"active": "active", "shippable": "shippable", "url": "url", "type": "type"}),
+                *([lambda o: o["id"] in p["ids"]] if "ids" in p else []),
+            ],
+        ),
+    )
+    route(
+        "GET", "/v1/products/search", P.SEARCH, searching(state.products, "products", "/v1/products/search")
+    )
+    route("GET", "/v1/products/{oid:str}", P.RETRIEVE, fetch(state.product))
+    route("POST", "/v1/products/{oid:str}", P.PRODUCT_UPDATE, update(state.update_product))
+    route("POST", "/v1/prices", P.PRICE_CREATE, create(state.create_price))
+    route(
+        "GET",
+        "/v1/prices",
+        P.PRICE_LIST,
+        listing(
+            state.prices,
+            "price",
+            "/v1/prices",
+            lambda p: [
+                *filters(p, {"active": "active", "product": "product", "type": "type"}),
+                *([lambda o: o["currency"] == p["currency"].lower()] if "currency" in p else []),
+                *([lambda o: o["lookup_key"] in p["lookup_keys"]] if "lookup_keys" in p else []),
+                # The sandbox makes one-time Prices only, so no Price matches a `recurring` filter.
+                *([lambda o: o["recurring"] is not None] if "recurring" in p else []),
+            ],
+        ),
+    )
+    route("GET", "/v1/prices/search", P.SEARCH, searching(state.prices, "prices", "/v1/prices/search"))
+    route("GET", "/v1/prices/{oid:str}", P.RETRIEVE, fetch(state.price))
+    route("POST", "/v1/prices/{oid:str}", P.PRICE_UPDATE, update(state.update_price))
+
+    # ------------------------------------------------------------------------------- tax rates
+    route("POST", "/v1/tax_rates", P.TAX_RATE_CREATE, create(state.create_tax_rate))
+    route(
+        "GET",
+        "/v1/tax_rates",
+        P.TAX_RATE_LIST,
+        listing(
+            state.tax_rates,
+            "tax_rate",
+            "/v1/tax_rates",
+            lambda p: filters(p, {"active": "active", "inclusive": "inclusive"}),
+        ),
+    )
+    route("GET", "/v1/tax_rates/{oid:str}", P.RETRIEVE, fetch(state.tax_rate))
+    route("POST", "/v1/tax_rates/{oid:str}", P.TAX_RATE_UPDATE, update(state.update_tax_rate))
     return routes

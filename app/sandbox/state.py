@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 
+from .catalog import Catalog
 from .checkout import Checkout
 from .clock import Clock
 from .config import SandboxConfig
@@ -25,6 +26,7 @@ from .objects import Obj
 from .payments import CardInput, Payments, PayResult
 from .refunds import Refunds
 from .store import Collection, Store
+from .tax import Tax
 
 __all__ = [
     "API_VERSION",
@@ -52,7 +54,9 @@ class SandboxState(Store):
         emitter = Emitter(self, clock)
         discounts = Discounts(self, clock, emitter)
         customers = Customers(self, clock, emitter)
-        checkout = Checkout(self, clock, emitter, discounts, customers)
+        catalog = Catalog(self, clock, emitter)
+        tax = Tax(self, clock, emitter)
+        checkout = Checkout(self, clock, emitter, discounts, customers, tax)
         disputes = Disputes(self, clock, emitter)
         payments = Payments(self, clock, emitter, checkout, disputes)
         refunds = Refunds(self, clock, emitter)
@@ -77,7 +81,15 @@ class SandboxState(Store):
         self.idempotent_lookup = idempotency.lookup
         self.idempotent_store = idempotency.remember
 
-        self.register_price = checkout.register_price
+        # Products and Prices; Checkout reads a line item's Price with `catalog.line_price`.
+        self.register_price = catalog.register_price
+        self.create_product = catalog.create_product
+        self.product = catalog.product
+        self.update_product = catalog.update_product
+        self.create_price = catalog.create_price
+        self.price = catalog.price
+        self.update_price = catalog.update_price
+
         self.create_session = checkout.create_session
         self.line_items_list = checkout.line_items_list
         self.expire_session = checkout.expire_session
@@ -85,6 +97,7 @@ class SandboxState(Store):
         self.set_quantities = checkout.set_quantities
         self.set_promotion_code = checkout.set_promotion_code
         self.known_email = checkout.known_email
+        self.tax_location = checkout.tax_location
 
         self.validate_card = payments.validate_card
         self.pay_with_card = payments.pay_with_card
@@ -109,6 +122,13 @@ class SandboxState(Store):
         self.create_customer = customers.create
         self.customer = customers.get
         self.update_customer = customers.update
+
+        # Tax Rates; Checkout taxes a line with `tax_for_rates` and asks `automatic_tax_for`.
+        self.create_tax_rate = tax.create
+        self.tax_rate = tax.get
+        self.update_tax_rate = tax.update
+        self.tax_for_rates = tax.for_rates
+        self.automatic_tax_for = tax.automatic_tax_for
 
         self.create_refund = refunds.create
         self.close_dispute = disputes.close

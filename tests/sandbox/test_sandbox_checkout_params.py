@@ -460,3 +460,110 @@ def test_checkout_discounts(client: stripe.StripeClient, sandbox: SandboxServer)
         with pytest.raises(stripe.InvalidRequestError) as err:
             client.v1.checkout.sessions.create(params=session_params(**params))
         assert err.value.param == param
+
+
+def test_checkout_tax(client: stripe.StripeClient, sandbox: SandboxServer) -> None:
+    item = session_params()["line_items"][0]
+    rate = client.v1.tax_rates.create(
+        params={"display_name": "VAT", "percentage": 20, "inclusive": False, "expand": []}
+    )
+    assert client.v1.tax_rates.retrieve(rate.id, params={"expand": []}).percentage == 20
+    assert client.v1.tax_rates.update(rate.id, params={"expand": []}).id == rate.id
+    assert client.v1.tax_rates.list(params={"expand": []}).data
+    with_rates = client.v1.checkout.sessions.create(
+        params=session_params(line_items=[{**item, "tax_rates": [rate.id]}], expand=["line_items"])
+    )
+    assert (with_rates.amount_subtotal, with_rates.amount_total) == (2500, 3000)
+    assert with_rates.total_details is not None
+    assert with_rates.total_details.amount_tax == 500
+    assert with_rates.line_items is not None
+    assert with_rates.line_items.data[0].amount_tax == 500
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        client.v1.checkout.sessions.create(
+            params=session_params(line_items=[{**item, "tax_rates": ["txr_no"]}])
+        )
+    assert err.value.param == "line_items[0][tax_rates][0]"
+
+    product = client.v1.products.create(params={"name": "Coins"})
+    inclusive = {
+        **item,
+        "price_data": {
+            "currency": "eur",
+            "unit_amount": 1190,
+            "product": product.id,
+            "tax_behavior": "inclusive",
+        },
+    }
+    session = client.v1.checkout.sessions.create(
+        params=session_params(line_items=[inclusive], automatic_tax={"enabled": True})
+    )
+    assert session.automatic_tax.enabled is True
+    assert session.automatic_tax.status == "requires_location_inputs"
+    page = _page(str(session.url)).text
+    assert 'name="address_country"' in page  # automatic tax asks where the buyer is
+    updated = _post(str(session.url), intent="update", address_country="DE")
+    assert "€3.80" in updated.text  # 19% contained in €23.80
+    priced = client.v1.checkout.sessions.retrieve(session.id)
+    assert (priced.amount_total, priced.total_details and priced.total_details.amount_tax) == (2380, 380)
+    assert priced.automatic_tax.status == "complete"
+    form = {**CARD, "address_country": "FR"}
+    assert _post(str(session.url), intent="pay", email="b@example.com", **form).status_code == 303
+    done = client.v1.checkout.sessions.retrieve(session.id, params={"expand": ["line_items"]})
+    assert done.total_details is not None
+    assert (done.amount_total, done.total_details.amount_tax) == (2380, 397)  # 20% inside €23.80
+    assert done.line_items is not None
+    assert done.line_items.data[0].description == "Coins"
+
+    exclusive = client.v1.checkout.sessions.create(params=session_params(automatic_tax={"enabled": True}))
+    _post(str(exclusive.url), intent="pay", email="b@example.com", **{**CARD, "address_country": "US"})
+    untaxed = client.v1.checkout.sessions.retrieve(exclusive.id)
+    assert (untaxed.amount_total, untaxed.status) == (2500, "complete")  # no US registration
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        client.v1.checkout.sessions.create(
+            params=session_params(
+                line_items=[{**item, "tax_rates": [rate.id]}], automatic_tax={"enabled": True}
+            )
+        )
+    assert err.value.param == "line_items[0][tax_rates]"
+
+
+def test_catalog_fields_round_trip(client: stripe.StripeClient) -> None:
+    """Fields the catalogue and tax rates only keep and return (their effect is being served back)."""
+    fields = {
+        "images": ["https://shop.example/coins.png"],
+        "shippable": False,
+        "statement_descriptor": "COINS",
+        "tax_code": "txcd_10000000",
+        "unit_label": "pack",
+    }
+    product = client.v1.products.create(params={"name": "Coins", **fields})
+    assert {k: product[k] for k in fields} == fields
+    changed = client.v1.products.update(
+        product.id, params={"images": ["https://shop.example/b.png"], "shippable": True, "unit_label": "box"}
+    )
+    assert (changed.images, changed.shippable, changed.unit_label) == (
+        ["https://shop.example/b.png"],
+        True,
+        "box",
+    )
+    updated = client.v1.products.update(
+        product.id, params={"statement_descriptor": "PACKS", "tax_code": "txcd_20030000"}
+    )
+    assert (updated.statement_descriptor, updated.tax_code) == ("PACKS", "txcd_20030000")
+    assert [p.id for p in client.v1.products.list(params={"shippable": True}).data] == [product.id]
+    price = client.v1.prices.create(
+        params={
+            "currency": "eur",
+            "unit_amount": 500,
+            "product_data": {
+                "name": "Gems",
+                "statement_descriptor": "GEMS",
+                "tax_code": "txcd_10000000",
+                "unit_label": "gem",
+            },
+        }
+    )
+    made = client.v1.products.retrieve(str(price.product))
+    assert (made.statement_descriptor, made.tax_code, made.unit_label) == ("GEMS", "txcd_10000000", "gem")
+    listed = client.v1.prices.list(params={"recurring": {"usage_type": "licensed", "meter": "m_1"}})
+    assert listed.data == []  # one-time prices have no recurring usage

@@ -3,41 +3,19 @@
 from __future__ import annotations
 
 import time
-import uuid
-from typing import Any
 
-import httpx
 import pytest
 import stripe
 
 from app.sandbox.errors import StripeError
+from tests.sandbox.conftest import raw_get, refused, unique
 from tests.sandbox.stripe_spec import conformance_problems
-from tests.support.sandbox_server import TEST_KEY, SandboxServer
-
-
-def _uid() -> str:
-    return uuid.uuid4().hex[:10].upper()
-
-
-def _raw(sandbox: SandboxServer, path: str) -> dict[str, Any]:
-    response = httpx.get(f"{sandbox.url}{path}", headers={"Authorization": f"Bearer {TEST_KEY}"})
-    assert response.status_code == 200, response.text
-    data: dict[str, Any] = response.json()
-    return data
-
-
-def _refused(call: Any, param: str, message: str) -> stripe.InvalidRequestError:
-    with pytest.raises(stripe.InvalidRequestError) as err:
-        call()
-    assert err.value.http_status == 400
-    assert err.value.param == param
-    assert message in str(err.value.user_message)
-    return err.value
+from tests.support.sandbox_server import SandboxServer
 
 
 def test_coupon_create_retrieve_update(module_client: stripe.StripeClient) -> None:
     client = module_client
-    cid = f"SAVE{_uid()}"
+    cid = f"SAVE{unique().upper()}"
     percent = client.v1.coupons.create(
         params={"id": cid, "percent_off": 25.5, "name": "A quarter", "metadata": {"a": "1", "b": "2"}}
     )
@@ -61,31 +39,29 @@ def test_coupon_create_retrieve_update(module_client: stripe.StripeClient) -> No
 
 def test_coupon_errors(module_client: stripe.StripeClient) -> None:
     coupons = module_client.v1.coupons
-    _refused(lambda: coupons.create(params={}), "percent_off", "exactly one of")
-    _refused(
-        lambda: coupons.create(params={"percent_off": 10, "amount_off": 5}), "percent_off", "exactly one"
-    )
-    _refused(lambda: coupons.create(params={"amount_off": 5}), "currency", "Missing required param: currency")
-    _refused(lambda: coupons.create(params={"percent_off": 101}), "percent_off", "less than or equal to 100")
-    _refused(lambda: coupons.create(params={"percent_off": "x"}), "percent_off", "Invalid decimal")
-    _refused(
+    refused(lambda: coupons.create(params={}), "percent_off", "exactly one of")
+    refused(lambda: coupons.create(params={"percent_off": 10, "amount_off": 5}), "percent_off", "exactly one")
+    refused(lambda: coupons.create(params={"amount_off": 5}), "currency", "Missing required param: currency")
+    refused(lambda: coupons.create(params={"percent_off": 101}), "percent_off", "less than or equal to 100")
+    refused(lambda: coupons.create(params={"percent_off": "x"}), "percent_off", "Invalid decimal")
+    refused(
         lambda: coupons.create(params={"percent_off": 5, "duration": "forever"}),
         "duration",
         "The Stripe sandbox does not simulate `duration`",
     )
-    _refused(
+    refused(
         lambda: coupons.create(params={"percent_off": 5, "applies_to": {"products": ["prod_x"]}}),
         "applies_to",
         "does not simulate",
     )
-    _refused(
+    refused(
         lambda: coupons.create(params={"percent_off": 5, "redeem_by": int(time.time()) - 5}),
         "redeem_by",
         "must be in the future",
     )
-    cid = f"DUP{_uid()}"
+    cid = f"DUP{unique().upper()}"
     coupons.create(params={"id": cid, "percent_off": 5})
-    err = _refused(lambda: coupons.create(params={"id": cid, "percent_off": 5}), "id", "already exists")
+    err = refused(lambda: coupons.create(params={"id": cid, "percent_off": 5}), "id", "already exists")
     assert err.code == "resource_already_exists"
     with pytest.raises(stripe.InvalidRequestError) as missing:
         coupons.retrieve("NOPE_COUPON")
@@ -98,7 +74,7 @@ def test_coupon_errors(module_client: stripe.StripeClient) -> None:
 
 def test_coupon_idempotency_and_pagination(module_client: stripe.StripeClient) -> None:
     coupons = module_client.v1.coupons
-    key = f"coupon-{_uid()}"
+    key = f"coupon-{unique().upper()}"
     first = coupons.create(params={"percent_off": 10}, options={"idempotency_key": key})
     again = coupons.create(params={"percent_off": 10}, options={"idempotency_key": key})
     assert again.id == first.id
@@ -128,7 +104,7 @@ def test_coupon_idempotency_and_pagination(module_client: stripe.StripeClient) -
 def test_promotion_codes(module_client: stripe.StripeClient) -> None:
     client = module_client
     coupon = client.v1.coupons.create(params={"percent_off": 20, "max_redemptions": 5})
-    code = f"FALL{_uid()}"
+    code = f"FALL{unique().upper()}"
     promo = client.v1.promotion_codes.create(
         params={
             "promotion": {"type": "coupon", "coupon": coupon.id},
@@ -167,7 +143,7 @@ def test_promotion_codes(module_client: stripe.StripeClient) -> None:
     assert [p.id for p in inactive] == [promo.id]
     # The code is free again while inactive, and an active twin blocks reactivation.
     twin = client.v1.promotion_codes.create(params={"coupon": coupon.id, "code": code.lower()})
-    _refused(lambda: client.v1.promotion_codes.update(promo.id, params={"active": True}), "active", "exists")
+    refused(lambda: client.v1.promotion_codes.update(promo.id, params={"active": True}), "active", "exists")
     client.v1.promotion_codes.update(twin.id, params={"active": False})
     assert client.v1.promotion_codes.update(promo.id, params={"active": True}).active is True
 
@@ -179,33 +155,33 @@ def test_promotion_code_errors(module_client: stripe.StripeClient) -> None:
         params={"percent_off": 5, "max_redemptions": 2, "redeem_by": now + 3600}
     )
     base = {"promotion": {"type": "coupon", "coupon": coupon.id}}
-    _refused(lambda: codes.create(params={}), "promotion", "Missing required param: promotion")
-    _refused(
+    refused(lambda: codes.create(params={}), "promotion", "Missing required param: promotion")
+    refused(
         lambda: codes.create(params={"promotion": {"type": "coupon", "coupon": "NOPE_COUPON"}}),
         "promotion[coupon]",
         "No such coupon: 'NOPE_COUPON'",
     )
-    _refused(lambda: codes.create(params={**base, "code": "no spaces"}), "code", "may only contain")
-    _refused(lambda: codes.create(params={**base, "expires_at": now + 7200}), "expires_at", "redeem_by")
-    _refused(
+    refused(lambda: codes.create(params={**base, "code": "no spaces"}), "code", "may only contain")
+    refused(lambda: codes.create(params={**base, "expires_at": now + 7200}), "expires_at", "redeem_by")
+    refused(
         lambda: codes.create(params={**base, "max_redemptions": 3}), "max_redemptions", "cannot be greater"
     )
-    _refused(lambda: codes.create(params={**base, "customer": "cus_nope"}), "customer", "No such customer")
-    _refused(
+    refused(lambda: codes.create(params={**base, "customer": "cus_nope"}), "customer", "No such customer")
+    refused(
         lambda: codes.create(params={**base, "restrictions": {"minimum_amount": 100}}),
         "restrictions[minimum_amount_currency]",
         "Missing required param",
     )
-    _refused(
+    refused(
         lambda: codes.create(
             params={**base, "restrictions": {"currency_options": {"usd": {"minimum_amount": 1}}}}
         ),
         "restrictions[currency_options]",
         "does not simulate",
     )
-    code = f"ONCE{_uid()}"
+    code = f"ONCE{unique().upper()}"
     codes.create(params={**base, "code": code})
-    err = _refused(lambda: codes.create(params={**base, "code": code}), "code", "already exists")
+    err = refused(lambda: codes.create(params={**base, "code": code}), "code", "already exists")
     assert err.code == "resource_already_exists"
     with pytest.raises(stripe.InvalidRequestError) as missing:
         codes.retrieve("promo_missing")
@@ -228,7 +204,7 @@ def test_discounts_apply_and_redeem(
         sandbox.call(lambda: state.apply_discount(1000, "usd", coupon=five.id))
     assert err.value.param == "discounts[0][coupon]"
 
-    code = f"MIN{_uid()}"
+    code = f"MIN{unique().upper()}"
     promo = client.v1.promotion_codes.create(
         params={
             "coupon": quarter.id,
@@ -272,11 +248,11 @@ def test_discount_objects_conform(module_client: stripe.StripeClient, module_san
     promo = module_client.v1.promotion_codes.create(params={"coupon": coupon.id})
     module_client.v1.coupons.update(coupon.id, params={"name": "Twelve"})
     objects = [
-        _raw(module_sandbox, f"/v1/coupons/{coupon.id}"),
-        _raw(module_sandbox, "/v1/coupons?limit=5"),
-        _raw(module_sandbox, f"/v1/promotion_codes/{promo.id}"),
-        _raw(module_sandbox, "/v1/promotion_codes?limit=5"),
-        _raw(
+        raw_get(module_sandbox, f"/v1/coupons/{coupon.id}"),
+        raw_get(module_sandbox, "/v1/coupons?limit=5"),
+        raw_get(module_sandbox, f"/v1/promotion_codes/{promo.id}"),
+        raw_get(module_sandbox, "/v1/promotion_codes?limit=5"),
+        raw_get(
             module_sandbox,
             "/v1/events?types[]=coupon.created&types[]=coupon.updated&types[]=promotion_code.created",
         ),

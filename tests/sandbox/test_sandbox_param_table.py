@@ -64,6 +64,20 @@ SDK_PARAMS = {
     "GET /v1/customers/search": ":CustomerSearchParams",
     "GET /v1/customers/{id}": ":CustomerRetrieveParams",
     "POST /v1/customers/{id}": ":CustomerModifyParams",
+    "POST /v1/products": ":ProductCreateParams",
+    "GET /v1/products": ":ProductListParams",
+    "GET /v1/products/search": ":ProductSearchParams",
+    "GET /v1/products/{id}": ":ProductRetrieveParams",
+    "POST /v1/products/{id}": ":ProductModifyParams",
+    "POST /v1/prices": ":PriceCreateParams",
+    "GET /v1/prices": ":PriceListParams",
+    "GET /v1/prices/search": ":PriceSearchParams",
+    "GET /v1/prices/{id}": ":PriceRetrieveParams",
+    "POST /v1/prices/{id}": ":PriceModifyParams",
+    "POST /v1/tax_rates": ":TaxRateCreateParams",
+    "GET /v1/tax_rates": ":TaxRateListParams",
+    "GET /v1/tax_rates/{id}": ":TaxRateRetrieveParams",
+    "POST /v1/tax_rates/{id}": ":TaxRateModifyParams",
 }
 
 # The test proving each simulated parameter's effect, by operation and parameter path.
@@ -159,6 +173,30 @@ EVIDENCE: dict[str, list[str]] = {
         f"{S} discounts[0][coupon]",
         f"{S} discounts[0][promotion_code]",
     ],
+    f"{PARAMS}:test_checkout_tax": [
+        f"{S} automatic_tax[enabled]",
+        f"{S} {LI}[tax_rates]",
+        f"{S} {PD}[tax_behavior]",
+        f"{S} {PD}[product]",
+        "POST /v1/tax_rates expand",
+        "POST /v1/tax_rates/{id} expand",
+        "GET /v1/tax_rates expand",
+        "GET /v1/tax_rates/{id} expand",
+    ],
+    f"{PARAMS}:test_catalog_fields_round_trip": [
+        *(
+            f"POST /v1/products {f}"
+            for f in ("images", "shippable", "statement_descriptor", "tax_code", "unit_label")
+        ),
+        *(
+            f"POST /v1/products/{{id}} {f}"
+            for f in ("images", "shippable", "statement_descriptor", "tax_code", "unit_label")
+        ),
+        *(f"POST /v1/prices product_data[{f}]" for f in ("statement_descriptor", "tax_code", "unit_label")),
+        "GET /v1/products shippable",
+        "GET /v1/prices recurring[usage_type]",
+        "GET /v1/prices recurring[meter]",
+    ],
     f"{PARAMS}:test_list_and_retrieve_params": [
         "GET /v1/checkout/sessions expand",
         "GET /v1/checkout/sessions payment_link",
@@ -187,6 +225,9 @@ MODULE_EVIDENCE = {
     "/v1/customers": "tests.sandbox.test_sandbox_customers",
     "/v1/coupons": "tests.sandbox.test_sandbox_discounts",
     "/v1/promotion_codes": "tests.sandbox.test_sandbox_discounts",
+    "/v1/products": "tests.sandbox.test_sandbox_catalog",
+    "/v1/prices": "tests.sandbox.test_sandbox_catalog",
+    "/v1/tax_rates": "tests.sandbox.test_sandbox_tax",
 }
 
 
