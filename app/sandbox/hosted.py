@@ -20,6 +20,7 @@ from litestar.response import Redirect, Template
 from . import objects
 from .cards import AUTHENTICATION_FAILED
 from .errors import StripeError
+from .forms import looks_like_email
 from .i18n import BABEL, HTML_LANG, _, country_names, page_language, translator
 from .money import format_amount
 from .runtime import SandboxRuntime
@@ -183,6 +184,19 @@ def hosted_routes(runtime: SandboxRuntime) -> list[HTTPRouteHandler]:
             **extra,
         }
 
+    def field_problems(session: Obj, form: dict[str, str], email: str | None) -> dict[str, str]:
+        """The email and card fields' errors, found without attempting a payment."""
+        problems: dict[str, str] = {}
+        known = email or state.known_email(session)
+        if not known or not looks_like_email(known):
+            problems["email"] = _("Your email address is invalid.")
+        if form.get("method") != "bank":
+            month, year = _split_expiry(form.get("expiry", ""))
+            problems |= state.validate_card(
+                form.get("card_number", ""), month, year, form.get("cvc", "").strip()
+            )[1]
+        return problems
+
     def status_page(request: Request[Any, Any, Any], session: Obj | None, status_code: int = 200) -> Template:
         context = {**base_context(language_of(request, session)), "session": session}
         return Template(template_name="status.html", context=context, status_code=status_code)
@@ -273,7 +287,9 @@ def hosted_routes(runtime: SandboxRuntime) -> list[HTTPRouteHandler]:
                     status = 400 if errors else 200
                     return pay_form(request, session, sid, form, errors=quantity_errors, status_code=status)
                 if address_errors:
-                    return pay_form(request, session, sid, form, errors=address_errors, status_code=400)
+                    # Show every problem at once, as Checkout marks each incomplete field.
+                    everything = {**address_errors, **field_problems(session, form, email)}
+                    return pay_form(request, session, sid, form, errors=everything, status_code=400)
                 if form.get("method") == "bank":
                     result = state.pay_with_bank(
                         sid, form.get("account", ""), email=email, name=name, address=address
