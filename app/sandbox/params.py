@@ -616,6 +616,7 @@ PI_CAPTURE: dict[str, Spec] = {
     "application_fee_amount": Unsimulated(),
     "transfer_data": Unsimulated(),
     "final_capture": Unsimulated(),
+    **refused("amount_details", "hooks", "payment_details"),
     "expand": EXPAND,
 }
 
@@ -678,6 +679,16 @@ OPERATIONS: dict[str, dict[str, Spec]] = {
     "GET /v1/tax_rates": TAX_RATE_LIST,
     "GET /v1/tax_rates/{id}": RETRIEVE,
     "POST /v1/tax_rates/{id}": TAX_RATE_UPDATE,
+    "POST /v1/payment_intents/{id}/capture": PI_CAPTURE,
+    "POST /v1/payment_intents/{id}/cancel": PI_CANCEL,
+    "GET /v1/payment_intents": PI_LIST,
+    "GET /v1/payment_intents/search": SEARCH,
+    "GET /v1/charges": CHARGE_LIST,
+    "GET /v1/charges/search": SEARCH,
+    "GET /v1/refunds": REFUND_LIST,
+    "POST /v1/refunds/{id}/cancel": RETRIEVE,
+    "GET /v1/disputes": DISPUTE_LIST,
+    "GET /v1/balance_transactions/{id}": RETRIEVE,
 }
 
 _PATH_PARAM = re.compile(r"\{[^}]+\}")

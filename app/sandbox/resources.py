@@ -73,15 +73,21 @@ def resource_routes(runtime: SandboxRuntime) -> list[HTTPRouteHandler]:
     def fetch(fn: Callable[[str], Obj]) -> Callable[[str], Operation]:
         return lambda oid: lambda params, _ctx: served(fn(oid), params)
 
-    def listing(
-        coll: Collection, kind: str, url: str, extra: Callable[[Obj], list[Match]] | None = None
-    ) -> Callable[[], Operation]:
-        return lambda: (
-            lambda params, _ctx: (
-                200,
-                page_of(state, coll, kind, url, params, extra(params) if extra else []),
-            )
-        )
+    def listed(
+        path: str,
+        spec: dict[str, Spec],
+        coll: Collection,
+        kind: str,
+        fields: dict[str, str] | None = None,
+        extra: Callable[[Obj], list[Match]] | None = None,
+    ) -> None:
+        """A list route: `fields` maps equality filters to object fields, `extra` adds others."""
+
+        def op(params: Obj, _ctx: RequestContext) -> tuple[int, Obj]:
+            tests = [*filters(params, fields or {}), *(extra(params) if extra else [])]
+            return 200, page_of(state, coll, kind, path, params, tests)
+
+        route("GET", path, spec, lambda: op)
 
     def searching(coll: Collection, resource: str, url: str) -> Callable[[], Operation]:
         return lambda: (
@@ -93,23 +99,17 @@ def resource_routes(runtime: SandboxRuntime) -> list[HTTPRouteHandler]:
 
     # ------------------------------------------------------------------ coupons, promotion codes
     route("POST", "/v1/coupons", P.COUPON_CREATE, create(state.create_coupon))
-    route("GET", "/v1/coupons", P.LIST_PAGE, listing(state.coupons, "coupon", "/v1/coupons"))
+    listed("/v1/coupons", P.LIST_PAGE, state.coupons, "coupon")
     route("GET", "/v1/coupons/{oid:str}", P.RETRIEVE, fetch(state.coupon))
     route("POST", "/v1/coupons/{oid:str}", P.COUPON_UPDATE, update(state.update_coupon))
     route("POST", "/v1/promotion_codes", P.PROMOTION_CODE_CREATE, create(state.create_promotion_code))
-    route(
-        "GET",
+    listed(
         "/v1/promotion_codes",
         P.PROMOTION_CODE_LIST,
-        listing(
-            state.promotion_codes,
-            "promotion_code",
-            "/v1/promotion_codes",
-            lambda p: [
-                *filters(p, {"active": "active", "code": "code", "customer": "customer"}),
-                *([lambda o: o["promotion"]["coupon"] == p["coupon"]] if "coupon" in p else []),
-            ],
-        ),
+        state.promotion_codes,
+        "promotion_code",
+        {"active": "active", "code": "code", "customer": "customer"},
+        lambda p: [lambda o: o["promotion"]["coupon"] == p["coupon"]] if "coupon" in p else [],
     )
     route("GET", "/v1/promotion_codes/{oid:str}", P.RETRIEVE, fetch(state.promotion_code))
     route(
@@ -118,12 +118,7 @@ def resource_routes(runtime: SandboxRuntime) -> list[HTTPRouteHandler]:
 
     # -------------------------------------------------------------------------------- customers
     route("POST", "/v1/customers", P.CUSTOMER_CREATE, create(state.create_customer))
-    route(
-        "GET",
-        "/v1/customers",
-        P.CUSTOMER_LIST,
-        listing(state.customers, "customer", "/v1/customers", lambda p: filters(p, {"email": "email"})),
-    )
+    listed("/v1/customers", P.CUSTOMER_LIST, state.customers, "customer", {"email": "email"})
     route(
         "GET",
         "/v1/customers/search",
@@ -135,19 +130,13 @@ def resource_routes(runtime: SandboxRuntime) -> list[HTTPRouteHandler]:
 
     # --------------------------------------------------------------------- products and prices
     route("POST", "/v1/products", P.PRODUCT_CREATE, create(state.create_product))
-    route(
-        "GET",
+    listed(
         "/v1/products",
         P.PRODUCT_LIST,
-        listing(
-            state.products,
-            "product",
-            "/v1/products",
-            lambda p: [
-                *filters(p, {"active": "active", "shippable": "shippable", "url": "url", "type": "type"}),
-                *([lambda o: o["id"] in p["ids"]] if "ids" in p else []),
-            ],
-        ),
+        state.products,
+        "product",
+        {"active": "active", "shippable": "shippable", "url": "url", "type": "type"},
+        lambda p: [lambda o: o["id"] in p["ids"]] if "ids" in p else [],
     )
     route(
         "GET", "/v1/products/search", P.SEARCH, searching(state.products, "products", "/v1/products/search")
@@ -155,22 +144,18 @@ def resource_routes(runtime: SandboxRuntime) -> list[HTTPRouteHandler]:
     route("GET", "/v1/products/{oid:str}", P.RETRIEVE, fetch(state.product))
     route("POST", "/v1/products/{oid:str}", P.PRODUCT_UPDATE, update(state.update_product))
     route("POST", "/v1/prices", P.PRICE_CREATE, create(state.create_price))
-    route(
-        "GET",
+    listed(
         "/v1/prices",
         P.PRICE_LIST,
-        listing(
-            state.prices,
-            "price",
-            "/v1/prices",
-            lambda p: [
-                *filters(p, {"active": "active", "product": "product", "type": "type"}),
-                *([lambda o: o["currency"] == p["currency"].lower()] if "currency" in p else []),
-                *([lambda o: o["lookup_key"] in p["lookup_keys"]] if "lookup_keys" in p else []),
-                # The sandbox makes one-time Prices only, so no Price matches a `recurring` filter.
-                *([lambda o: o["recurring"] is not None] if "recurring" in p else []),
-            ],
-        ),
+        state.prices,
+        "price",
+        {"active": "active", "product": "product", "type": "type"},
+        lambda p: [
+            *([lambda o: o["currency"] == p["currency"].lower()] if "currency" in p else []),
+            *([lambda o: o["lookup_key"] in p["lookup_keys"]] if "lookup_keys" in p else []),
+            # The sandbox makes one-time Prices only, so no Price matches a `recurring` filter.
+            *([lambda o: o["recurring"] is not None] if "recurring" in p else []),
+        ],
     )
     route("GET", "/v1/prices/search", P.SEARCH, searching(state.prices, "prices", "/v1/prices/search"))
     route("GET", "/v1/prices/{oid:str}", P.RETRIEVE, fetch(state.price))
@@ -178,17 +163,60 @@ def resource_routes(runtime: SandboxRuntime) -> list[HTTPRouteHandler]:
 
     # ------------------------------------------------------------------------------- tax rates
     route("POST", "/v1/tax_rates", P.TAX_RATE_CREATE, create(state.create_tax_rate))
-    route(
-        "GET",
+    listed(
         "/v1/tax_rates",
         P.TAX_RATE_LIST,
-        listing(
-            state.tax_rates,
-            "tax_rate",
-            "/v1/tax_rates",
-            lambda p: filters(p, {"active": "active", "inclusive": "inclusive"}),
-        ),
+        state.tax_rates,
+        "tax_rate",
+        {"active": "active", "inclusive": "inclusive"},
     )
     route("GET", "/v1/tax_rates/{oid:str}", P.RETRIEVE, fetch(state.tax_rate))
     route("POST", "/v1/tax_rates/{oid:str}", P.TAX_RATE_UPDATE, update(state.update_tax_rate))
+
+    # ------------------------------------------------- payment intents, charges, refunds, disputes
+    route("POST", "/v1/payment_intents/{oid:str}/capture", P.PI_CAPTURE, update(state.capture_payment_intent))
+    route("POST", "/v1/payment_intents/{oid:str}/cancel", P.PI_CANCEL, update(state.cancel_payment_intent))
+    listed(
+        "/v1/payment_intents", P.PI_LIST, state.payment_intents, "payment_intent", {"customer": "customer"}
+    )
+    route(
+        "GET",
+        "/v1/payment_intents/search",
+        P.SEARCH,
+        searching(state.payment_intents, "payment_intents", "/v1/payment_intents/search"),
+    )
+    listed(
+        "/v1/charges",
+        P.CHARGE_LIST,
+        state.charges,
+        "charge",
+        {"customer": "customer", "payment_intent": "payment_intent", "transfer_group": "transfer_group"},
+    )
+    route("GET", "/v1/charges/search", P.SEARCH, searching(state.charges, "charges", "/v1/charges/search"))
+    listed(
+        "/v1/refunds",
+        P.REFUND_LIST,
+        state.refunds,
+        "refund",
+        {"charge": "charge", "payment_intent": "payment_intent"},
+    )
+    route(
+        "POST",
+        "/v1/refunds/{oid:str}/cancel",
+        P.RETRIEVE,
+        update(lambda oid, _p, ctx: state.cancel_refund(oid, ctx)),
+    )
+    listed(
+        "/v1/disputes",
+        P.DISPUTE_LIST,
+        state.disputes,
+        "dispute",
+        {"charge": "charge", "payment_intent": "payment_intent"},
+    )
+    route(
+        "GET",
+        "/v1/balance_transactions/{oid:str}",
+        P.RETRIEVE,
+        fetch(lambda oid: state.get_or_404(state.balance_transactions, "balance_transaction", oid)),
+    )
     return routes

@@ -104,6 +104,8 @@ class SandboxState(Store):
         self.finish_challenge = payments.finish_challenge
         self.pay_with_bank = payments.pay_with_bank
         self.pay_session = payments.pay_session
+        self.capture_payment_intent = payments.capture
+        self.cancel_payment_intent = payments.cancel
 
         # Coupons and promotion codes; Checkout prices a discount with `apply_discount` and counts
         # it with `redeem_discount` when the session completes.
@@ -131,4 +133,5 @@ class SandboxState(Store):
         self.automatic_tax_for = tax.automatic_tax_for
 
         self.create_refund = refunds.create
+        self.cancel_refund = refunds.cancel
         self.close_dispute = disputes.close

@@ -45,6 +45,9 @@ TAX_TABLE: dict[str, tuple[Decimal, str, str]] = {
 }
 
 
+_EXEMPT = {"exempt": "customer_exempt", "reverse": "reverse_charge"}
+
+
 def tax_amount(amount: int, percentage: Decimal, inclusive: bool) -> int:
     """Tax on `amount` minor units: added on top (exclusive) or contained in it (inclusive)."""
     if inclusive:
@@ -60,7 +63,8 @@ class AutomaticTax:
 
     amount_tax: int
     rate: Obj | None
-    taxability_reason: str  # Stripe's `taxability_reason`: "standard_rated" or "not_collecting"
+    # Stripe's `taxability_reason`: standard_rated, not_collecting, customer_exempt, reverse_charge
+    taxability_reason: str
 
 
 class Tax:
@@ -111,13 +115,18 @@ class Tax:
             out.append((rate, tax_amount(amount, Decimal(str(rate["percentage"])), rate["inclusive"])))
         return out
 
-    def automatic_tax_for(self, country: str | None, amount: int, inclusive: bool) -> AutomaticTax:
+    def automatic_tax_for(
+        self, country: str | None, amount: int, inclusive: bool, tax_exempt: str = "none"
+    ) -> AutomaticTax:
         """Automatic tax on `amount` for a buyer in `country` (ISO code), by `TAX_TABLE`.
 
         A country outside the table is not taxed (`not_collecting`, as Stripe answers where the
-        merchant has no registration). The rate is a Tax Rate object made once per country and
-        inclusiveness, like the ones Stripe Tax puts in a session's tax breakdown.
+        merchant has no registration); nor is a customer whose `tax_exempt` is `exempt`
+        (`customer_exempt`) or `reverse` (`reverse_charge`). The rate is a Tax Rate object made
+        once per country and inclusiveness, like those Stripe Tax puts in a tax breakdown.
         """
+        if tax_exempt in _EXEMPT:
+            return AutomaticTax(0, None, _EXEMPT[tax_exempt])
         entry = TAX_TABLE.get((country or "").upper())
         if entry is None or amount <= 0:
             return AutomaticTax(0, None, "not_collecting")

@@ -42,7 +42,7 @@ def test_manual_capture(client: stripe.StripeClient, sandbox: SandboxServer) -> 
     done = client.v1.checkout.sessions.retrieve(
         session.id, params={"expand": ["payment_intent.latest_charge"]}
     )
-    assert (done.status, done.payment_status) == ("complete", "paid")
+    assert (done.status, done.payment_status) == ("complete", "unpaid")  # held, not yet captured
     pi = done.payment_intent
     assert isinstance(pi, stripe.PaymentIntent)
     assert (pi.status, pi.capture_method) == ("requires_capture", "manual")
@@ -57,6 +57,12 @@ def test_manual_capture(client: stripe.StripeClient, sandbox: SandboxServer) -> 
     )
     assert charge.balance_transaction is None
     assert _events(sandbox, pi.id) == ["payment_intent.created", "payment_intent.amount_capturable_updated"]
+    captured = client.v1.payment_intents.capture(pi.id, params={"statement_descriptor": "COINS HELD"})
+    assert (captured.status, captured.amount_received, captured.statement_descriptor) == (
+        "succeeded",
+        2500,
+        "COINS HELD",
+    )
     with pytest.raises(stripe.InvalidRequestError) as err:
         client.v1.checkout.sessions.create(
             params=session_params(
@@ -389,6 +395,11 @@ def test_checkout_customers(client: stripe.StripeClient, sandbox: SandboxServer)
     assert client.v1.checkout.sessions.retrieve(guest.id).customer is None
     by_customer = client.v1.checkout.sessions.list(params={"customer": customer.id}).data
     assert [s.id for s in by_customer] == [session.id]
+    paid_pi = done.payment_intent.id
+    assert [p.id for p in client.v1.payment_intents.list(params={"customer": customer.id}).data] == [paid_pi]
+    charges = client.v1.charges.list(params={"customer": customer.id}).data
+    assert [c.payment_intent for c in charges] == [paid_pi]
+    assert client.v1.charges.list(params={"transfer_group": "group_none"}).data == []
 
     for params, param in (
         ({"customer": "cus_missing"}, "customer"),

@@ -78,6 +78,16 @@ SDK_PARAMS = {
     "GET /v1/tax_rates": ":TaxRateListParams",
     "GET /v1/tax_rates/{id}": ":TaxRateRetrieveParams",
     "POST /v1/tax_rates/{id}": ":TaxRateModifyParams",
+    "POST /v1/payment_intents/{id}/capture": ":PaymentIntentCaptureParams",
+    "POST /v1/payment_intents/{id}/cancel": ":PaymentIntentCancelParams",
+    "GET /v1/payment_intents": ":PaymentIntentListParams",
+    "GET /v1/payment_intents/search": ":PaymentIntentSearchParams",
+    "GET /v1/charges": ":ChargeListParams",
+    "GET /v1/charges/search": ":ChargeSearchParams",
+    "GET /v1/refunds": ":RefundListParams",
+    "POST /v1/refunds/{id}/cancel": ":RefundCancelParams",
+    "GET /v1/disputes": ":DisputeListParams",
+    "GET /v1/balance_transactions/{id}": ":BalanceTransactionRetrieveParams",
 }
 
 # The test proving each simulated parameter's effect, by operation and parameter path.
@@ -125,7 +135,10 @@ EVIDENCE: dict[str, list[str]] = {
         f"GET /v1/events {name}"
         for name in ("limit", "starting_after", "type", "types", "created", "delivery_success")
     ],
-    f"{PARAMS}:test_manual_capture": [f"{S} payment_intent_data[capture_method]"],
+    f"{PARAMS}:test_manual_capture": [
+        f"{S} payment_intent_data[capture_method]",
+        "POST /v1/payment_intents/{id}/capture statement_descriptor",
+    ],
     f"{PARAMS}:test_payment_intent_data_reaches_the_payment": [
         f"{S} payment_intent_data[receipt_email]",
         f"{S} payment_intent_data[statement_descriptor]",
@@ -158,6 +171,9 @@ EVIDENCE: dict[str, list[str]] = {
         f"{S} customer_update[name]",
         f"{S} customer_update[address]",
         "GET /v1/checkout/sessions customer",
+        "GET /v1/payment_intents customer",
+        "GET /v1/charges customer",
+        "GET /v1/charges transfer_group",
         *(f"POST /v1/customers address[{f}]" for f in ("line1", "line2", "postal_code", "state")),
         *(f"POST /v1/customers shipping[address][{f}]" for f in ("line1", "line2", "postal_code", "state")),
         "POST /v1/customers description",
@@ -228,6 +244,11 @@ MODULE_EVIDENCE = {
     "/v1/products": "tests.sandbox.test_sandbox_catalog",
     "/v1/prices": "tests.sandbox.test_sandbox_catalog",
     "/v1/tax_rates": "tests.sandbox.test_sandbox_tax",
+    "/v1/payment_intents": "tests.sandbox.test_sandbox_payments",
+    "/v1/charges": "tests.sandbox.test_sandbox_payments",
+    "/v1/refunds": "tests.sandbox.test_sandbox_payments",
+    "/v1/disputes": "tests.sandbox.test_sandbox_payments",
+    "/v1/balance_transactions": "tests.sandbox.test_sandbox_payments",
 }
 
 

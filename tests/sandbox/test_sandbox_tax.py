@@ -131,6 +131,10 @@ def test_automatic_tax_table(module_sandbox: SandboxServer) -> None:
     untaxed = sandbox.call(lambda: state.automatic_tax_for("US", 1000, False))
     assert (untaxed.amount_tax, untaxed.rate, untaxed.taxability_reason) == (0, None, "not_collecting")
     assert sandbox.call(lambda: state.automatic_tax_for(None, 1000, True)).amount_tax == 0
+    exempt = sandbox.call(lambda: state.automatic_tax_for("DE", 1000, False, "exempt"))
+    assert (exempt.amount_tax, exempt.taxability_reason) == (0, "customer_exempt")
+    reverse = sandbox.call(lambda: state.automatic_tax_for("FR", 1000, False, "reverse"))
+    assert (reverse.amount_tax, reverse.taxability_reason) == (0, "reverse_charge")
 
 
 def test_tax_for_rates(module_client: stripe.StripeClient, module_sandbox: SandboxServer) -> None:
