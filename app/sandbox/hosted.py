@@ -72,6 +72,7 @@ KEPT_VALUES = ("email", "name", "method", "promotion_code", *(f"address_{f}" for
 
 # Messages about a typed promotion code (the discounts module words them), shown translated.
 CODE_MESSAGES = (_("This code is invalid."), _("Enter a promotion code."))
+CODE_UNUSABLE = _("This code can't be used for this purchase.")
 
 
 def _form(raw: bytes) -> dict[str, str]:
@@ -277,6 +278,8 @@ def hosted_routes(runtime: SandboxRuntime) -> list[HTTPRouteHandler]:
                         problem = state.set_promotion_code(sid, code)
                     else:
                         problem = _("Enter a promotion code.")
+                    if problem and problem not in CODE_MESSAGES and language_of(request, session) != "en":
+                        problem = CODE_UNUSABLE  # the detailed reason is worded in English only
                     errors_now = {"promotion_code": problem} if problem else {}
                     status = 400 if problem else 200
                     return pay_form(request, session, sid, form, errors=errors_now, status_code=status)

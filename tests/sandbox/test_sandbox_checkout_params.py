@@ -462,6 +462,8 @@ def test_checkout_discounts(client: stripe.StripeClient, sandbox: SandboxServer)
         "maximum number of redemptions"
         in _post(str(spent.url), intent="apply_code", promotion_code="SAVE10").text
     )
+    chinese = _post(str(spent.url), "zh-CN", intent="apply_code", promotion_code="SAVE10").text
+    assert "此优惠码不能用于这笔购买。" in chinese
 
     for params, param in (
         ({"discounts": [{"coupon": "nope"}]}, "discounts[0][coupon]"),
