@@ -67,6 +67,8 @@ class Payments:
         self._emit = emitter.emit
         self._checkout = checkout
         self._disputes = disputes
+        # Held (manual-capture) PaymentIntents; rebuilt from the store, so never persisted.
+        self._holds = {pi["id"] for pi in store.payment_intents.dump() if pi["status"] == "requires_capture"}
 
     # ------------------------------------------------------------------------------ cards
 
@@ -342,8 +344,34 @@ class Payments:
             last_payment_error=None,
             next_action=None,
         )
+        self._holds.add(pi["id"])
         self._emit("charge.succeeded", ch, ctx)
         self._emit("payment_intent.amount_capturable_updated", pi, ctx)
+
+    def expire_holds(self, now: int) -> None:
+        """Clock hook: Stripe cancels a card authorization left uncaptured for 7 days."""
+        charges, intents = self._store.charges.by_id, self._store.payment_intents.by_id
+        due = [
+            p for p in self._holds if charges[intents[p]["latest_charge"]]["created"] + HOLD_SECONDS <= now
+        ]
+        for pi_id in due:
+            self._release(intents[pi_id], "automatic", HOSTED)
+
+    def _release(self, pi: Obj, reason: str | None, ctx: RequestContext) -> None:
+        """End a PaymentIntent unpaid; a held charge's authorization is released (no Refund object)."""
+        if pi["status"] == "requires_capture":
+            ch = self._store.charges.by_id[pi["latest_charge"]]
+            ch.update(refunded=True, amount_refunded=ch["amount"])
+        self._holds.discard(pi["id"])
+        self._store.challenges.pop(pi["id"], None)
+        pi.update(
+            status="canceled",
+            amount_capturable=0,
+            canceled_at=self._clock.now(),
+            cancellation_reason=reason,
+            next_action=None,
+        )
+        self._emit("payment_intent.canceled", pi, ctx)
 
     def capture(self, pi_id: str, params: Obj, ctx: RequestContext) -> Obj:
         """`POST /v1/payment_intents/{id}/capture`: all or part of a held amount."""
@@ -372,6 +400,7 @@ class Payments:
             pi["metadata"] = apply_metadata(pi["metadata"], params["metadata"])
         # Since 2025-03-31.basil a partial capture releases the rest without a Refund object.
         self._settle(ch, pi, amount)
+        self._holds.discard(pi_id)
         self._emit("charge.captured", ch, ctx)
         self._emit("payment_intent.succeeded", pi, ctx)
         return pi
@@ -402,18 +431,7 @@ class Payments:
                 f"Expire the Checkout Session ({session['id']}) instead.",
                 code="payment_intent_unexpected_state",
             )
-        if status == "requires_capture":
-            ch = store.charges.by_id[pi["latest_charge"]]
-            ch.update(refunded=True, amount_refunded=ch["amount"])
-        store.challenges.pop(pi_id, None)
-        pi.update(
-            status="canceled",
-            amount_capturable=0,
-            canceled_at=self._clock.now(),
-            cancellation_reason=params.get("cancellation_reason"),
-            next_action=None,
-        )
-        self._emit("payment_intent.canceled", pi, ctx)
+        self._release(pi, params.get("cancellation_reason"), ctx)
         return pi
 
     # ----------------------------------------------------------------------------- bank debits
@@ -541,6 +559,7 @@ class Payments:
 
 
 _STATEMENT_DESCRIPTOR = "STOREFRONT SANDBOX"
+HOLD_SECONDS = 7 * 24 * 3600
 _CANCELABLE = ("requires_payment_method", "requires_capture", "requires_confirmation", "requires_action")
 
 

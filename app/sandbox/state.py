@@ -65,6 +65,7 @@ class SandboxState(Store):
         clock.on_due(checkout.expire_due)
         clock.on_due(payments.settle_due)
         clock.on_due(discounts.refresh_all)
+        clock.on_due(payments.expire_holds)
 
         self.now = clock.now
         self.tick = clock.tick

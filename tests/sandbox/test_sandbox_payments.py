@@ -139,6 +139,20 @@ def test_cancel_releases_a_hold(module_client: stripe.StripeClient, module_sandb
     assert missing.value.user_message == "No such payment_intent: 'pi_missing'"
 
 
+def test_an_uncaptured_hold_is_released_after_seven_days(
+    module_client: stripe.StripeClient, module_sandbox: SandboxServer
+) -> None:
+    pi = _held(module_client, module_sandbox).payment_intent
+    module_sandbox.control("POST", "clock/advance", seconds=7 * 24 * 3600 - 120)
+    assert module_client.v1.payment_intents.retrieve(pi.id).status == "requires_capture"
+    module_sandbox.control("POST", "clock/advance", seconds=120)
+    expired = module_client.v1.payment_intents.retrieve(pi.id, params={"expand": ["latest_charge"]})
+    assert (expired.status, expired.cancellation_reason) == ("canceled", "automatic")
+    assert (expired.latest_charge.refunded, expired.latest_charge.captured) == (True, False)
+    with pytest.raises(stripe.InvalidRequestError, match="status of canceled"):
+        module_client.v1.payment_intents.capture(pi.id)
+
+
 def test_capture_idempotency(module_client: stripe.StripeClient, module_sandbox: SandboxServer) -> None:
     pi = _held(module_client, module_sandbox).payment_intent
     first = module_client.v1.payment_intents.capture(pi.id, options={"idempotency_key": f"cap-{pi.id}"})
@@ -187,7 +201,9 @@ def test_payment_lists(module_client: stripe.StripeClient, module_sandbox: Sandb
     )
     created = client.v1.payment_intents.retrieve(pis[0]).created
     assert len(client.v1.payment_intents.list(params={"created": {"gte": created}, "limit": 100}).data) >= 4
-    assert client.v1.payment_intents.list(params={"created": {"lt": created - 86400}}).data == []
+    earlier = client.v1.payment_intents.list(params={"created": {"lt": created}, "limit": 100}).data
+    assert all(p.created < created for p in earlier)
+    assert not {p.id for p in earlier} & set(pis)
     found = client.v1.payment_intents.search(
         params={"query": f'status:"succeeded" AND amount>={2500}', "limit": 2}
     )
