@@ -22,6 +22,9 @@ from .ids import new_id
 from .objects import Obj
 from .store import Store
 
+# Stripe releases a card authorization left uncaptured this long.
+HOLD_SECONDS = 7 * 24 * 3600
+
 
 @dataclass
 class PayResult:
@@ -559,7 +562,6 @@ class Payments:
 
 
 _STATEMENT_DESCRIPTOR = "STOREFRONT SANDBOX"
-HOLD_SECONDS = 7 * 24 * 3600
 _CANCELABLE = ("requires_payment_method", "requires_capture", "requires_confirmation", "requires_action")
 
 
