@@ -10,10 +10,10 @@ from litestar import Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
+from . import params as P
 from .errors import StripeError, invalid
 from .forms import Spec, expand_list, parse_form, parse_params
 from .ids import new_id
-from .params import EVENT_LIST, PAGE, REFUND_CREATE, RETRIEVE, SESSION_CREATE, SESSION_LIST
 from .runtime import SandboxRuntime, encode
 from .state import API_VERSION, Collection, Obj, RequestContext, SandboxState
 
@@ -152,6 +152,7 @@ class Api:
     async def call(
         self, request: Request[Any, Any, Any], spec: dict[str, Spec], op: Operation
     ) -> Response[bytes]:
+        """Run `op` with the parameters `spec` (the route's row of `params.OPERATIONS`) accepts."""
         if not self.rt.started:
             await self.rt.start()
         request_id = new_id("req_", 14)
@@ -208,6 +209,13 @@ class Api:
     def create_session(self, params: Obj, ctx: RequestContext) -> tuple[int, Obj]:
         session = self.state.create_session(params, ctx, self.rt.config.public_url)
         return 200, expand(self.state, session, expand_list(params))
+
+    def update_session(self, sid: str) -> Operation:
+        def op(params: Obj, _ctx: RequestContext) -> tuple[int, Obj]:
+            session = self.state.update_session(sid, params)
+            return 200, expand(self.state, session, expand_list(params))
+
+        return op
 
     def retrieve(self, coll: Collection, kind: str, oid: str) -> Operation:
         def op(params: Obj, _ctx: RequestContext) -> tuple[int, Obj]:
@@ -308,56 +316,63 @@ def api_routes(runtime: SandboxRuntime) -> list[HTTPRouteHandler]:
 
     @post("/v1/checkout/sessions", status_code=200)
     async def create_session(request: Request[Any, Any, Any]) -> Response[bytes]:
-        return await api.call(request, SESSION_CREATE, api.create_session)
+        return await api.call(request, P.SESSION_CREATE, api.create_session)
 
     @get("/v1/checkout/sessions")
     async def list_sessions(request: Request[Any, Any, Any]) -> Response[bytes]:
-        return await api.call(request, SESSION_LIST, api.list_sessions)
+        return await api.call(request, P.SESSION_LIST, api.list_sessions)
 
     @get("/v1/checkout/sessions/{sid:str}")
     async def retrieve_session(request: Request[Any, Any, Any], sid: FromPath[str]) -> Response[bytes]:
-        return await api.call(request, RETRIEVE, api.retrieve(state.sessions, "checkout.session", sid))
+        return await api.call(request, P.RETRIEVE, api.retrieve(state.sessions, "checkout.session", sid))
+
+    @post("/v1/checkout/sessions/{sid:str}", status_code=200)
+    async def update_session(request: Request[Any, Any, Any], sid: FromPath[str]) -> Response[bytes]:
+        return await api.call(request, P.SESSION_UPDATE, api.update_session(sid))
 
     @get("/v1/checkout/sessions/{sid:str}/line_items")
     async def session_line_items(request: Request[Any, Any, Any], sid: FromPath[str]) -> Response[bytes]:
-        return await api.call(request, PAGE, api.list_line_items(sid))
+        return await api.call(request, P.PAGE, api.list_line_items(sid))
 
     @post("/v1/checkout/sessions/{sid:str}/expire", status_code=200)
     async def expire_session(request: Request[Any, Any, Any], sid: FromPath[str]) -> Response[bytes]:
-        return await api.call(request, RETRIEVE, api.expire_session(sid))
+        return await api.call(request, P.RETRIEVE, api.expire_session(sid))
 
     @get("/v1/payment_intents/{oid:str}")
     async def retrieve_pi(request: Request[Any, Any, Any], oid: FromPath[str]) -> Response[bytes]:
-        return await api.call(request, RETRIEVE, api.retrieve(state.payment_intents, "payment_intent", oid))
+        return await api.call(
+            request, P.PI_RETRIEVE, api.retrieve(state.payment_intents, "payment_intent", oid)
+        )
 
     @get("/v1/charges/{oid:str}")
     async def retrieve_charge(request: Request[Any, Any, Any], oid: FromPath[str]) -> Response[bytes]:
-        return await api.call(request, RETRIEVE, api.retrieve(state.charges, "charge", oid))
+        return await api.call(request, P.RETRIEVE, api.retrieve(state.charges, "charge", oid))
 
     @post("/v1/refunds", status_code=200)
     async def create_refund(request: Request[Any, Any, Any]) -> Response[bytes]:
-        return await api.call(request, REFUND_CREATE, api.create_refund)
+        return await api.call(request, P.REFUND_CREATE, api.create_refund)
 
     @get("/v1/refunds/{oid:str}")
     async def retrieve_refund(request: Request[Any, Any, Any], oid: FromPath[str]) -> Response[bytes]:
-        return await api.call(request, RETRIEVE, api.retrieve(state.refunds, "refund", oid))
+        return await api.call(request, P.RETRIEVE, api.retrieve(state.refunds, "refund", oid))
 
     @get("/v1/disputes/{oid:str}")
     async def retrieve_dispute(request: Request[Any, Any, Any], oid: FromPath[str]) -> Response[bytes]:
-        return await api.call(request, RETRIEVE, api.retrieve(state.disputes, "dispute", oid))
+        return await api.call(request, P.RETRIEVE, api.retrieve(state.disputes, "dispute", oid))
 
     @get("/v1/events")
     async def list_events(request: Request[Any, Any, Any]) -> Response[bytes]:
-        return await api.call(request, EVENT_LIST, api.list_events)
+        return await api.call(request, P.EVENT_LIST, api.list_events)
 
     @get("/v1/events/{oid:str}")
     async def retrieve_event(request: Request[Any, Any, Any], oid: FromPath[str]) -> Response[bytes]:
-        return await api.call(request, RETRIEVE, api.retrieve(state.events, "event", oid))
+        return await api.call(request, P.RETRIEVE, api.retrieve(state.events, "event", oid))
 
     return [
         create_session,
         list_sessions,
         retrieve_session,
+        update_session,
         session_line_items,
         expire_session,
         retrieve_pi,

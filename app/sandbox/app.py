@@ -16,6 +16,7 @@ from .config import SandboxConfig
 from .control import control_routes
 from .errors import StripeError, unrecognized_url
 from .hosted import hosted_routes
+from .i18n import translator
 from .resources import resource_routes
 from .runtime import SandboxRuntime
 from .styles import STYLESHEET
@@ -52,7 +53,8 @@ def _server_error(request: Request[Any, Any, Any], exc: Exception) -> Response[A
 
 
 def _add_globals(engine: JinjaTemplateEngine) -> None:
-    engine.engine.globals["sandbox_css"] = STYLESHEET
+    """The stylesheet, and English for pages rendered without a session (the 404 page)."""
+    engine.engine.globals.update(sandbox_css=STYLESHEET, _=translator("en"), html_lang="en")
 
 
 def create_sandbox_app(config: SandboxConfig | None = None) -> Litestar:

@@ -235,6 +235,11 @@ class Clearable(Spec):
         return None if value == "" else self.inner.parse(value, path)
 
 
+def refused(*names: str) -> dict[str, Spec]:
+    """`Unsimulated` specs for each named parameter (the refused half of an operation's table)."""
+    return {name: Unsimulated() for name in names}
+
+
 def not_simulated(path: str) -> StripeError:
     return invalid(
         f"The Stripe sandbox does not simulate `{path}`; leave it out, or use real Stripe.", param=path

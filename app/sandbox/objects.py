@@ -21,8 +21,8 @@ _EMPTY_ADDRESS: Obj = {
 }
 
 
-def address(country: str | None = None) -> Obj:
-    return {**_EMPTY_ADDRESS, "country": country}
+def address(country: str | None = None, **fields: str | None) -> Obj:
+    return {**_EMPTY_ADDRESS, **fields, "country": country}
 
 
 def fingerprint(value: str) -> str:
@@ -304,9 +304,9 @@ def checkout_session(
     }
 
 
-def customer_details(email: str | None, name: str | None, country: str | None) -> Obj:
+def customer_details(email: str | None, name: str | None, billing_address: Obj) -> Obj:
     return {
-        "address": address(country),
+        "address": billing_address,
         "business_name": None,
         "email": email,
         "individual_name": None,
@@ -459,9 +459,11 @@ def charge(
     details: Obj,
     billing_email: str | None,
     billing_name: str | None,
+    billing_address: Obj,
     description: str | None,
     metadata: dict[str, str],
     receipt_url: str,
+    statement_descriptor: str,
 ) -> Obj:
     return {
         "id": charge_id,
@@ -474,13 +476,13 @@ def charge(
         "application_fee_amount": None,
         "balance_transaction": None,
         "billing_details": {
-            "address": address(),
+            "address": billing_address,
             "email": billing_email,
             "name": billing_name,
             "phone": None,
             "tax_id": None,
         },
-        "calculated_statement_descriptor": "STOREFRONT SANDBOX",
+        "calculated_statement_descriptor": statement_descriptor,
         "captured": False,
         "created": created,
         "currency": currency,

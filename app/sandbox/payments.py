@@ -106,10 +106,11 @@ class Payments:
         *,
         email: str | None,
         name: str | None,
+        address: Obj | None = None,
         ctx: RequestContext = HOSTED,
     ) -> PayResult:
         session = self._checkout.open_session(sid)
-        email = email or session.get("customer_email")
+        email = email or self._checkout.known_email(session)
         if not email or not looks_like_email(email):
             return PayResult("invalid", session, field_errors={"email": "Your email address is invalid."})
         test_card = lookup(card.number)
@@ -121,6 +122,7 @@ class Payments:
             "exp_year": card.exp_year,
             "email": email,
             "name": name,
+            "address": address or objects.address(test_card.country),
         }
         if test_card.three_d_secure:
             pi.update(
@@ -190,7 +192,13 @@ class Payments:
             three_d_secure=three_d_secure,
         )
         ch = self._new_charge(
-            "ch_", pi, pm_id=pm_id, details=details, email=facts["email"], name=facts["name"]
+            "ch_",
+            pi,
+            pm_id=pm_id,
+            details=details,
+            email=facts["email"],
+            name=facts["name"],
+            address=facts["address"],
         )
         decline = test_card.decline
         if decline is not None:
@@ -222,7 +230,9 @@ class Payments:
         else:
             self._capture(ch, pi, ctx)
         # A held payment completes the session unpaid: its funds arrive only when captured.
-        self._checkout.complete(session, pi, facts["email"], facts["name"], "US", paid=not held, ctx=ctx)
+        self._checkout.complete(
+            session, pi, facts["email"], facts["name"], facts["address"], paid=not held, ctx=ctx
+        )
         if test_card.dispute:
             self._disputes.open(ch, test_card.brand, ctx)
         return PayResult("succeeded", session, payment_intent=pi["id"])
@@ -247,17 +257,32 @@ class Payments:
             metadata=dict(extra.get("pi_metadata") or {}),
             receipt_email=extra.get("receipt_email"),
         )
-        if method == "card" and extra.get("capture_method") == "manual":
-            pi["capture_method"] = "manual"
+        pi.update(
+            customer=session["customer"],
+            capture_method=extra.get("capture_method", "automatic"),
+            statement_descriptor=extra.get("statement_descriptor"),
+            statement_descriptor_suffix=extra.get("statement_descriptor_suffix"),
+        )
         self._store.payment_intents.add(pi)
         extra["payment_intent"] = pi["id"]
         self._emit("payment_intent.created", pi, ctx)
         return pi
 
     def _new_charge(
-        self, prefix: str, pi: Obj, *, pm_id: str, details: Obj, email: str | None, name: str | None
+        self,
+        prefix: str,
+        pi: Obj,
+        *,
+        pm_id: str,
+        details: Obj,
+        email: str | None,
+        name: str | None,
+        address: Obj,
     ) -> Obj:
         """A charge for the PaymentIntent's full amount, recorded before its outcome is known."""
+        descriptor = pi["statement_descriptor"] or _STATEMENT_DESCRIPTOR
+        if pi["statement_descriptor_suffix"]:
+            descriptor = f"{_STATEMENT_DESCRIPTOR}* {pi['statement_descriptor_suffix']}"
         ch = objects.charge(
             charge_id=new_id(prefix),
             created=self._clock.now(),
@@ -268,9 +293,11 @@ class Payments:
             details=details,
             billing_email=email,
             billing_name=name,
+            billing_address=address,
             description=pi["description"],
             metadata=dict(pi["metadata"]),
             receipt_url=f"{self._store.config.public_url.rstrip('/')}/receipts/{pi['id']}",
+            statement_descriptor=descriptor[:22].upper(),
         )
         return self._store.charges.add(ch)
 
@@ -413,11 +440,18 @@ class Payments:
     # ----------------------------------------------------------------------------- bank debits
 
     def pay_with_bank(
-        self, sid: str, account: str, *, email: str | None, name: str | None, ctx: RequestContext = HOSTED
+        self,
+        sid: str,
+        account: str,
+        *,
+        email: str | None,
+        name: str | None,
+        address: Obj | None = None,
+        ctx: RequestContext = HOSTED,
     ) -> PayResult:
         """A delayed-notification debit: the session completes unpaid and settles later."""
         session = self._checkout.open_session(sid)
-        email = email or session.get("customer_email")
+        email = email or self._checkout.known_email(session)
         if not email or not looks_like_email(email):
             return PayResult("invalid", session, field_errors={"email": "Your email address is invalid."})
         outcome = bank_outcome(account, session["currency"])
@@ -428,19 +462,15 @@ class Payments:
         pi = self._ensure_pi(session, outcome.method, ctx)
         pm_id = new_id("pm_")
         details = objects.bank_details(outcome.method, normalized, new_id("mandate_"))
-        ch = self._new_charge("py_", pi, pm_id=pm_id, details=details, email=email, name=name)
+        country = normalized[:2] if outcome.method == "sepa_debit" else "US"
+        address = address or objects.address(country)
+        ch = self._new_charge(
+            "py_", pi, pm_id=pm_id, details=details, email=email, name=name, address=address
+        )
         pi.update(status="processing", payment_method=pm_id, latest_charge=ch["id"], last_payment_error=None)
         self._emit("payment_intent.processing", pi, ctx)
         self._emit("charge.pending", ch, ctx)
-        self._checkout.complete(
-            session,
-            pi,
-            email,
-            name,
-            normalized[:2] if outcome.method == "sepa_debit" else "US",
-            paid=False,
-            ctx=ctx,
-        )
+        self._checkout.complete(session, pi, email, name, address, paid=False, ctx=ctx)
         self._store.pending_debits.append(
             {
                 "session": sid,
@@ -531,6 +561,7 @@ class Payments:
         return result
 
 
+_STATEMENT_DESCRIPTOR = "STOREFRONT SANDBOX"
 _CANCELABLE = ("requires_payment_method", "requires_capture", "requires_confirmation", "requires_action")
 
 

@@ -56,7 +56,7 @@ class SandboxState(Store):
         customers = Customers(self, clock, emitter)
         catalog = Catalog(self, clock, emitter)
         tax = Tax(self, clock, emitter)
-        checkout = Checkout(self, clock, emitter)
+        checkout = Checkout(self, clock, emitter, discounts, customers, tax)
         disputes = Disputes(self, clock, emitter)
         payments = Payments(self, clock, emitter, checkout, disputes)
         refunds = Refunds(self, clock, emitter)
@@ -94,6 +94,11 @@ class SandboxState(Store):
         self.create_session = checkout.create_session
         self.line_items_list = checkout.line_items_list
         self.expire_session = checkout.expire_session
+        self.update_session = checkout.update_session
+        self.set_quantities = checkout.set_quantities
+        self.set_promotion_code = checkout.set_promotion_code
+        self.known_email = checkout.known_email
+        self.tax_location = checkout.tax_location
 
         self.validate_card = payments.validate_card
         self.pay_with_card = payments.pay_with_card

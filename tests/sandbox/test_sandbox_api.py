@@ -19,7 +19,6 @@ def test_create_and_retrieve_session(client: stripe.StripeClient, sandbox: Sandb
         params=session_params(
             customer_email="buyer@example.com",
             locale="de",
-            allow_promotion_codes=False,
             payment_method_types=["card"],
         )
     )

@@ -55,6 +55,27 @@ def _drive_all_flows(client: stripe.StripeClient, sandbox: SandboxServer) -> lis
         session = client.v1.checkout.sessions.create(params=session_params())
         sandbox.control("POST", f"checkout/sessions/{session.id}/pay", bank_account=account)
         ids.append(session.id)
+    # Everything Checkout simulates at once: a customer, a discount, automatic tax, a buyer-set
+    # quantity and a manually captured payment.
+    coupon = client.v1.coupons.create(params={"percent_off": 10, "duration": "once"})
+    customer = client.v1.customers.create(
+        params={"email": "c@example.com", "address": {"country": "DE", "city": "Berlin"}}
+    )
+    item = session_params()["line_items"][0]
+    rich = client.v1.checkout.sessions.create(
+        params=session_params(
+            customer=customer.id,
+            discounts=[{"coupon": coupon.id}],
+            automatic_tax={"enabled": True},
+            line_items=[{**item, "adjustable_quantity": {"enabled": True}}],
+            payment_intent_data={"capture_method": "manual"},
+            billing_address_collection="required",
+            submit_type="donate",
+        )
+    )
+    assert rich.automatic_tax.status == "complete"
+    sandbox.control("POST", f"checkout/sessions/{rich.id}/pay")
+    ids.append(rich.id)
     sandbox.control("POST", "clock/advance", seconds=120)
     expiring = client.v1.checkout.sessions.create(params=session_params())
     client.v1.checkout.sessions.expire(expiring.id)
@@ -135,7 +156,6 @@ def test_sdk_requests_match_request_schemas(sandbox: SandboxServer) -> None:
         params=session_params(
             customer_email="a@b.example",
             locale="fr",
-            allow_promotion_codes=True,
             payment_method_types=["card"],
             expand=["line_items"],
             payment_intent_data={"metadata": {"k": "v"}},
