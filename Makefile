@@ -41,6 +41,11 @@ chromium:
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
 	fi
+	@if ! fc-list 2>/dev/null | grep -qi "wenquanyi\|wqy"; then \
+		echo "installing a Chinese font so the zh pages lay out (and screenshot) as buyers see them"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq fonts-wqy-microhei >/dev/null; \
+	fi
 
 lint: bootstrap
 	$(BIN)/ruff check app tests bench
