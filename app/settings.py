@@ -20,6 +20,8 @@ from typing import Literal
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 Environment = Literal["development", "production"]
+POLICIES = PROJECT_ROOT / "static" / "policies"
+"""The shipped terms, privacy and refund policies (under static/ so every deployment carries them)."""
 
 
 class SettingsError(RuntimeError):
@@ -136,6 +138,30 @@ class Settings:
     """Run the host webhook deliverer inside the app (every replica may: claims are atomic)."""
     host_webhooks_poll_seconds: float = 1.0
     host_webhooks_timeout_seconds: float = 10.0
+    host_webhooks_keep_days: int = 30
+    """Days a settled host event is kept with its deliveries and their log, then purged."""
+    shop_name: str = "Storefront"
+    """Shown in the header, page titles and the footer."""
+    support_email: str = ""
+    """Where buyers write for help; shown in the footer and the policies (hidden when empty)."""
+    logo: str = "brand/logo.svg"
+    """The header's logo, a file under ``static/``."""
+    favicon: str = "brand/favicon.svg"
+    """The tab icon, a file under ``static/``."""
+    terms_path: Path = POLICIES / "terms.md"
+    privacy_path: Path = POLICIES / "privacy.md"
+    refund_policy_path: Path = POLICIES / "refunds.md"
+    """Markdown policies; a Chinese page reads ``<name>.zh.md`` beside the file when there is one."""
+    smtp_url: str = ""
+    """``smtp://user:pass@host:587`` (STARTTLS when offered) or ``smtps://...:465``; empty: files under
+    ``var/mail/`` (development's mail, listed at ``/dev/mail``)."""
+    mail_from: str = "Storefront <shop@localhost>"
+    mail_deliver: bool = True
+    """Run the mail worker inside the app (every replica may: claims are atomic)."""
+    mail_poll_seconds: float = 1.0
+    verify_email: bool = False
+    """Buying needs a verified email (a link sent at sign-up); host customers are vouched for by the host."""
+    password_reset_seconds: int = 3600
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -241,7 +267,25 @@ class Settings:
             not in ("0", "false", "no", "off"),
             host_webhooks_poll_seconds=max(0.05, float(_env("STOREFRONT_HOST_WEBHOOKS_POLL", "1"))),
             host_webhooks_timeout_seconds=max(1.0, float(_env("STOREFRONT_HOST_WEBHOOKS_TIMEOUT", "10"))),
+            host_webhooks_keep_days=max(1, int(_env("STOREFRONT_HOST_WEBHOOKS_KEEP_DAYS", "30"))),
+            shop_name=_env("STOREFRONT_SHOP_NAME") or "Storefront",
+            support_email=_env("STOREFRONT_SUPPORT_EMAIL"),
+            logo=_env("STOREFRONT_LOGO") or "brand/logo.svg",
+            favicon=_env("STOREFRONT_FAVICON") or "brand/favicon.svg",
+            terms_path=Path(_env("STOREFRONT_TERMS") or POLICIES / "terms.md"),
+            privacy_path=Path(_env("STOREFRONT_PRIVACY") or POLICIES / "privacy.md"),
+            refund_policy_path=Path(_env("STOREFRONT_REFUND_POLICY") or POLICIES / "refunds.md"),
+            smtp_url=_env("STOREFRONT_SMTP_URL"),
+            mail_from=_env("STOREFRONT_MAIL_FROM") or "Storefront <shop@localhost>",
+            mail_deliver=_flag("STOREFRONT_MAIL_DELIVER", "1"),
+            mail_poll_seconds=max(0.05, float(_env("STOREFRONT_MAIL_POLL", "1"))),
+            verify_email=_flag("STOREFRONT_VERIFY_EMAIL", "0"),
+            password_reset_seconds=max(300, int(_env("STOREFRONT_PASSWORD_RESET_SECONDS", "3600"))),
         )
+
+
+def _flag(name: str, default: str) -> bool:
+    return _env(name, default).lower() not in ("", "0", "false", "no", "off")
 
 
 def trusted_proxies(raw: str) -> tuple[str, ...]:

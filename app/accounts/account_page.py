@@ -29,7 +29,7 @@ from app.db.sql import run
 from app.i18n import gettext as _
 from app.money.credits import AssetBalance, customer_balances
 from app.money.ledger import EntryRow, balances, entries
-from app.money.models import Order, OrderStatus
+from app.money.models import LedgerEntry, Order, OrderStatus
 from app.web.params import OptionalRowId
 from app.web.transactions import READ_ONLY_OPT
 
@@ -112,7 +112,7 @@ def pack_name(catalogue: Catalogue, order: Order, locale: str) -> str:
 
 
 def entry_details(catalogue: Catalogue, entry: EntryRow, order: Order | None, locale: str) -> str:
-    """What an entry is about, in the page's language.
+    """What an entry is about, in the page's language, naming its order when it has one.
 
     The stored ``reason`` is an operator's note in English; entries tied to an order are
     described from the order instead so a Chinese page shows no English.
@@ -120,14 +120,98 @@ def entry_details(catalogue: Catalogue, entry: EntryRow, order: Order | None, lo
     if order is None:
         return entry.reason
     babel = i18n.babel_name(locale)
-    name = pack_name(catalogue, order, locale)
+    values = {"id": order.id, "name": pack_name(catalogue, order, locale)}
     if entry.kind == "purchase" and order.bonus:
-        return _("%(name)s (%(units)s + %(bonus)s bonus)") % {
-            "name": name,
+        return _("Order %(id)s: %(name)s (%(units)s + %(bonus)s bonus)") % {
+            **values,
             "units": format_decimal(order.units, locale=babel),
             "bonus": format_decimal(order.bonus, locale=babel),
         }
-    return _("Order %(id)s: %(name)s") % {"id": order.id, "name": name}
+    if entry.amount and entry.kind in ("refund", "refund_total"):
+        money = format_money(entry.amount, order.currency, babel)
+        return _("Order %(id)s: %(name)s, %(amount)s refunded") % {**values, "amount": money}
+    if entry.amount and entry.kind.startswith("dispute_"):
+        money = format_money(entry.amount, order.currency, babel)
+        return _("Order %(id)s: %(name)s, %(amount)s disputed") % {**values, "amount": money}
+    return _("Order %(id)s: %(name)s") % values
+
+
+def shown_to_buyer(entry: EntryRow) -> bool:
+    """False for the ledger's internal rows that change nothing the buyer sees.
+
+    A refund is booked both by its id and as the charge's refunded total; whichever comes
+    second takes nothing more and was shown as a puzzling "+0 coins".
+    """
+    return bool(entry.units or entry.held_units)
+
+
+REVERSAL_KINDS: Final = ("refund", "refund_total", "dispute_hold", "dispute_release", "dispute_loss")
+
+
+@dataclass(frozen=True, slots=True)
+class PurchaseState:
+    """Where a purchase stands for the buyer, derived from its order and its ledger entries."""
+
+    key: str
+    """``paid``, ``partially_refunded``, ``refunded``, ``disputed``, ``dispute_won``, ``dispute_lost``
+    or the order's own status."""
+    label: str
+    note: str = ""
+
+
+def purchase_state(order: Order, reversals: list[tuple[str, int | None, str]], locale: str) -> PurchaseState:
+    """The buyer's word for a purchase: refunds and disputes read from the entries of its order.
+
+    ``reversals`` are (kind, amount, idempotency key) in the order they were written. The refunded
+    money is the larger of the refunds by id and the charge's refunded total, as
+    ``app.money.reversals`` counts it; a dispute's state is its latest entry (keys end in its id).
+    """
+    if order.status != OrderStatus.PAID:
+        return PurchaseState(order.status, status_label(order.status))
+    by_id = sum(amount or 0 for kind, amount, _key in reversals if kind == "refund")
+    total = max((amount or 0 for kind, amount, _key in reversals if kind == "refund_total"), default=0)
+    refunded = min(max(by_id, total), order.amount)
+    disputes: dict[str, str] = {}
+    for kind, _amount, key in reversals:
+        if kind.startswith("dispute_"):
+            disputes[key.partition(":")[2]] = kind
+    babel = i18n.babel_name(locale)
+    note = ""
+    if refunded:
+        note = _("%(refunded)s of %(price)s refunded") % {
+            "refunded": format_money(refunded, order.currency, babel),
+            "price": format_money(order.amount, order.currency, babel),
+        }
+    if "dispute_hold" in disputes.values():
+        return PurchaseState("disputed", _("Disputed"), note)
+    if disputes:
+        last = list(disputes.values())[-1]
+        if last == "dispute_loss":
+            return PurchaseState("dispute_lost", _("Dispute lost"), note)
+        return PurchaseState("dispute_won", _("Dispute won"), note)
+    if refunded >= order.amount > 0:
+        return PurchaseState("refunded", _("Refunded"), note)
+    if refunded:
+        return PurchaseState("partially_refunded", _("Partially refunded"), note)
+    return PurchaseState("paid", _("Paid"))
+
+
+async def order_reversals(
+    db: AsyncSession, order_ids: list[int]
+) -> dict[int, list[tuple[str, int | None, str]]]:
+    """Refund and dispute entries of these orders, oldest first, by order."""
+    found: dict[int, list[tuple[str, int | None, str]]] = {order_id: [] for order_id in order_ids}
+    if not order_ids:
+        return found
+    rows = await db.execute(
+        select(LedgerEntry.order_id, LedgerEntry.kind, LedgerEntry.amount, LedgerEntry.idempotency_key)
+        .where(LedgerEntry.order_id.in_(order_ids), LedgerEntry.kind.in_(REVERSAL_KINDS))
+        .order_by(LedgerEntry.id)
+    )
+    for order_id, kind, amount, key in rows:
+        if order_id is not None:
+            found.setdefault(order_id, []).append((kind, amount, key))
+    return found
 
 
 def _expiring(catalogue: Catalogue, view: AssetBalance | None, locale: str) -> str:
@@ -189,7 +273,7 @@ def _entry_context(
     catalogue: Catalogue, locale: str, rows: list[EntryRow], orders: dict[int, Order]
 ) -> list[dict[str, Any]]:
     shown = []
-    for entry in rows:
+    for entry in filter(shown_to_buyer, rows):
         asset = catalogue.asset(entry.asset)
         shown.append(
             {
@@ -239,10 +323,11 @@ async def account_page(
     )
     babel = i18n.babel_name(locale)
     new_key = take_new_key(request, user)  # a key made just before the redirect: shown this once
+    reversals = await order_reversals(db_session, [o.id for o in orders])
     purchases = [
         {
             "order": o,
-            "status": status_label(o.status),
+            "state": purchase_state(o, reversals[o.id], locale),
             "waiting": OrderStatus(o.status).waiting,
             "price": format_money(o.amount, o.currency, babel),
             "units": o.total_units,

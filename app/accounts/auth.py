@@ -26,6 +26,8 @@ from app.web.sessions import SIGNED_IN_KEY, rotate_session
 
 SESSION_USER_ID = SIGNED_IN_KEY
 SESSION_USER_EMAIL = "user_email"
+SESSION_EPOCH = "epoch"
+"""The account's ``session_epoch`` at sign-in; a password reset raises the account's, ending this session."""
 _STATE_KEY = "_current_user"
 DEFAULT_NEXT = "/account"
 DEFAULT_AFTER_POST = "/"
@@ -51,7 +53,9 @@ def session_user_id(connection: ASGIConnection[Any, Any, Any, Any]) -> int | Non
 
 def sign_in_session(request: Request[Any, Any, Any], user: User) -> None:
     """Put the user in a fresh session: a new id, so an id planted before sign-in is worthless."""
-    request.set_session({SESSION_USER_ID: user.id, SESSION_USER_EMAIL: user.email})
+    request.set_session(
+        {SESSION_USER_ID: user.id, SESSION_USER_EMAIL: user.email, SESSION_EPOCH: user.session_epoch or 0}
+    )
     rotate_session(request)
 
 
@@ -63,10 +67,12 @@ async def current_user(request: Request[Any, Any, Any], db_session: AsyncSession
         return cached
     user_id = session_user_id(request)
     user = await db_session.get(User, user_id) if user_id is not None else None
+    if user is not None and _session(request).get(SESSION_EPOCH, 0) != user.session_epoch:
+        user = None  # signed in before the account's password was reset: signed out
     if user_id is not None and user is None:
-        # The account is gone: forget it instead of showing a half-signed-in page.
-        _session(request).pop(SESSION_USER_ID, None)
-        _session(request).pop(SESSION_USER_EMAIL, None)
+        # The account is gone (or its sessions ended): forget it instead of showing a half-signed-in page.
+        for key in (SESSION_USER_ID, SESSION_USER_EMAIL, SESSION_EPOCH):
+            _session(request).pop(key, None)
     state[_STATE_KEY] = user
     if user is not None and user.locale in i18n.SUPPORTED and i18n.COOKIE not in request.cookies:
         # No switcher choice in this browser: the account's saved language wins over the browser's.

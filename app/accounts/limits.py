@@ -213,9 +213,13 @@ async def limit_by_address(
     await limiter.hit("auth:" + limiter.address(connection), ADDRESS_LIMIT, ADDRESS_WINDOW)
 
 
+def scoped_account_key(scope: str, email: str) -> str:
+    """A fixed-length key per (scope, email) that does not store the email itself."""
+    return f"{scope}:" + hashlib.sha256(email.encode()).hexdigest()
+
+
 def _account_key(email: str) -> str:
-    """A fixed-length key that does not store the email itself."""
-    return "account:" + hashlib.sha256(email.encode()).hexdigest()
+    return scoped_account_key("account", email)
 
 
 async def limit_by_account(request: Request[Any, Any, Any], email: str) -> None:

@@ -22,6 +22,11 @@ class User(BigIntAuditBase):
     name: Mapped[str | None] = mapped_column(String(200), default=None)
     customer_metadata: Mapped[str | None] = mapped_column(Text, default=None)
     """The host's metadata for this customer, as JSON text."""
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Sessions carry the epoch they were signed in at; a password reset bumps it, which signs
+    every older session out (app/accounts/auth.py) without having to find them in the store."""
+    email_verified_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    """Unix seconds; with ``STOREFRONT_VERIFY_EMAIL`` on, buying needs it (app/accounts/verification.py)."""
 
 
 class SignInLink(NaturalKeyBase):
@@ -50,3 +55,17 @@ class RateLimitCounter(NaturalKeyBase):
     hits: Mapped[int] = mapped_column(Integer)
     expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
     """Unix seconds at which this window ends (an integer compares the same on both databases)."""
+
+
+class AccountToken(NaturalKeyBase):
+    """A single-use emailed link (password reset, email verification); only its hash is stored."""
+
+    __tablename__ = "account_token"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    """``reset`` or ``verify``: a token is good for its own purpose only."""
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    """Unix seconds; spent by one ``UPDATE ... WHERE used_at IS NULL AND expires_at > now``."""
+    used_at: Mapped[int | None] = mapped_column(BigInteger, default=None)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from litestar import Request, get, post
+from litestar import Request, Response, get, post
 from litestar.params import QueryParameter
 from litestar.plugins.flash import flash
 from litestar.response import Redirect, Template
@@ -22,9 +23,17 @@ from app.accounts.account_page import ROUTES as ACCOUNT_PAGE_ROUTES
 from app.accounts.auth import safe_next, sign_in_session
 from app.accounts.limits import clear_account, limit_by_account, limit_by_address
 from app.accounts.models import User
+from app.accounts.password_reset import ROUTES as PASSWORD_RESET_ROUTES
 from app.accounts.service import EmailTaken, authenticate, check_sign_up, create_user, normalise_email
+from app.accounts.verification import ROUTES as VERIFICATION_ROUTES
+from app.accounts.verification import needs_verification, send_verification
+from app.catalogue.reload import CatalogueHolder
+from app.checkout.routes import buy_pack
+from app.db.sql import run
 from app.i18n import gettext as _
 from app.i18n.web import language_cookie
+from app.settings import Settings
+from app.stripe_gateway import StripeGateway
 from app.web.sessions import rotate_session
 from app.web.transactions import READ_ONLY_OPT
 
@@ -33,10 +42,28 @@ async def _form(request: Request[Any, Any, Any]) -> dict[str, str]:
     """The fields we read, as strings; anything missing or odd becomes an empty string."""
     form = await request.form()
     out: dict[str, str] = {}
-    for name in ("email", "password", "next"):
+    for name in ("email", "password", "next", "pack"):
         value = form.get(name)
         out[name] = value if isinstance(value, str) else ""
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Buying:
+    """The pack a signed-out visitor chose on the pricing page, shown while they sign in or up."""
+
+    id: str
+    name: str
+    price: str
+
+
+def _buying(catalogue: CatalogueHolder, pack_id: str | None) -> Buying | None:
+    """Only a pack on sale in the catalogue; anything else is dropped (the form then just signs in)."""
+    pack = catalogue.catalogue.get_active(pack_id.strip()) if pack_id else None
+    if pack is None:
+        return None
+    locale = i18n.current_locale()
+    return Buying(pack.id, pack.name.get(locale), pack.price_display(i18n.babel_name(locale)))
 
 
 def _page(
@@ -46,40 +73,83 @@ def _page(
     email: str = "",
     errors: Mapping[str, str | None] | None = None,
     status: int = 200,
+    buying: Buying | None = None,
 ) -> Template:
     return Template(
         template_name=f"accounts/{name}.html",
-        context={"email": email, "next": next_path, "errors": errors or {}},
+        context={"email": email, "next": next_path, "errors": errors or {}, "buying": buying},
         status_code=status,
     )
 
 
-def _signed_in(request: Request[Any, Any, Any], user: User, next_path: str) -> Redirect:
-    """Rotate the session, remember the account's language in this browser, and go on."""
+@dataclass(frozen=True, slots=True)
+class _Shop:
+    """What going straight on to Checkout needs (the sign-in and sign-up handlers' dependencies)."""
+
+    db: AsyncSession
+    catalogue: CatalogueHolder
+    stripe: StripeGateway
+    settings: Settings
+
+
+async def _signed_in(
+    request: Request[Any, Any, Any], user: User, next_path: str, *, shop: _Shop, buying: Buying | None
+) -> Response[Any]:
+    """Rotate the session, remember the account's language in this browser, and go on: to the
+    chosen pack's Checkout when one came from the pricing page, else to ``next``."""
     sign_in_session(request, user)
     cookies = []
     if i18n.COOKIE not in request.cookies and user.locale in i18n.SUPPORTED:
         cookies.append(language_cookie(user.locale))
-    return Redirect(path=safe_next(next_path), status_code=HTTP_303_SEE_OTHER, cookies=cookies)
+        i18n.set_locale(user.locale)
+    path = safe_next(next_path)
+    if buying is not None and needs_verification(shop.settings, user):
+        path = "/verify-email"
+    elif buying is not None:
+        response = await buy_pack(shop.db, shop.catalogue, shop.stripe, shop.settings, user, buying.id)
+        # Only a redirect (Checkout, or the failed-order page) keeps this transaction: a 4xx page
+        # (a purchase limit) would roll the sign-up back. Then the buyer lands on ``next``.
+        if (response.status_code or 200) < 400:
+            response.cookies.extend(cookies)
+            return response
+    return Redirect(path=path, status_code=HTTP_303_SEE_OTHER, cookies=cookies)
+
+
+NextPath = Annotated[str | None, QueryParameter(name="next", required=False, max_length=2000)]
+PackId = Annotated[str | None, QueryParameter(name="pack", required=False, max_length=64)]
 
 
 @get("/sign-up", name="sign_up", opt={READ_ONLY_OPT: True})
 async def sign_up_page(
-    next_path: Annotated[str | None, QueryParameter(name="next", required=False)] = None,
+    catalogue: CatalogueHolder, next_path: NextPath = None, pack: PackId = None
 ) -> Template:
-    return _page("sign_up", next_path=safe_next(next_path))
+    return _page("sign_up", next_path=safe_next(next_path), buying=_buying(catalogue, pack))
 
 
 @post("/sign-up", name="sign_up:submit", guards=[limit_by_address])
-async def sign_up(request: Request[Any, Any, Any], db_session: AsyncSession) -> Template | Redirect:
+async def sign_up(
+    request: Request[Any, Any, Any],
+    db_session: AsyncSession,
+    catalogue: CatalogueHolder,
+    stripe: StripeGateway,
+    settings: Settings,
+) -> Response[Any]:
     """Create the account; a taken email is found by the unique constraint, and nothing is written."""
     form = await _form(request)
     email, password = normalise_email(form["email"]), form["password"]
     next_path = safe_next(form["next"])
+    buying = _buying(catalogue, form["pack"])
     problems = check_sign_up(email, password)
     if problems:
         errors = {"email": problems.email, "password": problems.password}
-        return _page("sign_up", email=email, next_path=next_path, errors=errors, status=HTTP_400_BAD_REQUEST)
+        return _page(
+            "sign_up",
+            email=email,
+            next_path=next_path,
+            errors=errors,
+            status=HTTP_400_BAD_REQUEST,
+            buying=buying,
+        )
     try:
         # Only an explicit choice (the switcher's cookie) is saved, not a guess from the browser.
         chosen = request.cookies.get(i18n.COOKIE)
@@ -87,35 +157,68 @@ async def sign_up(request: Request[Any, Any, Any], db_session: AsyncSession) -> 
         user = await create_user(db_session, email, password, locale=locale)
     except EmailTaken:
         errors = {"email": _("An account with this email already exists. Please sign in instead.")}
-        return _page("sign_up", email=email, next_path=next_path, errors=errors, status=HTTP_409_CONFLICT)
-    response = _signed_in(request, user, next_path)
+        return _page(
+            "sign_up",
+            email=email,
+            next_path=next_path,
+            errors=errors,
+            status=HTTP_409_CONFLICT,
+            buying=buying,
+        )
+    if settings.verify_email:
+        await run(db_session, send_verification, user.id)
     flash(request, _("Welcome! Your account is ready."), category="success")
-    return response
+    return await _signed_in(
+        request, user, next_path, shop=_Shop(db_session, catalogue, stripe, settings), buying=buying
+    )
 
 
 @get("/sign-in", name="sign_in", opt={READ_ONLY_OPT: True})
 async def sign_in_page(
-    next_path: Annotated[str | None, QueryParameter(name="next", required=False)] = None,
+    catalogue: CatalogueHolder, next_path: NextPath = None, pack: PackId = None
 ) -> Template:
-    return _page("sign_in", next_path=safe_next(next_path))
+    return _page("sign_in", next_path=safe_next(next_path), buying=_buying(catalogue, pack))
 
 
 @post("/sign-in", name="sign_in:submit", guards=[limit_by_address])
-async def sign_in(request: Request[Any, Any, Any], db_session: AsyncSession) -> Template | Redirect:
+async def sign_in(
+    request: Request[Any, Any, Any],
+    db_session: AsyncSession,
+    catalogue: CatalogueHolder,
+    stripe: StripeGateway,
+    settings: Settings,
+) -> Response[Any]:
     """Check the password; an unknown email and a wrong password get the same words."""
     form = await _form(request)
     email, password = normalise_email(form["email"]), form["password"]
     next_path = safe_next(form["next"])
+    buying = _buying(catalogue, form["pack"])
     if not email or not password:
         errors = {"form": _("Please enter your email address and password.")}
-        return _page("sign_in", email=email, next_path=next_path, errors=errors, status=HTTP_400_BAD_REQUEST)
+        return _page(
+            "sign_in",
+            email=email,
+            next_path=next_path,
+            errors=errors,
+            status=HTTP_400_BAD_REQUEST,
+            buying=buying,
+        )
     await limit_by_account(request, email)  # counted before the password is checked
     user = await authenticate(db_session, email, password)
     if user is None:
         errors = {"form": _("That email and password do not match an account.")}
-        return _page("sign_in", email=email, next_path=next_path, errors=errors, status=HTTP_401_UNAUTHORIZED)
+        return _page(
+            "sign_in",
+            email=email,
+            next_path=next_path,
+            errors=errors,
+            status=HTTP_401_UNAUTHORIZED,
+            buying=buying,
+        )
     await clear_account(request, db_session, email)
-    return _signed_in(request, user, next_path)
+    return await _signed_in(
+        request, user, next_path, shop=_Shop(db_session, catalogue, stripe, settings), buying=buying
+    )
 
 
 @post("/sign-out", name="sign_out")
@@ -127,5 +230,14 @@ async def sign_out(request: Request[Any, Any, Any]) -> Redirect:
     return Redirect(path="/", status_code=HTTP_303_SEE_OTHER)
 
 
-ROUTES: list[Any] = [sign_up_page, sign_up, sign_in_page, sign_in, sign_out, *ACCOUNT_PAGE_ROUTES]
+ROUTES: list[Any] = [
+    sign_up_page,
+    sign_up,
+    sign_in_page,
+    sign_in,
+    sign_out,
+    *ACCOUNT_PAGE_ROUTES,
+    *PASSWORD_RESET_ROUTES,
+    *VERIFICATION_ROUTES,
+]
 """Every route of the accounts package, the account page included; ``app/web/factory.py`` mounts them."""

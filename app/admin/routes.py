@@ -19,7 +19,11 @@ from litestar.di import Provide
 
 from app.admin.access import admin_guard, provide_admin
 from app.admin.audit_page import ROUTES as AUDIT_ROUTES
+from app.admin.catalogue import ROUTES as CATALOGUE_ROUTES
+from app.admin.customers import ROUTES as CUSTOMER_ROUTES
 from app.admin.dashboard import ROUTES as DASHBOARD_ROUTES
+from app.admin.events import ROUTES as EVENT_ROUTES
+from app.admin.ledger import ROUTES as LEDGER_ROUTES
 from app.admin.order_actions import ROUTES as ORDER_ACTION_ROUTES
 from app.admin.orders import ROUTES as ORDER_ROUTES
 
@@ -32,6 +36,10 @@ ADMIN_HANDLERS: list[Any] = [
     *ORDER_ROUTES,
     *ORDER_ACTION_ROUTES,
     *AUDIT_ROUTES,
+    *CUSTOMER_ROUTES,
+    *EVENT_ROUTES,
+    *CATALOGUE_ROUTES,
+    *LEDGER_ROUTES,
 ]
 
 

@@ -43,6 +43,7 @@ from app.catalogue.reload import CatalogueHolder
 from app.db.sql import run
 from app.i18n import gettext as _
 from app.web.params import RowId
+from app.web.requests import form_texts
 
 __all__ = ("NO_STORE", "ROUTES", "SECTION_TEMPLATE", "key_section", "take_new_key")
 
@@ -176,19 +177,8 @@ def _field_error(error: KeyInputError) -> tuple[str, str]:
 
 
 async def _read_form(request: Request[Any, Any, Any]) -> FormValues:
-    form = await request.form()
-
-    def text(name: str) -> str:
-        value = form.get(name)
-        return value.strip() if isinstance(value, str) else ""
-
-    return FormValues(
-        name=text("name"),
-        asset=text("asset"),
-        cap=text("cap"),
-        cap_period=text("cap_period") or CapPeriod.DAY.value,
-        expires=text("expires"),
-    )
+    values = await form_texts(request, *FormValues.__slots__)
+    return FormValues(**{**values, "cap_period": values["cap_period"] or CapPeriod.DAY.value})
 
 
 def _parse(values: FormValues, catalogue: Catalogue) -> dict[str, Any]:

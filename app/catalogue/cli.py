@@ -1,20 +1,22 @@
 """``storefront pricing ...`` commands.
 
 ``check`` is meant for humans and CI alike: exit status 1 with every problem
-listed, or 0 with a table showing what customers will be offered.
+listed, or 0 with a table showing what customers will be offered. ``diff`` prints
+per pack what a file changes of the live catalogue (exit 1 when it differs).
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NoReturn
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from .loader import PRICING_ENV, CatalogueError, load_catalogue
+from .diff import compare_with_file
+from .loader import PRICING_ENV, CatalogueError, default_pricing_path, load_catalogue
 from .model import Catalogue, format_unit_price
 
 __all__ = ["pricing_group"]
@@ -25,14 +27,18 @@ def pricing_group() -> None:
     """Container for the pricing sub-commands; registered by the storefront CLI."""
 
 
-@pricing_group.command("check")
-@click.argument(
+_pricing_file = click.argument(
     "file",
     required=False,
     type=click.Path(dir_okay=False, path_type=Path),
     envvar=PRICING_ENV,
     default="pricing.toml",
 )
+"""FILE, defaulting to $STOREFRONT_PRICING or ./pricing.toml like the shop."""
+
+
+@pricing_group.command("check")
+@_pricing_file
 def check_command(file: Path) -> None:
     """Validate FILE (default: $STOREFRONT_PRICING or ./pricing.toml) and show its packs."""
     try:
@@ -74,3 +80,47 @@ def _packs_table(catalogue: Catalogue) -> Table:
             style=None if pack.active else "dim",
         )
     return table
+
+
+@pricing_group.command("diff")
+@_pricing_file
+@click.option(
+    "--live",
+    "live_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The catalogue being served (default: $STOREFRONT_PRICING or ./pricing.toml).",
+)
+def diff_command(file: Path, live_file: Path | None) -> None:
+    """Show per pack what FILE changes of the live catalogue (exit 1 when it differs, 2 when broken).
+
+    The shop serves the last valid version of its configured file; edit a copy, see here what
+    saving it over the configured one would change for buyers.
+    """
+    live_path = live_file if live_file is not None else default_pricing_path()
+    try:
+        live = load_catalogue(live_path)
+    except CatalogueError as exc:
+        _problems(live_path, exc.problems)
+    compared = compare_with_file(live, file)
+    if compared.problems:
+        _problems(file, compared.problems)
+    if compared.same:
+        click.echo(f"{file}: no differences from {live_path} (version {live.version})")
+        return
+    for change in compared.changes:
+        click.echo(f"{change.change.value:8} {change.pack_id}")
+        for field in change.fields:
+            click.echo(f"         {field.field}: {field.before} -> {field.after}")
+    count = len(compared.changes)
+    packs = f"{count} pack{'s' if count != 1 else ''}"
+    click.echo(f"{file}: {packs} differ from {live_path} (version {live.version})")
+    raise SystemExit(1)
+
+
+def _problems(file: Path, problems: tuple[str, ...]) -> NoReturn:
+    count = len(problems)
+    click.echo(f"{file}: {count} problem{'s' if count != 1 else ''}", err=True)
+    for problem in problems:
+        click.echo(f"  - {problem}", err=True)
+    raise SystemExit(2)

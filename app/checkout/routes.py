@@ -8,6 +8,7 @@ explains it with a 502/503. A 5xx answer from the POST itself would roll the ord
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import structlog
 from litestar import MediaType, Request, Response, get, post
@@ -18,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import i18n
 from app.accounts.models import User
+from app.accounts.verification import needs_verification, verification_required_page
+from app.catalogue.model import Pack
 from app.catalogue.reload import CatalogueHolder
 from app.checkout import status as fragments
 from app.checkout.links import cancel_token_ok
@@ -73,29 +76,23 @@ async def _own_order(db: AsyncSession, user: User, order: Order | None) -> Order
     return order
 
 
-@post("/checkout", name="checkout:start")
-async def start(
-    request: Request[Any, Any, Any],
+async def buy_pack(
     db_session: AsyncSession,
     catalogue: CatalogueHolder,
     stripe: StripeGateway,
     settings: Settings,
     user: User,
+    pack_id: str,
 ) -> Response[Any]:
-    """Only the pack id is read from the form: price, amount, currency... all come from the catalogue.
+    """Start Checkout for one pack: the pricing page's button, or straight after signing in from it.
 
-    A signed-out visitor never gets this far: the ``user`` dependency sends them to sign in.
+    Only the pack id comes from the visitor: price, amount, currency... all from the catalogue.
     """
-    form = await request.form()
-    raw_pack = form.get("pack")
-    pack_id = raw_pack.strip() if isinstance(raw_pack, str) else ""
-    if not pack_id:
-        return _problem(400, _("Please choose a pack to buy."))
-    pack = catalogue.catalogue.get(pack_id)
-    if pack is None:
-        return _problem(404, _("We could not find that pack. Please choose one from the pricing page."))
-    if not pack.active:
-        return _problem(400, _("That pack is no longer on sale. Please choose another one."))
+    pack = _pack_or_problem(catalogue, pack_id)
+    if isinstance(pack, Template):
+        return pack
+    if needs_verification(settings, user):
+        return verification_required_page(user)
     try:
         started = await start_checkout(
             db_session, stripe, settings, user=user, pack=pack, locale=i18n.current_locale()
@@ -105,6 +102,43 @@ async def start(
     except CheckoutFailed as exc:
         return Redirect(path=f"/checkout/failed?order={exc.order.id}", status_code=HTTP_303_SEE_OTHER)
     return Redirect(path=started.url, status_code=HTTP_303_SEE_OTHER)
+
+
+def _pack_or_problem(catalogue: CatalogueHolder, pack_id: str) -> Pack | Template:
+    if not pack_id:
+        return _problem(400, _("Please choose a pack to buy."))
+    pack = catalogue.catalogue.get(pack_id)
+    if pack is None:
+        return _problem(404, _("We could not find that pack. Please choose one from the pricing page."))
+    if not pack.active:
+        return _problem(400, _("That pack is no longer on sale. Please choose another one."))
+    return pack
+
+
+def sign_in_to_buy(pack_id: str) -> str:
+    """Where a signed-out buyer goes: sign-in, which explains why and comes back to this pack."""
+    return "/sign-in?" + urlencode({"pack": pack_id})
+
+
+@post("/checkout", name="checkout:start")
+async def start(
+    request: Request[Any, Any, Any],
+    db_session: AsyncSession,
+    catalogue: CatalogueHolder,
+    stripe: StripeGateway,
+    settings: Settings,
+    current_user: User | None,
+) -> Response[Any]:
+    """A signed-out visitor with a pack on sale goes to sign in (or up), then straight to Checkout."""
+    form = await request.form()
+    raw_pack = form.get("pack")
+    pack_id = raw_pack.strip() if isinstance(raw_pack, str) else ""
+    if current_user is None:
+        pack = _pack_or_problem(catalogue, pack_id)
+        if isinstance(pack, Template):
+            return pack
+        return Redirect(path=sign_in_to_buy(pack.id), status_code=HTTP_303_SEE_OTHER)
+    return await buy_pack(db_session, catalogue, stripe, settings, current_user, pack_id)
 
 
 @get("/checkout/failed", name="checkout:failed", opt={READ_ONLY_OPT: True})
@@ -129,10 +163,21 @@ async def failed(
 
 
 async def _status_body(
-    request: Request[Any, Any, Any], db: AsyncSession, catalogue: CatalogueHolder, order: Order, locale: str
+    request: Request[Any, Any, Any],
+    db: AsyncSession,
+    catalogue: CatalogueHolder,
+    stripe: StripeGateway,
+    order: Order,
+    locale: str,
 ) -> bytes:
     balance = await fragments.credited_balance(db, order) if order.status == OrderStatus.PAID else None
-    context = fragments.status_context(order, catalogue.catalogue, locale, balance_after=balance)
+    context = fragments.status_context(
+        order,
+        catalogue.catalogue,
+        locale,
+        balance_after=balance,
+        receipt_url=await fragments.receipt_url(stripe, order),
+    )
     engine = request.app.template_engine
     assert engine is not None
     # The request is there for ``url_for`` alone (app-wide paths), so a final fragment can be shared.
@@ -157,7 +202,7 @@ async def success(
     )
     await refresh_from_stripe(db_session, stripe, order)
     locale = i18n.current_locale()
-    body = await _status_body(request, db_session, catalogue, order, locale)
+    body = await _status_body(request, db_session, catalogue, stripe, order, locale)
     return Template(
         template_name="checkout/success.html",
         context={
@@ -198,7 +243,7 @@ async def order_status(
     if order is None or order.user_id != user_id:
         raise NotFoundException()
     await refresh_from_stripe(db_session, stripe, order)
-    body = await _status_body(request, db_session, catalogue, order, locale)
+    body = await _status_body(request, db_session, catalogue, stripe, order, locale)
     final = OrderStatus(order.status).final
     return Response(
         content=body, status_code=fragments.STOP_POLLING if final else 200, media_type=MediaType.HTML
@@ -228,7 +273,7 @@ async def _cancel_page(
         # Showing Stripe's truth is no state change the buyer did not ask for (as on the success page).
         await refresh_from_stripe(db, stripe, order)
     locale = i18n.current_locale()
-    body = await _status_body(request, db, catalogue, order, locale)
+    body = await _status_body(request, db, catalogue, stripe, order, locale)
     return Template(
         template_name="checkout/cancel.html",
         context={

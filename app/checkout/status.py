@@ -23,7 +23,9 @@ from app import i18n
 from app.accounts.auth import SESSION_USER_ID
 from app.catalogue.model import Catalogue
 from app.catalogue.money import format_money
+from app.i18n import gettext as _
 from app.money.models import LedgerEntry, Order, OrderStatus
+from app.stripe_gateway import PaymentProviderError, StripeGateway, as_mapping
 from app.web import raw
 
 VIEWER_TTL: Final = 10.0
@@ -65,12 +67,14 @@ class CachedFragment:
 
 _viewers = _LRU(50_000)
 _fragments = _LRU(50_000)
+_receipts = _LRU(50_000)
 
 
 def clear_caches() -> None:
     """Forget cached viewers and fragments (tests)."""
     _viewers.clear()
     _fragments.clear()
+    _receipts.clear()
 
 
 async def viewer_id(request: Request[Any, Any, Any]) -> int | None:
@@ -116,15 +120,57 @@ async def credited_balance(db: AsyncSession, order: Order) -> int | None:
     return entry.balance_after if entry is not None else None
 
 
+async def receipt_url(gateway: StripeGateway, order: Order) -> str | None:
+    """The paid charge's ``receipt_url`` from Stripe, asked once per order and process.
+
+    Nothing stores it (no migration for a link Stripe keeps for us), and a paid order's
+    fragment is cached after its first render, so this is one call per paid order; when
+    Stripe does not answer, the page links to the order on the account page instead.
+    """
+    if order.status != OrderStatus.PAID or not order.stripe_session_id:
+        return None
+    hit: str | None = _receipts.get(order.id)
+    if hit is not None:
+        return hit or None
+    try:
+        session = as_mapping(
+            await gateway.retrieve_session(order.stripe_session_id, expand=("payment_intent.latest_charge",))
+        )
+    except PaymentProviderError:
+        return None
+    intent = session.get("payment_intent")
+    charge = intent.get("latest_charge") if isinstance(intent, dict) else None
+    found = charge.get("receipt_url") if isinstance(charge, dict) else None
+    url = found if isinstance(found, str) and found.startswith(("https://", "http://")) else ""
+    _receipts.put(order.id, url)
+    return url or None
+
+
 def units_text(catalogue: Catalogue, asset_id: str, count: int, locale: str) -> str:
     return f"{count:,} {catalogue.unit_label(asset_id, count, locale)}"
 
 
+def bonus_text(catalogue: Catalogue, order: Order, locale: str) -> str:
+    """The bonus spelled out ("500 coins plus a bonus of 50 coins"), or empty for a pack without one."""
+    if not order.bonus:
+        return ""
+    return _("That is %(units)s plus a bonus of %(bonus)s.") % {
+        "units": units_text(catalogue, order.asset, order.units, locale),
+        "bonus": units_text(catalogue, order.asset, order.bonus, locale),
+    }
+
+
 def status_context(
-    order: Order, catalogue: Catalogue, locale: str, *, balance_after: int | None
+    order: Order,
+    catalogue: Catalogue,
+    locale: str,
+    *,
+    balance_after: int | None,
+    receipt_url: str | None = None,
 ) -> dict[str, Any]:
     """Everything the fragment shows; no request-specific data, so a final one can be shared."""
     status = OrderStatus(order.status)
+    pack = catalogue.get(order.pack_id)
     return {
         "order": order,
         "status": status.value,
@@ -138,6 +184,9 @@ def status_context(
         if balance_after is not None
         else None,
         "price_text": format_money(order.amount, order.currency, i18n.babel_name(locale)),
+        "bonus_text": bonus_text(catalogue, order, locale),
+        "pack_name": pack.name.get(locale) if pack is not None else order.pack_name,
+        "receipt_url": receipt_url,
         "can_retry": catalogue.get_active(order.pack_id) is not None,
     }
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from app.accounts.models import RateLimitCounter, SignInLink, User
+from app.accounts.models import AccountToken, RateLimitCounter, SignInLink, User
 from app.admin.models import AuditEntry
 from app.api.models import IdempotentRequest, ServerKey
 from app.buyer_keys.models import BuyerKey, KeyUsage
 from app.db.base import KeyValueStore, orm_registry
 from app.db.installation import Installation
 from app.host_webhooks.models import DeliveryAttempt, HostDelivery, HostEvent, WebhookEndpoint
+from app.mail.models import MailMessage
 from app.money.models import (
     Balance,
     CreditHold,
@@ -25,6 +26,7 @@ from app.webhooks.models import WebhookRejection
 metadata = orm_registry.metadata
 
 __all__ = (
+    "AccountToken",
     "AuditEntry",
     "Balance",
     "BuyerKey",
@@ -40,6 +42,7 @@ __all__ = (
     "KeyValueStore",
     "LedgerEntry",
     "LotMovement",
+    "MailMessage",
     "Order",
     "OrderStatus",
     "RateLimitCounter",

@@ -29,6 +29,7 @@ from app.host_webhooks.service import (
     delivery_attempts,
     list_deliveries,
     list_endpoints,
+    purge_settled,
     redeliver,
     remove_endpoint,
     rotate_secret,
@@ -155,6 +156,23 @@ def redeliver_command(delivery_id: int) -> None:
     if row is None:
         raise click.ClickException(f"no delivery {delivery_id}")
     click.echo(f"delivery {row.id} ({row.event_type} {row.event_id}) will be sent again shortly")
+
+
+@webhooks_group.command(
+    name="purge", help="Delete settled events older than --keep-days with their deliveries and log."
+)
+@click.option(
+    "--keep-days",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Default: STOREFRONT_HOST_WEBHOOKS_KEEP_DAYS (30).",
+)
+def purge_command(keep_days: int | None) -> None:
+    days = keep_days or get_settings().host_webhooks_keep_days
+    total = 0
+    while done := _call(lambda conn: purge_settled(conn, now=int(time.time()), keep_days=days)):
+        total += done
+    click.echo(f"{total} event(s) purged (kept the last {days} days and everything still pending)")
 
 
 @webhooks_group.command(

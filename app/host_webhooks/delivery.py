@@ -26,7 +26,8 @@ import contextlib
 import random
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,12 +36,21 @@ from typing import Any, Final
 import httpx
 import structlog
 from litestar import Litestar
-from sqlalchemy import Connection, exists, false, insert, select, update
+from sqlalchemy import Connection, exists, false, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.config import READ_ONLY, make_engine
 from app.db.sql import SqlConnection, dialect_insert
-from app.host_webhooks.service import ATTEMPTS, DELIVERIES, ENDPOINTS, EVENTS, RETRY_WINDOW, subscribed
+from app.host_webhooks.service import (
+    ATTEMPTS,
+    DELIVERIES,
+    ENDPOINTS,
+    EVENTS,
+    KEEP_DAYS,
+    RETRY_WINDOW,
+    purge_settled,
+    subscribed,
+)
 from app.host_webhooks.signature import HEADER, sign
 from app.settings import Settings
 
@@ -92,6 +102,7 @@ class Claimed:
     url: str
     secrets: tuple[str, ...]
     """The endpoint's secret, and the one before it while a rotation overlaps: one ``v1`` each."""
+    endpoint_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,22 +154,48 @@ def fan_out(conn: SqlConnection, *, now: int, window: int = RETRY_WINDOW, limit:
     return len(events)
 
 
-def claim(conn: SqlConnection, *, now: int, lease: int, limit: int) -> list[Claimed]:
-    """Lease up to ``limit`` due deliveries of enabled endpoints for ``lease`` seconds."""
-    due = (
-        select(DELIVERIES.c.id)
-        .join_from(DELIVERIES, ENDPOINTS, DELIVERIES.c.endpoint_id == ENDPOINTS.c.id)
-        .where(
-            DELIVERIES.c.status == "pending",
-            DELIVERIES.c.next_attempt_at <= now,
-            ENDPOINTS.c.disabled_at.is_(None),
-        )
-        .order_by(DELIVERIES.c.next_attempt_at, DELIVERIES.c.id)
-        .limit(limit)
+def claim(
+    conn: SqlConnection,
+    *,
+    now: int,
+    lease: int,
+    limit: int,
+    per_endpoint: int | None = None,
+    busy: Mapping[int, int] | None = None,
+) -> list[Claimed]:
+    """Lease up to ``limit`` due deliveries of enabled endpoints for ``lease`` seconds.
+
+    Shared out fairly: the slots go round the endpoints with due work one at a time, and no
+    endpoint gets more than ``per_endpoint`` in flight counting the ``busy`` ones it already
+    has, so one slow or hanging endpoint cannot take every slot while others wait.
+    """
+    due_where = (
+        DELIVERIES.c.status == "pending",
+        DELIVERIES.c.next_attempt_at <= now,
+        ENDPOINTS.c.disabled_at.is_(None),
     )
-    if conn.dialect.name == "postgresql":
-        due = due.with_for_update(of=DELIVERIES, skip_locked=True)
-    ids = [row[0] for row in conn.execute(due).all()]
+    waiting = conn.execute(
+        select(DELIVERIES.c.endpoint_id, func.count())
+        .join_from(DELIVERIES, ENDPOINTS, DELIVERIES.c.endpoint_id == ENDPOINTS.c.id)
+        .where(*due_where)
+        .group_by(DELIVERIES.c.endpoint_id)
+        .order_by(func.min(DELIVERIES.c.next_attempt_at), DELIVERIES.c.endpoint_id)
+    ).all()
+    cap = per_endpoint or limit
+    room = {endpoint_id: min(count, cap - (busy or {}).get(endpoint_id, 0)) for endpoint_id, count in waiting}
+    shares = share_slots(room, limit)
+    ids: list[int] = []
+    for endpoint_id, share in shares.items():
+        due = (
+            select(DELIVERIES.c.id)
+            .join_from(DELIVERIES, ENDPOINTS, DELIVERIES.c.endpoint_id == ENDPOINTS.c.id)
+            .where(*due_where, DELIVERIES.c.endpoint_id == endpoint_id)
+            .order_by(DELIVERIES.c.next_attempt_at, DELIVERIES.c.id)
+            .limit(share)
+        )
+        if conn.dialect.name == "postgresql":
+            due = due.with_for_update(of=DELIVERIES, skip_locked=True)
+        ids.extend(row[0] for row in conn.execute(due).all())
     if not ids:
         return []
     token = secrets.token_hex(12)
@@ -187,6 +224,7 @@ def claim(conn: SqlConnection, *, now: int, lease: int, limit: int) -> list[Clai
             ENDPOINTS.c.secret,
             ENDPOINTS.c.previous_secret,
             ENDPOINTS.c.previous_until,
+            DELIVERIES.c.endpoint_id,
         )
         .join_from(DELIVERIES, EVENTS, DELIVERIES.c.event_id == EVENTS.c.id)
         .join(ENDPOINTS, DELIVERIES.c.endpoint_id == ENDPOINTS.c.id)
@@ -204,9 +242,26 @@ def claim(conn: SqlConnection, *, now: int, lease: int, limit: int) -> list[Clai
             payload=row[5],
             url=row[6],
             secrets=(row[7], row[8]) if row[8] and (row[9] or 0) > now else (row[7],),
+            endpoint_id=row[10],
         )
         for row in rows
     ]
+
+
+def share_slots(room: Mapping[int, int], limit: int) -> dict[int, int]:
+    """Deal ``limit`` slots one at a time round the endpoints, each up to its ``room``."""
+    shares = dict.fromkeys(room, 0)
+    left = limit
+    while left > 0:
+        dealt = False
+        for endpoint_id, most in room.items():
+            if left > 0 and shares[endpoint_id] < most:
+                shares[endpoint_id] += 1
+                left -= 1
+                dealt = True
+        if not dealt:
+            break
+    return {endpoint_id: share for endpoint_id, share in shares.items() if share > 0}
 
 
 def record(
@@ -277,7 +332,13 @@ class Deliverer:
     client: httpx.AsyncClient | None = field(default=None, repr=False)
     lease: int = 0
     """Seconds a claim holds a delivery; 0: the timeout plus a minute."""
+    keep_days: int = KEEP_DAYS
+    purge_every: float = 3600.0
+    """Seconds between purges of settled events older than ``keep_days`` (the first at start)."""
+    _next_purge: float = field(default=0.0, repr=False)
     _inflight: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
+    _inflight_at: Counter[int] = field(default_factory=Counter, repr=False)
+    """Attempts in flight per endpoint, so a hanging endpoint is held to its share of slots."""
     _own_client: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -318,9 +379,28 @@ class Deliverer:
             if done == 0:
                 return total
 
+    async def purge(self) -> int:
+        """Delete settled events past ``keep_days`` with their deliveries and log, in batches."""
+        total = 0
+        while done := int(await self._sync(purge_settled, now=self._now(), keep_days=self.keep_days)):
+            total += done
+        if total:
+            log.info("host_webhooks.purged", events=total, keep_days=self.keep_days)
+        return total
+
+    @property
+    def per_endpoint(self) -> int:
+        """At most three quarters of the slots for one endpoint: a quarter always stays for the rest."""
+        return max(1, self.concurrency * 3 // 4)
+
     async def claim(self, limit: int, now: int | None = None) -> list[Claimed]:
         found: list[Claimed] = await self._sync(
-            _claim_op, now=self._now() if now is None else now, lease=self.lease, limit=limit
+            claim,
+            now=self._now() if now is None else now,
+            lease=self.lease,
+            limit=limit,
+            per_endpoint=self.per_endpoint,
+            busy=dict(self._inflight_at),
         )
         return found
 
@@ -387,21 +467,35 @@ class Deliverer:
     async def tick(self) -> bool:
         """One poll: fan out and start as many due deliveries as there is room for.
 
-        True when it filled every free slot: more may be due as soon as one frees.
+        True when work is waiting on a slot (every slot full, or an endpoint at its share): the
+        next look comes as soon as an attempt finishes rather than a poll later.
         """
+        if time.monotonic() >= self._next_purge:
+            self._next_purge = time.monotonic() + self.purge_every
+            await self.purge()
         unfanned, due = await self._probe(self._now())
         if unfanned:
             await self.fan_out()
             due = True
         room = self.concurrency - len(self._inflight)
         if not due or room <= 0:
-            return room <= 0
+            return room <= 0 or (due and bool(self._inflight))
         claimed = await self.claim(room)
         for item in claimed:
             task = asyncio.create_task(self._guarded(item), name=f"host-webhook-{item.delivery_id}")
             self._inflight.add(task)
-            task.add_done_callback(self._inflight.discard)
-        return len(claimed) == room
+            self._inflight_at[item.endpoint_id] += 1
+            task.add_done_callback(self._settled(item.endpoint_id))
+        return len(claimed) == room or bool(self._inflight)
+
+    def _settled(self, endpoint_id: int) -> Callable[[asyncio.Task[None]], None]:
+        def done(task: asyncio.Task[None]) -> None:
+            self._inflight.discard(task)
+            self._inflight_at[endpoint_id] -= 1
+            if self._inflight_at[endpoint_id] <= 0:
+                del self._inflight_at[endpoint_id]
+
+        return done
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll every ``poll`` seconds until ``stop``, sooner while there is a backlog (the next
@@ -443,10 +537,6 @@ def _fan_out_op(conn: Connection, *, now: int, window: int) -> int:
     return fan_out(conn, now=now, window=window)
 
 
-def _claim_op(conn: Connection, *, now: int, lease: int, limit: int) -> list[Claimed]:
-    return claim(conn, now=now, lease=lease, limit=limit)
-
-
 def _record_op(
     conn: Connection, *, claimed: Claimed, outcome: Outcome, now: int, backoff: Backoff, rand: float
 ) -> str | None:
@@ -458,6 +548,7 @@ def make_deliverer(settings: Settings, engine: AsyncEngine) -> Deliverer:
         engine,
         timeout=settings.host_webhooks_timeout_seconds,
         poll=settings.host_webhooks_poll_seconds,
+        keep_days=settings.host_webhooks_keep_days,
     )
 
 

@@ -34,6 +34,7 @@ __all__ = (
     "list_endpoints",
     "load_delivery",
     "parse_events",
+    "purge_settled",
     "redeliver",
     "remove_endpoint",
     "rotate_secret",
@@ -49,6 +50,8 @@ DELIVERY_STATUSES: Final = ("pending", "delivered", "failed", "canceled")
 RETRY_WINDOW: Final = 24 * 3600
 """Seconds a delivery is retried after it was fanned out (or redelivered) before it is ``failed``."""
 URL_MAX: Final = 2000
+KEEP_DAYS: Final = 30
+"""Default days a settled event is kept with its deliveries and their log (a setting overrides it)."""
 
 
 class EndpointError(ValueError):
@@ -304,3 +307,29 @@ def redeliver(
         .values(status="pending", attempts=0, next_attempt_at=now, give_up_at=now + window, claim=None)
     )
     return load_delivery(conn, delivery_id)
+
+
+def purge_settled(conn: SqlConnection, *, now: int, keep_days: int = KEEP_DAYS, limit: int = 1000) -> int:
+    """Delete up to ``limit`` events older than ``keep_days`` that nothing waits on any more.
+
+    An event goes with its deliveries and their attempts (the foreign keys cascade) once it was
+    fanned out and none of its deliveries is still pending; the tables would otherwise grow by
+    one row per event per endpoint for ever. Returns how many events went.
+    """
+    pending = select(DELIVERIES.c.id).where(
+        DELIVERIES.c.event_id == EVENTS.c.id, DELIVERIES.c.status == "pending"
+    )
+    old = (
+        select(EVENTS.c.id)
+        .where(EVENTS.c.created < now - keep_days * 86_400, EVENTS.c.fanned_out.is_(True), ~pending.exists())
+        .order_by(EVENTS.c.created)
+        .limit(limit)
+    )
+    ids = [row[0] for row in conn.execute(old).all()]
+    if not ids:
+        return 0
+    delivery_ids = select(DELIVERIES.c.id).where(DELIVERIES.c.event_id.in_(ids)).scalar_subquery()
+    conn.execute(delete(ATTEMPTS).where(ATTEMPTS.c.delivery_id.in_(delivery_ids)))
+    conn.execute(delete(DELIVERIES).where(DELIVERIES.c.event_id.in_(ids)))
+    conn.execute(delete(EVENTS).where(EVENTS.c.id.in_(ids)))
+    return len(ids)

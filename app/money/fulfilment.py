@@ -20,6 +20,7 @@ from typing import Any, Literal
 import structlog
 
 from app.db.sql import SqlConnection
+from app.mail.outbox import enqueue
 from app.money.credits import credit
 from app.money.fields import optional_id, text_field
 from app.money.ledger import EntryRow
@@ -142,5 +143,9 @@ def credit_order(conn: SqlConnection, order: OrderRow, session_id: str) -> Entry
         expires_at=int(time.time()) + days * 86_400 if days else None,
     )
     if entry is not None:
+        # The receipt is queued with the credit: it exists exactly when the credit committed.
+        enqueue(
+            conn, "receipt", user_id=order.user_id, data={"order_id": order.id}, key=f"receipt:{order.id}"
+        )
         replay_pending(conn, order)
     return entry

@@ -31,6 +31,7 @@ from prometheus_client import Counter
 from sqlalchemy import String, bindparam, case, func, literal, select
 
 from app.db.sql import SqlConnection
+from app.mail.outbox import enqueue
 from app.money.credits import give_back, take_back
 from app.money.event_store import FAILED_PREFIX, set_outcome, waiting_for
 from app.money.fields import (
@@ -188,6 +189,18 @@ def _take_back(
     return entry is not None
 
 
+def _notify_refund(conn: SqlConnection, order: OrderRow) -> None:
+    """Queue the buyer's refund notice, keyed on the order's refunded total after this refund.
+
+    ``charge.refunded`` and ``refund.*`` describing one refund reach the same total, so they
+    queue one notice; each later refund raises the total and gets its own.
+    """
+    totals = conn.execute(_statements()["refund_totals"], {"order_id": order.id}).one()
+    refunded = min(max(int(totals[1]), int(totals[2])), order.amount)
+    data = {"order_id": order.id, "refunded": refunded, "units_taken": -int(totals[0])}
+    enqueue(conn, "refund", user_id=order.user_id, data=data, key=f"refund:{order.id}:{refunded}")
+
+
 def _succeeded_refunds(charge: Obj) -> list[tuple[str, int]]:
     """(id, amount) of the succeeded refunds a charge lists (all read before anything is written)."""
     refunds = charge.get("refunds")
@@ -214,6 +227,8 @@ def _charge_refunded(conn: SqlConnection, charge: Obj) -> Effect:
     for refund_id, amount in refunds:
         applied += _take_back(conn, order, refund_id=refund_id, amount=amount)
     applied += _take_back(conn, order, refund_id=None, amount=cumulative, cumulative_key=key)
+    if applied:
+        _notify_refund(conn, order)
     return Effect(f"refund {'applied' if applied else 'already applied'} order {order.id}")
 
 
@@ -224,6 +239,8 @@ def _refund_event(conn: SqlConnection, refund: Obj) -> Effect:
     refund_id, amount = required_id(refund), int_field(refund, "amount", maximum=AMOUNT_MAX)
     order = _credited_order(conn, optional_id(refund.get("payment_intent"), "payment_intent"))
     new = _take_back(conn, order, refund_id=refund_id, amount=amount)
+    if new:
+        _notify_refund(conn, order)
     return Effect(f"refund {'applied' if new else 'already applied'} order {order.id}")
 
 

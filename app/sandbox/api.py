@@ -61,19 +61,29 @@ EXPANDABLE: dict[str, frozenset[str]] = {
     "item": frozenset({"price"}),
     "price": frozenset({"product"}),
     "balance_transaction": frozenset({"source"}),
+    "product": frozenset({"default_price"}),
+    "coupon": frozenset(),
+    "promotion_code": frozenset({"customer"}),
+    "promotion_code.promotion": frozenset({"coupon"}),
+    "customer": frozenset({"default_source", "test_clock"}),
+    "tax_rate": frozenset(),
     "event": frozenset(),
 }
 
 Operation = Callable[[Obj, RequestContext], tuple[int, Any]]
 
 
-def expand(state: SandboxState, obj: Obj, paths: list[str], depth: int = 0) -> Obj:
-    """Replace id strings with objects along dotted `expand[]` paths (max depth 4, as Stripe)."""
+def expand(state: SandboxState, obj: Obj, paths: list[str], depth: int = 0, where: str | None = None) -> Obj:
+    """Replace id strings with objects along dotted `expand[]` paths (max depth 4, as Stripe).
+
+    `where` names a sub-hash without an `object` of its own (`promotion_code.promotion`), whose
+    expandable fields EXPANDABLE lists under that dotted name.
+    """
     if not paths:
         return obj
     if depth >= 4:
         raise invalid("You cannot expand more than 4 levels of a property.", param="expand")
-    if obj.get("object") == "list":
+    if obj.get("object") in ("list", "search_result"):
         rests = [p[5:] for p in paths if p.startswith("data.")]
         if len(rests) != len(paths):
             bad = next(p for p in paths if not p.startswith("data."))
@@ -86,8 +96,12 @@ def expand(state: SandboxState, obj: Obj, paths: list[str], depth: int = 0) -> O
         if rest:
             grouped[head].append(rest)
     out = dict(obj)
-    allowed = EXPANDABLE.get(str(obj.get("object")), frozenset())
+    kind = where or str(obj.get("object"))
+    allowed = EXPANDABLE.get(kind, frozenset())
     for head, rests in grouped.items():
+        if f"{kind}.{head}" in EXPANDABLE and isinstance(out.get(head), dict) and rests:
+            out[head] = expand(state, out[head], rests, depth, where=f"{kind}.{head}")
+            continue
         if head not in allowed:
             raise invalid(f"This property cannot be expanded ({head}).", param="expand")
         value: Any
@@ -108,7 +122,7 @@ def expand(state: SandboxState, obj: Obj, paths: list[str], depth: int = 0) -> O
     return out
 
 
-def _page_args(params: Obj) -> dict[str, Any]:
+def page_args(params: Obj) -> dict[str, Any]:
     return {
         "limit": params.get("limit", 10),
         "starting_after": params.get("starting_after"),
@@ -116,7 +130,7 @@ def _page_args(params: Obj) -> dict[str, Any]:
     }
 
 
-def _created_match(bounds: dict[str, int] | None, created: int) -> bool:
+def created_match(bounds: dict[str, int] | None, created: int) -> bool:
     if not bounds:
         return True
     return (
@@ -160,6 +174,9 @@ class Api:
                 cached = self.state.idempotent_lookup(key, idem_key, fingerprint)
                 if cached is not None:
                     headers["Idempotent-Replayed"] = "true"
+                    # Stripe names the request whose answer this is (absent for pre-v2 state files).
+                    if cached.get("request_id"):
+                        headers["Original-Request"] = cached["request_id"]
                     return Response(
                         cached["body"].encode(),
                         status_code=cached["status"],
@@ -171,13 +188,13 @@ class Api:
                 status, result = op(params, RequestContext(request_id, idem_key))
             body = encode(result)
             if idem_key is not None:
-                self.state.idempotent_store(key, idem_key, fingerprint, status, body)
+                self.state.idempotent_store(key, idem_key, fingerprint, status, body, request_id)
             return Response(body, status_code=status, media_type="application/json", headers=headers)
         except StripeError as err:
             headers.update(err.headers)
             body = encode(err.body())
             if idem_key is not None and err.status == 402 and fingerprint:
-                self.state.idempotent_store(key, idem_key, fingerprint, err.status, body)
+                self.state.idempotent_store(key, idem_key, fingerprint, err.status, body, request_id)
             return Response(body, status_code=err.status, media_type="application/json", headers=headers)
 
     @staticmethod
@@ -226,13 +243,13 @@ class Api:
                 and (customer is None or s["customer"] == customer)
                 and ("payment_link" not in params or s["payment_link"] == params["payment_link"])
                 and ("subscription" not in params or s["subscription"] == params["subscription"])
-                and _created_match(created, s["created"])
+                and created_match(created, s["created"])
             )
 
         data, more = self.state.sessions.page(
             kind="checkout.session",
             match=match if any(f is not None for f in filters) else None,
-            **_page_args(params),
+            **page_args(params),
         )
         result = {"object": "list", "data": data, "has_more": more, "url": "/v1/checkout/sessions"}
         return 200, expand(self.state, result, expand_list(params))
@@ -240,7 +257,7 @@ class Api:
     def list_line_items(self, sid: str) -> Operation:
         def op(params: Obj, _ctx: RequestContext) -> tuple[int, Obj]:
             self.state.get_or_404(self.state.sessions, "checkout.session", sid)
-            result = self.state.line_items_list(sid, **_page_args(params))
+            result = self.state.line_items_list(sid, **page_args(params))
             return 200, expand(self.state, result, expand_list(params))
 
         return op
@@ -270,12 +287,12 @@ class Api:
             t = e["type"]
             return (
                 (not wanted or t in exact or (bool(prefixes) and t.startswith(prefixes)))
-                and _created_match(created, e["created"])
+                and created_match(created, e["created"])
                 and (success is None or state.delivery_succeeded(e["id"]) == success)
             )
 
         filtered = bool(wanted) or created is not None or success is not None
-        data, more = state.events.page(kind="event", match=match if filtered else None, **_page_args(params))
+        data, more = state.events.page(kind="event", match=match if filtered else None, **page_args(params))
         result = {
             "object": "list",
             "data": [state.event_view(e) for e in data],

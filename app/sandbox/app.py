@@ -16,6 +16,7 @@ from .config import SandboxConfig
 from .control import control_routes
 from .errors import StripeError, unrecognized_url
 from .hosted import hosted_routes
+from .resources import resource_routes
 from .runtime import SandboxRuntime
 from .styles import STYLESHEET
 
@@ -63,7 +64,13 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> Litestar:
         return Template(template_name="status.html", context={"session": None, "index": True})
 
     app = Litestar(
-        route_handlers=[index, *api_routes(runtime), *control_routes(runtime), *hosted_routes(runtime)],
+        route_handlers=[
+            index,
+            *api_routes(runtime),
+            *resource_routes(runtime),
+            *control_routes(runtime),
+            *hosted_routes(runtime),
+        ],
         lifespan=[runtime.lifespan],
         template_config=TemplateConfig(
             directory=TEMPLATES, engine=JinjaTemplateEngine, engine_callback=_add_globals

@@ -9,9 +9,11 @@ from __future__ import annotations
 import heapq
 
 from . import objects
+from .catalog import line_price
 from .clock import Clock
 from .errors import StripeError, invalid, missing_param
 from .events import HOSTED, Emitter, RequestContext
+from .forms import looks_like_email
 from .ids import new_id, session_id
 from .money import MAXIMUM, SUPPORTED, format_plain, minimum
 from .objects import Obj
@@ -19,13 +21,8 @@ from .params import MAX_UNIT_AMOUNT, SIMULATED_METHODS
 from .store import Store
 
 
-def looks_like_email(value: str) -> bool:
-    local, _, domain = value.partition("@")
-    return bool(local) and "." in domain and " " not in value and len(value) <= 800
-
-
 class Checkout:
-    """Sessions, their line items and registered Prices; expires open sessions as the clock passes."""
+    """Sessions and their line items; expires open sessions as the clock passes."""
 
     def __init__(self, store: Store, clock: Clock, emitter: Emitter) -> None:
         self._store = store
@@ -36,33 +33,6 @@ class Checkout:
             (s["expires_at"], s["id"]) for s in store.sessions.dump() if s["status"] == "open"
         ]
         heapq.heapify(self._expiry_heap)
-
-    # ------------------------------------------------------------------------------ prices
-
-    def register_price(
-        self,
-        *,
-        currency: str,
-        unit_amount: int,
-        product_name: str,
-        price_id: str | None = None,
-        product_id: str | None = None,
-    ) -> Obj:
-        currency = currency.lower()
-        if currency not in SUPPORTED:
-            raise invalid(f"Invalid currency: {currency}.", param="currency")
-        if not 0 <= unit_amount <= MAX_UNIT_AMOUNT:
-            raise invalid("unit_amount must be between 0 and 99999999.", param="unit_amount")
-        pid = price_id or new_id("price_")
-        if not pid.startswith("price_"):
-            raise invalid("Price ids start with `price_`.", param="id")
-        price = objects.price(
-            pid, product_id or new_id("prod_"), currency, unit_amount, self._clock.now(), active=True
-        )
-        price["_product_name"] = product_name
-        self._store.prices[pid] = price
-        self._store.mark_dirty()
-        return {k: v for k, v in price.items() if not k.startswith("_")}
 
     # ---------------------------------------------------------------------------- creation
 
@@ -157,6 +127,8 @@ class Checkout:
             "pi_metadata": pid_data.get("metadata", {}),
             "pi_description": pid_data.get("description"),
             "receipt_email": pid_data.get("receipt_email"),
+            # `manual` holds the card payment for `POST /v1/payment_intents/{id}/capture` (payments).
+            "capture_method": pid_data.get("capture_method", "automatic"),
         }
         heapq.heappush(self._expiry_heap, (expires_at, sid))
         store.mark_dirty()
@@ -169,13 +141,7 @@ class Checkout:
                 param=f"{path}[price]",
             )
         if "price" in raw:
-            price = self._store.prices.get(raw["price"])
-            if price is None:
-                raise invalid(
-                    f"No such price: '{raw['price']}'", param=f"{path}[price]", code="resource_missing"
-                )
-            clean = {k: v for k, v in price.items() if not k.startswith("_")}
-            return clean, str(price["_product_name"])
+            return line_price(self._store, raw["price"], f"{path}[price]")
         data = raw.get("price_data")
         if data is None:
             raise missing_param(f"{path}[price_data]")
@@ -211,9 +177,15 @@ class Checkout:
                 )
         product_data = data.get("product_data")
         if "product" in data:
-            raise invalid(
-                f"No such product: '{data['product']}'", param=f"{dpath}[product]", code="resource_missing"
-            )
+            product = self._store.products.get(data["product"])
+            if product is None:
+                raise invalid(
+                    f"No such product: '{data['product']}'",
+                    param=f"{dpath}[product]",
+                    code="resource_missing",
+                )
+            price = objects.price(new_id("price_"), product["id"], currency, amount, now, active=False)
+            return price, str(product["name"])
         if product_data is None:
             raise missing_param(f"{dpath}[product_data]")
         price = objects.price(new_id("price_"), new_id("prod_"), currency, amount, now, active=False)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from decimal import Decimal
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from .errors import StripeError, invalid, missing_param, unknown_param
@@ -123,12 +124,19 @@ class Int(Spec):
         text = _scalar(value, path, "integer")
         if not _INT.match(text):
             raise invalid(f"Invalid integer: {text[:100]}", param=path)
-        number = int(text)
-        if self.minimum is not None and number < self.minimum:
-            raise invalid(f"This value must be greater than or equal to {self.minimum}.", param=path)
-        if self.maximum is not None and number > self.maximum:
-            raise invalid(f"This value must be less than or equal to {self.maximum}.", param=path)
-        return number
+        return _bounded(int(text), self.minimum, self.maximum, path)
+
+
+N = TypeVar("N", int, Decimal)
+
+
+def _bounded(number: N, minimum: N | None, maximum: N | None, path: str) -> N:
+    """Stripe's range errors, shared by integers and decimals."""
+    if minimum is not None and number < minimum:
+        raise invalid(f"This value must be greater than or equal to {minimum}.", param=path)
+    if maximum is not None and number > maximum:
+        raise invalid(f"This value must be less than or equal to {maximum}.", param=path)
+    return number
 
 
 @dataclass
@@ -188,20 +196,70 @@ class Array(Spec):
         return [self.item.parse(v, child(path, i)) for i, v in enumerate(items)]
 
 
+_NUMBER = re.compile(r"^-?\d{1,12}(\.\d{1,12})?$")
+
+
 @dataclass
-class Metadata(Spec):
-    """Stripe's metadata limits: 50 keys, 40-char keys, 500-char values."""
+class Number(Spec):
+    """A decimal parameter (`percent_off`, `percentage`): exact, as a Decimal, never a float."""
+
+    minimum: Decimal | None = None
+    maximum: Decimal | None = None
+    required: bool = False
+
+    def parse(self, value: Any, path: str) -> Decimal:
+        text = _scalar(value, path, "number")
+        if not _NUMBER.match(text):
+            raise invalid(f"Invalid decimal: {text[:100]}", param=path)
+        return _bounded(Decimal(text), self.minimum, self.maximum, path)
+
+
+@dataclass
+class Unsimulated(Spec):
+    """A parameter Stripe accepts whose effect the sandbox does not simulate: refused, never ignored."""
 
     required: bool = False
 
-    def parse(self, value: Any, path: str) -> dict[str, str]:
+    def parse(self, value: Any, path: str) -> Any:
+        raise not_simulated(path)
+
+
+@dataclass
+class Clearable(Spec):
+    """An update parameter whose empty value unsets the field (`description=""`), as Stripe's."""
+
+    inner: Spec = field(default_factory=Str)
+    required: bool = False
+
+    def parse(self, value: Any, path: str) -> Any:
+        return None if value == "" else self.inner.parse(value, path)
+
+
+def not_simulated(path: str) -> StripeError:
+    return invalid(
+        f"The Stripe sandbox does not simulate `{path}`; leave it out, or use real Stripe.", param=path
+    )
+
+
+@dataclass
+class Metadata(Spec):
+    """Stripe's metadata limits: 50 keys, 40-char keys, 500-char values.
+
+    With `patch` (updates) an empty value deletes that key and `None` stands for the whole
+    `metadata=""`, which clears every key, as Stripe's update endpoints do.
+    """
+
+    required: bool = False
+    patch: bool = False
+
+    def parse(self, value: Any, path: str) -> dict[str, Any] | None:
         if value == "":
-            return {}
+            return None if self.patch else {}
         if not isinstance(value, dict):
             raise invalid(f"Invalid object: {path} must be a hash", param=path)
         if len(value) > 50:
             raise invalid("You can only specify up to 50 keys in metadata.", param=path)
-        out: dict[str, str] = {}
+        out: dict[str, str | None] = {}
         for key, item in value.items():
             key_path = child(path, key)
             if not isinstance(item, str):
@@ -220,7 +278,17 @@ class Metadata(Spec):
                 )
             if item != "":
                 out[key] = item
+            elif self.patch:
+                out[key] = None
         return out
+
+
+def apply_metadata(current: dict[str, str], patch: dict[str, Any] | None) -> dict[str, str]:
+    """Stripe's metadata update: keys merge, an empty value deletes one, `metadata=""` clears all."""
+    if patch is None:
+        return {}
+    merged = {**current, **patch}
+    return {k: v for k, v in merged.items() if v is not None}
 
 
 @dataclass
@@ -250,13 +318,18 @@ def parse_params(data: Mapping[str, Any], spec: Mapping[str, Spec], path: str = 
         key_path = child(path, key)
         if sub is None:
             raise unknown_param(key_path)
-        if value == "" and not isinstance(sub, Metadata):
+        if value == "" and not isinstance(sub, Metadata | Clearable):
             continue  # Stripe reads an empty value as "unset".
         out[key] = sub.parse(value, key_path)
     for key, sub in spec.items():
         if sub.required and key not in out:
             raise missing_param(child(path, key))
     return out
+
+
+def looks_like_email(value: str) -> bool:
+    local, _, domain = value.partition("@")
+    return bool(local) and "." in domain and " " not in value and len(value) <= 800
 
 
 def expand_list(params: Mapping[str, Any]) -> list[str]:

@@ -33,8 +33,11 @@ class Idempotency:
             )
         return entry
 
-    def remember(self, scope: str, key: str, fingerprint: str, status: int, body: bytes) -> None:
+    def remember(
+        self, scope: str, key: str, fingerprint: str, status: int, body: bytes, request_id: str
+    ) -> None:
         self._store.idempotency[f"{scope}:{key}"] = {
+            "request_id": request_id,
             "fingerprint": fingerprint,
             "status": status,
             "body": body.decode(),

@@ -34,7 +34,17 @@ def list_object(data: list[Obj], has_more: bool, url: str) -> Obj:
 
 
 def price(
-    price_id: str, product_id: str, currency: str, unit_amount: int, created: int, *, active: bool
+    price_id: str,
+    product_id: str,
+    currency: str,
+    unit_amount: int,
+    created: int,
+    *,
+    active: bool,
+    nickname: str | None = None,
+    lookup_key: str | None = None,
+    metadata: dict[str, str] | None = None,
+    tax_behavior: str = "unspecified",
 ) -> Obj:
     return {
         "id": price_id,
@@ -45,17 +55,144 @@ def price(
         "currency": currency,
         "custom_unit_amount": None,
         "livemode": False,
-        "lookup_key": None,
-        "metadata": {},
-        "nickname": None,
+        "lookup_key": lookup_key,
+        "metadata": metadata or {},
+        "nickname": nickname,
         "product": product_id,
         "recurring": None,
-        "tax_behavior": "unspecified",
+        "tax_behavior": tax_behavior,
         "tiers_mode": None,
         "transform_quantity": None,
         "type": "one_time",
         "unit_amount": unit_amount,
         "unit_amount_decimal": str(unit_amount),
+    }
+
+
+def product(product_id: str, name: str, created: int, params: Obj) -> Obj:
+    return {
+        "id": product_id,
+        "object": "product",
+        "active": params.get("active", True),
+        "created": created,
+        "default_price": None,
+        "description": params.get("description"),
+        "images": params.get("images", []),
+        "livemode": False,
+        "marketing_features": [{"name": f["name"]} for f in params.get("marketing_features", [])],
+        "metadata": params.get("metadata", {}),
+        "name": name,
+        "package_dimensions": None,
+        "shippable": params.get("shippable"),
+        "statement_descriptor": params.get("statement_descriptor"),
+        "tax_code": params.get("tax_code"),
+        "type": "service",
+        "unit_label": params.get("unit_label"),
+        "updated": created,
+        "url": params.get("url"),
+    }
+
+
+def customer(customer_id: str, created: int, params: Obj, invoice_prefix: str) -> Obj:
+    addr = params.get("address")
+    return {
+        "id": customer_id,
+        "object": "customer",
+        "address": {**_EMPTY_ADDRESS, **addr} if addr else None,
+        "balance": 0,
+        "created": created,
+        "currency": None,
+        "default_source": None,
+        "delinquent": False,
+        "description": params.get("description"),
+        "discount": None,
+        "email": params.get("email"),
+        "invoice_prefix": invoice_prefix,
+        "invoice_settings": {
+            "custom_fields": None,
+            "default_payment_method": None,
+            "footer": None,
+            "rendering_options": None,
+        },
+        "livemode": False,
+        "metadata": params.get("metadata", {}),
+        "name": params.get("name"),
+        "next_invoice_sequence": 1,
+        "phone": params.get("phone"),
+        "preferred_locales": params.get("preferred_locales", []),
+        "shipping": None,
+        "tax_exempt": params.get("tax_exempt", "none"),
+        "test_clock": None,
+    }
+
+
+def coupon(coupon_id: str, created: int, params: Obj, percent_off: int | float | None) -> Obj:
+    amount_off = params.get("amount_off")
+    return {
+        "id": coupon_id,
+        "object": "coupon",
+        "amount_off": amount_off,
+        "created": created,
+        "currency": params["currency"].lower() if amount_off is not None else None,
+        "duration": params.get("duration", "once"),
+        "duration_in_months": None,
+        "livemode": False,
+        "max_redemptions": params.get("max_redemptions"),
+        "metadata": params.get("metadata", {}),
+        "name": params.get("name"),
+        "percent_off": percent_off,
+        "redeem_by": params.get("redeem_by"),
+        "times_redeemed": 0,
+        "valid": True,
+    }
+
+
+def promotion_code(promo_id: str, created: int, code: str, coupon_id: str, params: Obj) -> Obj:
+    restrictions = params.get("restrictions", {})
+    return {
+        "id": promo_id,
+        "object": "promotion_code",
+        "active": params.get("active", True),
+        "code": code,
+        "created": created,
+        "customer": params.get("customer"),
+        "customer_account": None,
+        "expires_at": params.get("expires_at"),
+        "livemode": False,
+        "max_redemptions": params.get("max_redemptions"),
+        "metadata": params.get("metadata", {}),
+        "promotion": {"coupon": coupon_id, "type": "coupon"},
+        "restrictions": {
+            "currency_options": {},
+            "first_time_transaction": restrictions.get("first_time_transaction", False),
+            "minimum_amount": restrictions.get("minimum_amount"),
+            "minimum_amount_currency": (restrictions.get("minimum_amount_currency") or "").lower() or None,
+        },
+        "times_redeemed": 0,
+    }
+
+
+def tax_rate(rate_id: str, created: int, params: Obj, percentage: int | float) -> Obj:
+    country = params.get("country")
+    return {
+        "id": rate_id,
+        "object": "tax_rate",
+        "active": params.get("active", True),
+        "country": country,
+        "created": created,
+        "description": params.get("description"),
+        "display_name": params["display_name"],
+        "effective_percentage": percentage,
+        "flat_amount": None,
+        "inclusive": params["inclusive"],
+        "jurisdiction": params.get("jurisdiction"),
+        "jurisdiction_level": None,
+        "livemode": False,
+        "metadata": params.get("metadata", {}),
+        "percentage": percentage,
+        "rate_type": "percentage",
+        "state": params.get("state"),
+        "tax_type": params.get("tax_type"),
     }
 
 

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from .forms import (
     EXPAND,
     Array,
     Bool,
+    Clearable,
     Enum,
     Hash,
     Int,
     Metadata,
+    Number,
     RangeOrInt,
     Spec,
     Str,
+    Unsimulated,
     Url,
 )
 
@@ -217,3 +222,344 @@ EVENT_LIST: dict[str, Spec] = {
     "delivery_success": Bool(),
     "expand": EXPAND,
 }
+
+# ------------------------------------------------------------- catalogue, customers, discounts, tax
+# Every parameter Stripe's request schema names for these operations appears here: simulated, or
+# `Unsimulated` (refused with a 400 naming it), so none is silently ignored.
+
+LIST_PAGE: dict[str, Spec] = {
+    "limit": Int(minimum=1, maximum=100),
+    "starting_after": Str(),
+    "ending_before": Str(),
+    "created": RangeOrInt(),
+    "expand": EXPAND,
+}
+
+SEARCH: dict[str, Spec] = {
+    "query": Str(required=True, max_length=5000),
+    "limit": Int(minimum=1, maximum=100),
+    "page": Str(),
+    "expand": EXPAND,
+}
+
+_FEATURES = Array(Hash({"name": Str(required=True, max_length=80)}), max_items=15)
+_PACKAGE = Unsimulated()
+
+PRODUCT_CREATE: dict[str, Spec] = {
+    "name": Str(required=True),
+    "id": Str(),
+    "active": Bool(),
+    "description": Str(max_length=40000),
+    "images": Array(Str(max_length=2048), max_items=8),
+    "marketing_features": _FEATURES,
+    "features": _FEATURES,  # the 2023 name of `marketing_features`
+    "metadata": Metadata(),
+    "shippable": Bool(),
+    "statement_descriptor": Str(max_length=22),
+    "tax_code": Str(),
+    "unit_label": Str(max_length=12),
+    "url": Str(),
+    "package_dimensions": _PACKAGE,
+    "default_price_data": Hash(
+        {
+            "currency": Str(required=True),
+            "unit_amount": Int(minimum=0, maximum=MAX_UNIT_AMOUNT),
+            "unit_amount_decimal": Str(),
+            "tax_behavior": Enum(("exclusive", "inclusive", "unspecified")),
+            "currency_options": Unsimulated(),
+            "recurring": Unsimulated(),
+            "custom_unit_amount": Unsimulated(),
+            "metadata": Metadata(),
+        }
+    ),
+    "type": Enum(("good", "service")),
+    "expand": EXPAND,
+}
+
+PRODUCT_UPDATE: dict[str, Spec] = {
+    "name": Str(),
+    "active": Bool(),
+    "default_price": Str(),
+    "description": Clearable(Str(max_length=40000)),
+    "images": Clearable(Array(Str(max_length=2048), max_items=8)),
+    "marketing_features": Clearable(_FEATURES),
+    "features": Clearable(_FEATURES),
+    "metadata": Metadata(patch=True),
+    "shippable": Bool(),
+    "statement_descriptor": Str(max_length=22),
+    "tax_code": Clearable(Str()),
+    "unit_label": Clearable(Str(max_length=12)),
+    "url": Clearable(Str()),
+    "package_dimensions": _PACKAGE,
+    "expand": EXPAND,
+}
+
+PRODUCT_LIST: dict[str, Spec] = {
+    **LIST_PAGE,
+    "active": Bool(),
+    "ids": Array(Str()),
+    "shippable": Bool(),
+    "url": Str(),
+    "type": Enum(("good", "service")),
+}
+
+TAX_BEHAVIOR = Enum(("exclusive", "inclusive", "unspecified"))
+
+PRICE_CREATE: dict[str, Spec] = {
+    "currency": Str(required=True),
+    "unit_amount": Int(minimum=0, maximum=MAX_UNIT_AMOUNT),
+    "unit_amount_decimal": Str(),
+    "product": Str(),
+    "product_data": Hash(
+        {
+            "name": Str(required=True),
+            "id": Str(),
+            "active": Bool(),
+            "metadata": Metadata(),
+            "statement_descriptor": Str(max_length=22),
+            "tax_code": Str(),
+            "unit_label": Str(max_length=12),
+        }
+    ),
+    "active": Bool(),
+    "billing_scheme": Enum(("per_unit", "tiered")),
+    "lookup_key": Str(max_length=200),
+    "transfer_lookup_key": Bool(),
+    "metadata": Metadata(),
+    "nickname": Str(),
+    "tax_behavior": TAX_BEHAVIOR,
+    "currency_options": Unsimulated(),
+    "custom_unit_amount": Unsimulated(),
+    "recurring": Unsimulated(),
+    "tiers": Unsimulated(),
+    "tiers_mode": Unsimulated(),
+    "transform_quantity": Unsimulated(),
+    "expand": EXPAND,
+}
+
+PRICE_UPDATE: dict[str, Spec] = {
+    "active": Bool(),
+    "lookup_key": Clearable(Str(max_length=200)),
+    "transfer_lookup_key": Bool(),
+    "metadata": Metadata(patch=True),
+    "nickname": Clearable(Str()),
+    "tax_behavior": TAX_BEHAVIOR,
+    "currency_options": Unsimulated(),
+    "expand": EXPAND,
+}
+
+PRICE_LIST: dict[str, Spec] = {
+    **LIST_PAGE,
+    "active": Bool(),
+    "currency": Str(),
+    "lookup_keys": Array(Str(), max_items=10),
+    "product": Str(),
+    "type": Enum(("one_time", "recurring")),
+    "recurring": Hash(
+        {
+            "interval": Enum(("day", "month", "week", "year")),
+            "usage_type": Enum(("licensed", "metered")),
+            "meter": Str(),
+        }
+    ),
+}
+
+_ADDRESS = Hash(
+    {
+        "city": Str(max_length=200),
+        "country": Str(max_length=2),
+        "line1": Str(max_length=200),
+        "line2": Str(max_length=200),
+        "postal_code": Str(max_length=20),
+        "state": Str(max_length=200),
+    }
+)
+_SHIPPING = Hash({"address": _ADDRESS, "name": Str(required=True), "phone": Str()})
+
+CUSTOMER_CREATE: dict[str, Spec] = {
+    "email": Str(max_length=512),
+    "name": Str(max_length=256),
+    "phone": Str(max_length=20),
+    "description": Str(),
+    "address": _ADDRESS,
+    "shipping": _SHIPPING,
+    "metadata": Metadata(),
+    "preferred_locales": Array(Str(), max_items=10),
+    "tax_exempt": Enum(("exempt", "none", "reverse")),
+    "invoice_prefix": Str(max_length=12),
+    "balance": Unsimulated(),
+    "cash_balance": Unsimulated(),
+    "coupon": Unsimulated(),
+    "promotion_code": Unsimulated(),
+    "invoice_settings": Unsimulated(),
+    "next_invoice_sequence": Unsimulated(),
+    "payment_method": Unsimulated(),
+    "source": Unsimulated(),
+    "tax": Unsimulated(),
+    "tax_id_data": Unsimulated(),
+    "test_clock": Unsimulated(),
+    "expand": EXPAND,
+}
+
+CUSTOMER_UPDATE: dict[str, Spec] = {
+    "email": Clearable(Str(max_length=512)),
+    "name": Clearable(Str(max_length=256)),
+    "phone": Clearable(Str(max_length=20)),
+    "description": Clearable(Str()),
+    "address": Clearable(_ADDRESS),
+    "shipping": Clearable(_SHIPPING),
+    "metadata": Metadata(patch=True),
+    "preferred_locales": Clearable(Array(Str(), max_items=10)),
+    "tax_exempt": Clearable(Enum(("exempt", "none", "reverse"))),
+    "invoice_prefix": Str(max_length=12),
+    "balance": Unsimulated(),
+    "bank_account": Unsimulated(),
+    "card": Unsimulated(),
+    "cash_balance": Unsimulated(),
+    "coupon": Unsimulated(),
+    "promotion_code": Unsimulated(),
+    "default_alipay_account": Unsimulated(),
+    "default_bank_account": Unsimulated(),
+    "default_card": Unsimulated(),
+    "default_source": Unsimulated(),
+    "invoice_settings": Unsimulated(),
+    "next_invoice_sequence": Unsimulated(),
+    "source": Unsimulated(),
+    "tax": Unsimulated(),
+    "expand": EXPAND,
+}
+
+CUSTOMER_LIST: dict[str, Spec] = {**LIST_PAGE, "email": Str(max_length=512), "test_clock": Unsimulated()}
+
+COUPON_CREATE: dict[str, Spec] = {
+    "id": Str(max_length=200),
+    "percent_off": Number(minimum=Decimal("0.01"), maximum=Decimal(100)),
+    "amount_off": Int(minimum=1),
+    "currency": Str(),
+    "duration": Enum(("forever", "once", "repeating")),
+    "max_redemptions": Int(minimum=1),
+    "redeem_by": Int(),
+    "name": Str(max_length=40),
+    "metadata": Metadata(),
+    "applies_to": Unsimulated(),
+    "currency_options": Unsimulated(),
+    "duration_in_months": Unsimulated(),
+    "expand": EXPAND,
+}
+
+COUPON_UPDATE: dict[str, Spec] = {
+    "name": Clearable(Str(max_length=40)),
+    "metadata": Metadata(patch=True),
+    "currency_options": Unsimulated(),
+    "expand": EXPAND,
+}
+
+PROMOTION_CODE_CREATE: dict[str, Spec] = {
+    "promotion": Hash({"type": Enum(("coupon",), required=True), "coupon": Str()}),
+    "coupon": Str(),  # the 2023 form of `promotion[coupon]`
+    "code": Str(max_length=500),
+    "active": Bool(),
+    "customer": Str(),
+    "expires_at": Int(),
+    "max_redemptions": Int(minimum=1),
+    "metadata": Metadata(),
+    "restrictions": Hash(
+        {
+            "first_time_transaction": Bool(),
+            "minimum_amount": Int(minimum=1),
+            "minimum_amount_currency": Str(),
+            "currency_options": Unsimulated(),
+        }
+    ),
+    "customer_account": Unsimulated(),
+    "expand": EXPAND,
+}
+
+PROMOTION_CODE_UPDATE: dict[str, Spec] = {
+    "active": Bool(),
+    "metadata": Metadata(patch=True),
+    "restrictions": Hash({"currency_options": Unsimulated()}),
+    "expand": EXPAND,
+}
+
+PROMOTION_CODE_LIST: dict[str, Spec] = {
+    **LIST_PAGE,
+    "active": Bool(),
+    "code": Str(),
+    "coupon": Str(),
+    "customer": Str(),
+    "customer_account": Unsimulated(),
+}
+
+TAX_TYPES = (
+    "amusement_tax",
+    "communications_tax",
+    "gst",
+    "hst",
+    "igst",
+    "jct",
+    "lease_tax",
+    "pst",
+    "qst",
+    "retail_delivery_fee",
+    "rst",
+    "sales_tax",
+    "service_tax",
+    "vat",
+)
+
+TAX_RATE_CREATE: dict[str, Spec] = {
+    "display_name": Str(required=True, max_length=50),
+    "inclusive": Bool(required=True),
+    "percentage": Number(required=True, minimum=Decimal(0), maximum=Decimal(100)),
+    "active": Bool(),
+    "country": Str(max_length=2),
+    "description": Str(),
+    "jurisdiction": Str(max_length=50),
+    "metadata": Metadata(),
+    "state": Str(),
+    "tax_type": Enum(TAX_TYPES),
+    "expand": EXPAND,
+}
+
+TAX_RATE_UPDATE: dict[str, Spec] = {
+    "active": Bool(),
+    "country": Clearable(Str(max_length=2)),
+    "description": Clearable(Str()),
+    "display_name": Str(max_length=50),
+    "jurisdiction": Clearable(Str(max_length=50)),
+    "metadata": Metadata(patch=True),
+    "state": Clearable(Str()),
+    "tax_type": Enum(TAX_TYPES),
+    "expand": EXPAND,
+}
+
+TAX_RATE_LIST: dict[str, Spec] = {**LIST_PAGE, "active": Bool(), "inclusive": Bool()}
+
+# -------------------------------------------------------------------- payments: capture, lists
+
+PI_CAPTURE: dict[str, Spec] = {
+    "amount_to_capture": Int(minimum=1),
+    "metadata": Metadata(patch=True),
+    "statement_descriptor": Str(max_length=22),
+    "statement_descriptor_suffix": Str(max_length=22),
+    "application_fee_amount": Unsimulated(),
+    "transfer_data": Unsimulated(),
+    "final_capture": Unsimulated(),
+    "expand": EXPAND,
+}
+
+PI_CANCEL: dict[str, Spec] = {
+    "cancellation_reason": Enum(("abandoned", "duplicate", "fraudulent", "requested_by_customer")),
+    "expand": EXPAND,
+}
+
+PI_LIST: dict[str, Spec] = {**LIST_PAGE, "customer": Str(), "customer_account": Unsimulated()}
+CHARGE_LIST: dict[str, Spec] = {
+    **LIST_PAGE,
+    "customer": Str(),
+    "payment_intent": Str(),
+    "transfer_group": Str(),
+}
+REFUND_LIST: dict[str, Spec] = {**LIST_PAGE, "charge": Str(), "payment_intent": Str()}
+DISPUTE_LIST: dict[str, Spec] = {**LIST_PAGE, "charge": Str(), "payment_intent": Str()}

@@ -12,14 +12,18 @@ from dataclasses import dataclass, field
 from . import objects
 from .balance import book
 from .cards import AUTHENTICATION_FAILED, Decline, bank_outcome, lookup, luhn_ok, normalize_number
-from .checkout import Checkout, looks_like_email
+from .checkout import Checkout
 from .clock import Clock
 from .disputes import Disputes
-from .errors import no_such
+from .errors import invalid, no_such
 from .events import HOSTED, Emitter, RequestContext
+from .forms import apply_metadata, looks_like_email
 from .ids import new_id
 from .objects import Obj
 from .store import Store
+
+# Stripe releases a card authorization left uncaptured this long.
+HOLD_SECONDS = 7 * 24 * 3600
 
 
 @dataclass
@@ -66,6 +70,8 @@ class Payments:
         self._emit = emitter.emit
         self._checkout = checkout
         self._disputes = disputes
+        # Held (manual-capture) PaymentIntents; rebuilt from the store, so never persisted.
+        self._holds = {pi["id"] for pi in store.payment_intents.dump() if pi["status"] == "requires_capture"}
 
     # ------------------------------------------------------------------------------ cards
 
@@ -210,8 +216,13 @@ class Payments:
                 code=decline.code,
                 decline_code=decline.decline_code,
             )
-        self._capture(ch, pi, ctx)
-        self._checkout.complete(session, pi, facts["email"], facts["name"], "US", paid=True, ctx=ctx)
+        held = pi["capture_method"] == "manual"
+        if held:
+            self._authorize(ch, pi, ctx)
+        else:
+            self._capture(ch, pi, ctx)
+        # A held payment completes the session unpaid: its funds arrive only when captured.
+        self._checkout.complete(session, pi, facts["email"], facts["name"], "US", paid=not held, ctx=ctx)
         if test_card.dispute:
             self._disputes.open(ch, test_card.brand, ctx)
         return PayResult("succeeded", session, payment_intent=pi["id"])
@@ -236,6 +247,8 @@ class Payments:
             metadata=dict(extra.get("pi_metadata") or {}),
             receipt_email=extra.get("receipt_email"),
         )
+        if method == "card" and extra.get("capture_method") == "manual":
+            pi["capture_method"] = "manual"
         self._store.payment_intents.add(pi)
         extra["payment_intent"] = pi["id"]
         self._emit("payment_intent.created", pi, ctx)
@@ -262,11 +275,18 @@ class Payments:
         return self._store.charges.add(ch)
 
     def _capture(self, ch: Obj, pi: Obj, ctx: RequestContext) -> None:
+        self._settle(ch, pi, ch["amount"])
+        ch["outcome"] = objects.outcome_authorized()
+        self._emit("charge.succeeded", ch, ctx)
+        self._emit("payment_intent.succeeded", pi, ctx)
+
+    def _settle(self, ch: Obj, pi: Obj, amount: int) -> None:
+        """Capture `amount` of the charge: book it and mark charge and PaymentIntent succeeded."""
         txn = book(
             self._store,
             category="charge",
             created=self._clock.now(),
-            amount=ch["amount"],
+            amount=amount,
             currency=ch["currency"],
             source=ch["id"],
             description=ch["description"],
@@ -275,21 +295,120 @@ class Payments:
             status="succeeded",
             paid=True,
             captured=True,
-            amount_captured=ch["amount"],
+            amount_captured=amount,
             balance_transaction=txn["id"],
-            outcome=objects.outcome_authorized(),
         )
         pi.update(
             status="succeeded",
-            amount_received=pi["amount"],
+            amount_capturable=0,
+            amount_received=amount,
             latest_charge=ch["id"],
             payment_method=ch["payment_method"],
             last_payment_error=None,
             next_action=None,
             processing=None,
         )
+
+    def _authorize(self, ch: Obj, pi: Obj, ctx: RequestContext) -> None:
+        """A manual-capture card payment: the funds are held, nothing is booked until capture."""
+        ch.update(status="succeeded", paid=True, captured=False, outcome=objects.outcome_authorized())
+        pi.update(
+            status="requires_capture",
+            amount_capturable=pi["amount"],
+            latest_charge=ch["id"],
+            payment_method=ch["payment_method"],
+            last_payment_error=None,
+            next_action=None,
+        )
+        self._holds.add(pi["id"])
         self._emit("charge.succeeded", ch, ctx)
+        self._emit("payment_intent.amount_capturable_updated", pi, ctx)
+
+    def expire_holds(self, now: int) -> None:
+        """Clock hook: Stripe cancels a card authorization left uncaptured for 7 days."""
+        charges, intents = self._store.charges.by_id, self._store.payment_intents.by_id
+        due = [
+            p for p in self._holds if charges[intents[p]["latest_charge"]]["created"] + HOLD_SECONDS <= now
+        ]
+        for pi_id in due:
+            self._release(intents[pi_id], "automatic", HOSTED)
+
+    def _release(self, pi: Obj, reason: str | None, ctx: RequestContext) -> None:
+        """End a PaymentIntent unpaid; a held charge's authorization is released (no Refund object)."""
+        if pi["status"] == "requires_capture":
+            ch = self._store.charges.by_id[pi["latest_charge"]]
+            ch.update(refunded=True, amount_refunded=ch["amount"])
+        self._holds.discard(pi["id"])
+        self._store.challenges.pop(pi["id"], None)
+        pi.update(
+            status="canceled",
+            amount_capturable=0,
+            canceled_at=self._clock.now(),
+            cancellation_reason=reason,
+            next_action=None,
+        )
+        self._emit("payment_intent.canceled", pi, ctx)
+
+    def capture(self, pi_id: str, params: Obj, ctx: RequestContext) -> Obj:
+        """`POST /v1/payment_intents/{id}/capture`: all or part of a held amount."""
+        store = self._store
+        pi = store.get_or_404(store.payment_intents, "payment_intent", pi_id)
+        if pi["status"] != "requires_capture":
+            raise invalid(
+                f"This PaymentIntent could not be captured because it has a status of {pi['status']}. "
+                "Only a PaymentIntent with one of the following statuses may be captured: requires_capture.",
+                code="payment_intent_unexpected_state",
+            )
+        capturable: int = pi["amount_capturable"]
+        amount: int = params.get("amount_to_capture", capturable)
+        if amount > capturable:
+            raise invalid(
+                f"The amount to capture ({amount}) must be less than or equal to the amount capturable "
+                f"({capturable}).",
+                param="amount_to_capture",
+                code="amount_too_large",
+            )
+        ch = store.charges.by_id[pi["latest_charge"]]
+        for name in ("statement_descriptor", "statement_descriptor_suffix"):
+            if name in params:
+                pi[name] = ch[name] = params[name]
+        if "metadata" in params:
+            pi["metadata"] = apply_metadata(pi["metadata"], params["metadata"])
+        # Since 2025-03-31.basil a partial capture releases the rest without a Refund object.
+        self._settle(ch, pi, amount)
+        self._holds.discard(pi_id)
+        self._emit("charge.captured", ch, ctx)
         self._emit("payment_intent.succeeded", pi, ctx)
+        return pi
+
+    def cancel(self, pi_id: str, params: Obj, ctx: RequestContext) -> Obj:
+        """`POST /v1/payment_intents/{id}/cancel`: release a hold, or end an unpaid attempt."""
+        store = self._store
+        pi = store.get_or_404(store.payment_intents, "payment_intent", pi_id)
+        status = pi["status"]
+        if status not in _CANCELABLE:
+            allowed = ", ".join(_CANCELABLE)
+            raise invalid(
+                f"You cannot cancel this PaymentIntent because it has a status of {status}. Only a "
+                f"PaymentIntent with one of the following statuses may be canceled: {allowed}.",
+                code="payment_intent_unexpected_state",
+            )
+        session = next(
+            (
+                s
+                for s in store.sessions.by_id.values()
+                if store.session_extra[s["id"]].get("payment_intent") == pi_id
+            ),
+            None,
+        )
+        if session is not None and session["status"] == "open":
+            raise invalid(
+                "You cannot cancel this PaymentIntent because it belongs to an open Checkout Session. "
+                f"Expire the Checkout Session ({session['id']}) instead.",
+                code="payment_intent_unexpected_state",
+            )
+        self._release(pi, params.get("cancellation_reason"), ctx)
+        return pi
 
     # ----------------------------------------------------------------------------- bank debits
 
@@ -410,6 +529,9 @@ class Payments:
                 return result
             return self.finish_challenge(sid, result.payment_intent, three_d_secure == "complete")
         return result
+
+
+_CANCELABLE = ("requires_payment_method", "requires_capture", "requires_confirmation", "requires_action")
 
 
 def _payment_error(decline: Decline, charge_id: str | None, error_type: str) -> Obj:

@@ -87,6 +87,19 @@ class Refunds:
             self._emit("refund.updated", refund, ctx, {"status": "pending"})
         return refund
 
+    def cancel(self, refund_id: str, ctx: RequestContext) -> Obj:
+        """Only a refund waiting on the customer (`requires_action`) can be canceled; the sandbox's
+        card and bank refunds never wait, so this answers Stripe's refusal for every other status."""
+        refund = self._store.get_or_404(self._store.refunds, "refund", refund_id)
+        if refund["status"] != "requires_action":
+            raise invalid(
+                f"You cannot cancel this refund because it has a status of {refund['status']}. Only "
+                "refunds with a status of requires_action can be canceled.",
+            )
+        refund["status"] = "canceled"
+        self._emit("refund.updated", refund, ctx, {"status": "requires_action"})
+        return refund
+
     def _target(self, params: Obj) -> Obj:
         """The succeeded charge a refund names, by `charge`, by `payment_intent`, or both agreeing."""
         charges = self._store.charges

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,9 +14,10 @@ from .config import SandboxConfig
 from .delivery import DeliveryWorker
 from .errors import StripeError
 from .state import SandboxState
+from .versions import KNOWN_VERSIONS
 
 _encoder = msgspec.json.Encoder()
-_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$")
+_TEST_KEYS = ("sk_test_", "rk_test_")
 
 
 class SandboxRuntime:
@@ -88,8 +88,16 @@ class SandboxRuntime:
                 status=401,
                 headers={"WWW-Authenticate": 'Bearer realm="Stripe"'},
             )
+        if key.startswith(("pk_test_", "pk_live_")):
+            raise StripeError(
+                "This API call cannot be made with a publishable API key. Please use a secret API key. "
+                "You can find a list of your API keys at https://dashboard.stripe.com/account/apikeys.",
+                status=401,
+                headers={"WWW-Authenticate": 'Bearer realm="Stripe"'},
+            )
         pinned = self.config.api_key
-        valid = key == pinned if pinned else key.startswith("sk_test_") and len(key) > len("sk_test_")
+        # Restricted keys (`rk_test_`) act with a secret key's rights: the sandbox keeps no permissions.
+        valid = key == pinned if pinned else key.startswith(_TEST_KEYS) and len(key) > len("sk_test_")
         if not valid:
             masked = key[:8] + "*" * max(0, len(key) - 12) + key[-4:] if len(key) > 12 else key
             raise StripeError(
@@ -98,8 +106,8 @@ class SandboxRuntime:
                 headers={"WWW-Authenticate": 'Bearer realm="Stripe"'},
             )
         version = headers.get("stripe-version")
-        if version is not None and not _VERSION.match(version):
-            raise StripeError(f"Invalid Stripe API version: {version}", param="Stripe-Version")
+        if version is not None and version not in KNOWN_VERSIONS:
+            raise StripeError(f"Invalid Stripe API version: {version}")
         return key
 
 

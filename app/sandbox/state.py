@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import asyncio
 
+from .catalog import Catalog
 from .checkout import Checkout
 from .clock import Clock
 from .config import SandboxConfig
+from .customers import Customers
+from .discounts import Discounts
 from .disputes import Disputes
 from .events import API_VERSION, HOSTED, Emitter, RequestContext
 from .idempotency import Idempotency
@@ -23,6 +26,7 @@ from .objects import Obj
 from .payments import CardInput, Payments, PayResult
 from .refunds import Refunds
 from .store import Collection, Store
+from .tax import Tax
 
 __all__ = [
     "API_VERSION",
@@ -48,6 +52,10 @@ class SandboxState(Store):
         self.lock = asyncio.Lock()
         clock = Clock(self)
         emitter = Emitter(self, clock)
+        discounts = Discounts(self, clock, emitter)
+        customers = Customers(self, clock, emitter)
+        catalog = Catalog(self, clock, emitter)
+        tax = Tax(self, clock, emitter)
         checkout = Checkout(self, clock, emitter)
         disputes = Disputes(self, clock, emitter)
         payments = Payments(self, clock, emitter, checkout, disputes)
@@ -56,6 +64,8 @@ class SandboxState(Store):
         # A tick expires sessions before it settles debits, as it always has.
         clock.on_due(checkout.expire_due)
         clock.on_due(payments.settle_due)
+        clock.on_due(discounts.refresh_all)
+        clock.on_due(payments.expire_holds)
 
         self.now = clock.now
         self.tick = clock.tick
@@ -72,7 +82,15 @@ class SandboxState(Store):
         self.idempotent_lookup = idempotency.lookup
         self.idempotent_store = idempotency.remember
 
-        self.register_price = checkout.register_price
+        # Products and Prices; Checkout reads a line item's Price with `catalog.line_price`.
+        self.register_price = catalog.register_price
+        self.create_product = catalog.create_product
+        self.product = catalog.product
+        self.update_product = catalog.update_product
+        self.create_price = catalog.create_price
+        self.price = catalog.price
+        self.update_price = catalog.update_price
+
         self.create_session = checkout.create_session
         self.line_items_list = checkout.line_items_list
         self.expire_session = checkout.expire_session
@@ -82,6 +100,34 @@ class SandboxState(Store):
         self.finish_challenge = payments.finish_challenge
         self.pay_with_bank = payments.pay_with_bank
         self.pay_session = payments.pay_session
+        self.capture_payment_intent = payments.capture
+        self.cancel_payment_intent = payments.cancel
+
+        # Coupons and promotion codes; Checkout prices a discount with `apply_discount` and counts
+        # it with `redeem_discount` when the session completes.
+        self.create_coupon = discounts.create_coupon
+        self.update_coupon = discounts.update_coupon
+        self.coupon = discounts.coupon
+        self.create_promotion_code = discounts.create_promotion_code
+        self.update_promotion_code = discounts.update_promotion_code
+        self.promotion_code = discounts.promotion_code
+        self.find_promotion_code = discounts.find_code
+        self.promotion_code_error = discounts.code_error
+        self.apply_discount = discounts.apply
+        self.redeem_discount = discounts.redeem
+
+        # Customers; Checkout attaches one by id (`customer`) or makes one with `create_customer`.
+        self.create_customer = customers.create
+        self.customer = customers.get
+        self.update_customer = customers.update
+
+        # Tax Rates; Checkout taxes a line with `tax_for_rates` and asks `automatic_tax_for`.
+        self.create_tax_rate = tax.create
+        self.tax_rate = tax.get
+        self.update_tax_rate = tax.update
+        self.tax_for_rates = tax.for_rates
+        self.automatic_tax_for = tax.automatic_tax_for
 
         self.create_refund = refunds.create
+        self.cancel_refund = refunds.cancel
         self.close_dispute = disputes.close

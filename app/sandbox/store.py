@@ -32,9 +32,14 @@ COLLECTIONS = (
     "disputes",
     "events",
     "balance_transactions",
+    "products",
+    "prices",
+    "customers",
+    "coupons",
+    "promotion_codes",
+    "tax_rates",
 )
 FACTS = (
-    "prices",
     "line_items",
     "session_extra",
     "challenges",
@@ -132,7 +137,12 @@ class Store:
         self.disputes = Collection()
         self.events = Collection()
         self.balance_transactions = Collection()
-        self.prices: dict[str, Obj] = {}
+        self.products = Collection()
+        self.prices = Collection()
+        self.customers = Collection()
+        self.coupons = Collection()
+        self.promotion_codes = Collection()
+        self.tax_rates = Collection()
         self.line_items: dict[str, list[Obj]] = {}
         # Hidden per-session facts Stripe keeps but doesn't expose (attempt PI, metadata for PI).
         self.session_extra: dict[str, Obj] = {}
@@ -161,10 +171,16 @@ class Store:
             ("dp_", self.disputes),
             ("txn_", self.balance_transactions),
             ("evt_", self.events),
+            ("prod_", self.products),
+            ("price_", self.prices),
+            ("cus_", self.customers),
+            ("promo_", self.promotion_codes),
+            ("txr_", self.tax_rates),
         ):
             if oid.startswith(prefix):
                 return coll.get(oid)
-        return None
+        # Coupon ids are the merchant's own (`SUMMER25`), so they carry no prefix.
+        return self.coupons.get(oid)
 
     def get_or_404(self, coll: Collection, kind: str, oid: str) -> Obj:
         obj = coll.get(oid)
@@ -179,7 +195,7 @@ class Store:
             self._dirty.set()
 
     def dump(self) -> bytes:
-        state: Obj = {"version": 1, "clock_offset": self.clock_offset}
+        state: Obj = {"version": 2, "clock_offset": self.clock_offset}
         state.update((name, getattr(self, name).dump()) for name in COLLECTIONS)
         state.update((name, getattr(self, name)) for name in FACTS)
         return _encoder.encode(state)
@@ -187,8 +203,11 @@ class Store:
     def _load(self, path: Path) -> None:
         data: Obj = _decoder.decode(path.read_bytes())
         self.clock_offset = float(data["clock_offset"])
+        # Version 1 files predate the catalogue, customers, discounts and tax rates (and kept
+        # registered prices as a hidden fact); they load with those collections empty.
         for name in COLLECTIONS:
-            getattr(self, name).load(data[name])
+            items = data.get(name, [])
+            getattr(self, name).load(items if isinstance(items, list) else [])
         for name in FACTS:
             setattr(self, name, data[name])
 

@@ -6,13 +6,19 @@ from http import HTTPStatus
 from typing import Any
 
 import structlog
-from litestar import MediaType, Request, Response
-from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
+from litestar import HttpMethod, MediaType, Request, Response, route
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+)
 from litestar.response import Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from app import i18n
 from app.i18n import gettext as _
+from app.web.transactions import READ_ONLY_OPT
 
 log = structlog.get_logger()
 
@@ -73,7 +79,7 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) 
             media_type=MediaType.JSON,
             headers=exc.headers,
         )
-    template = "errors/404.html" if status == 404 else "errors/error.html"
+    template = {404: "errors/404.html", 403: "errors/403.html"}.get(status, "errors/error.html")
     return Template(
         template_name=template,
         context={"status": status, "message": message},
@@ -96,3 +102,23 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
         context={"status": 500, "message": _message(500, "")},
         status_code=HTTP_500_INTERNAL_SERVER_ERROR,
     )
+
+
+@route(
+    "/{path:path}",
+    http_method=[HttpMethod.GET, HttpMethod.HEAD],
+    name="not_found",
+    include_in_schema=False,
+    opt={READ_ONLY_OPT: True},
+)
+async def not_found(path: str) -> None:
+    """Any page no other route matches, answered *inside* the middleware stack.
+
+    Litestar answers an unmatched path before any middleware runs, so its 404 page had no
+    session (the header showed a signed-in buyer as signed out) and no CSRF token (the
+    header's sign-out form could not work). Routed here, the page gets both.
+    """
+    raise NotFoundException()
+
+
+ROUTES: list[object] = [not_found]

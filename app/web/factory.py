@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -48,11 +49,16 @@ from app.expiry.runner import start_expiry_sweeper
 from app.expiry.runner import stop as stop_expiry_sweeper
 from app.host_webhooks.delivery import deliverer_lifespan
 from app.i18n.web import ROUTES as I18N_ROUTES
+from app.mail.dev import ROUTES as DEV_MAIL_ROUTES
+from app.mail.worker import mail_lifespan
 from app.reconcile.runner import start_periodic_reconcile
 from app.settings import PROJECT_ROOT, Settings, get_settings
 from app.stripe_gateway import StripeGateway
+from app.web.errors import ROUTES as ERROR_ROUTES
 from app.web.errors import http_exception_handler, internal_error_handler
 from app.web.health import ROUTES as HEALTH_ROUTES
+from app.web.identity import ROUTES as IDENTITY_ROUTES
+from app.web.identity import template_globals
 from app.web.middleware import locale_middleware, request_id_middleware
 from app.web.raw import SESSION_COOKIE
 from app.web.requests import StorefrontRequest
@@ -88,11 +94,21 @@ def _stores(settings: Settings, alchemy: Any) -> dict[str, Store]:
     return {"sessions": session_store(alchemy, KeyValueStore)}
 
 
+def _stderr_logger_factory() -> Any:
+    """Litestar's choice of logger (JSON bytes unless stderr is a terminal), writing to stderr."""
+    if sys.stderr.isatty():
+        return structlog.WriteLoggerFactory(sys.stderr)
+    binary = getattr(sys.stderr, "buffer", None)
+    return structlog.BytesLoggerFactory(binary) if binary is not None else None
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     """Build the shop from ``settings`` (default: read from the environment); the only way an app is made."""
     settings = settings or get_settings()
 
     logging_config = StructLoggingConfig(
+        # Lines go to stderr: stdout is the commands' output (``storefront ledger export > file.csv``).
+        logger_factory=_stderr_logger_factory(),
         # Drop lines below the configured level before any processor runs (cheap on hot paths).
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(settings.log_level)),
         log_exceptions="always" if settings.debug else "debug",
@@ -136,6 +152,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     lifespans: list[Any] = [lifespan, limiter.lifespan]
     if settings.host_webhooks_deliver:
         lifespans.append(deliverer_lifespan)  # app/host_webhooks/delivery.py
+    if settings.mail_deliver:
+        lifespans.append(mail_lifespan)  # app/mail/worker.py
     # Each feature package lists its own routes; this is the one place they are put together.
     route_handlers: list[Any] = [
         *CATALOGUE_ROUTES,
@@ -147,10 +165,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
         admin_router(),  # /admin, every handler behind the admin guard (app/admin/routes.py)
         *WEBHOOK_ROUTES,
         *HEALTH_ROUTES,
+        *IDENTITY_ROUTES,
+        *ERROR_ROUTES,
         MetricsController,
         # In memory, gzipped once, ETag + long cache headers (see app/web/static_assets.py).
         static_assets_handler(PROJECT_ROOT / "static"),
     ]
+    if not settings.is_production:
+        route_handlers.extend(DEV_MAIL_ROUTES)  # /dev/mail shows reset links: never in production
     if settings.sandbox_mounted:
         mount, sandbox_lifespan = sandbox_mount(settings)
         route_handlers.append(mount)
@@ -169,7 +191,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             SQLAlchemyPlugin(config=alchemy),
             HTMXPlugin(),
             FlashPlugin(
-                config=FlashConfig(template_config=(templates := template_config(debug=settings.debug)))
+                config=FlashConfig(
+                    template_config=(
+                        templates := template_config(debug=settings.debug, **template_globals(settings))
+                    )
+                )
             ),
             structlog_plugin,
             StorefrontCLIPlugin(),

@@ -7,10 +7,11 @@ from typing import Any
 import pytest
 from litestar import get
 from litestar.testing import TestClient
+from structlog.testing import capture_logs
 
 from app.settings import Settings
 from app.web.factory import create_app
-from tests.api.support import assert_problem, rows
+from tests.api.support import api_client, assert_problem, make_key, rows
 
 JSON = {"content-type": "application/json"}
 
@@ -169,3 +170,42 @@ def test_query_names_are_worked_out_once_per_route(client: TestClient[Any]) -> N
         assert client.get("/api/v1/customers?limit=3").status_code == 200
         assert client.get("/api/v1/customers/x").status_code == 404
     assert len(context.query_names) == 2
+
+
+def test_a_client_that_hangs_up_mid_body_is_a_quiet_4xx(sqlite_api_settings: Settings) -> None:
+    """wrk and impatient clients drop connections; that is not our fault, so no 500 and no traceback."""
+    key = make_key(sqlite_api_settings)
+    sent: list[dict[str, Any]] = []
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/customers/gone/debits",
+        "raw_path": b"/api/v1/customers/gone/debits",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"testserver.local"),
+            (b"authorization", f"Bearer {key}".encode()),
+            (b"content-type", b"application/json"),
+            (b"content-length", b"40"),
+            (b"idempotency-key", b"gone-1"),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver.local", 80),
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    with api_client(sqlite_api_settings) as client, capture_logs() as logs:
+        client.blocking_portal.call(client.app, scope, receive, send)  # type: ignore[arg-type]
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    assert 400 <= start["status"] < 500
+    assert not [entry for entry in logs if entry.get("log_level") in ("error", "exception", "critical")]
+    assert rows(sqlite_api_settings, "SELECT count(*) AS n FROM ledger_entry")[0]["n"] == 0

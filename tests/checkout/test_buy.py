@@ -9,7 +9,7 @@ import pytest
 
 from app.checkout.links import cancel_token
 from app.settings import PROJECT_ROOT
-from tests.support.shop import Shop, run_shop, session_id_of
+from tests.support.shop import PASSWORD, Shop, run_shop, session_id_of
 
 
 def test_buy_sends_the_catalogue_price_and_ignores_price_fields(shop: Shop) -> None:
@@ -64,12 +64,19 @@ def test_chinese_buyer_gets_a_chinese_checkout(sqlite_shop: Shop) -> None:
     assert sqlite_shop.order(sid)["locale"] == "zh"
 
 
-def test_signed_out_visitor_is_sent_to_sign_in(sqlite_shop: Shop) -> None:
+def test_signed_out_visitor_is_sent_to_sign_in_with_the_pack(sqlite_shop: Shop) -> None:
     visitor = sqlite_shop.buyer()
     response = visitor.buy("coins-100")
     assert response.status_code == 303
-    assert response.headers["location"] == "/sign-in?next=/"
+    assert response.headers["location"] == "/sign-in?pack=coins-100"
     assert sqlite_shop.rows("SELECT id FROM purchase_order") == []
+    # Signing in there goes straight on to Checkout for that pack.
+    sqlite_shop.buyer(visitor.email).sign_up()  # the account exists (made on another device)
+    signed_in = visitor.post("/sign-in", {"email": visitor.email, "password": PASSWORD, "pack": "coins-100"})
+    assert signed_in.status_code == 303
+    assert "/c/pay/cs_" in signed_in.headers["location"]
+    [order] = sqlite_shop.rows("SELECT pack_id FROM purchase_order")
+    assert order["pack_id"] == "coins-100"
 
 
 def test_unknown_missing_and_inactive_packs_are_refused(

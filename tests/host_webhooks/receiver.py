@@ -34,6 +34,8 @@ class Receiver:
     """Path -> the endpoint's ``whsec_`` secret."""
     fail_first: int = 0
     delay: float = 0.0
+    delays: dict[str, float] = field(default_factory=dict)
+    """Path -> seconds that path keeps each request open (over ``delay``)."""
     calls: list[Call] = field(default_factory=list)
     _seen: Counter[tuple[str, str]] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -66,8 +68,8 @@ class Receiver:
             if not message.get("more_body"):
                 break
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        if self.delays.get(path, self.delay):
+            await asyncio.sleep(self.delays.get(path, self.delay))
         event: dict[str, Any] | None = None
         error: str | None = None
         try:

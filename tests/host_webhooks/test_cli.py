@@ -202,3 +202,23 @@ def test_the_standalone_deliverer_delivers_and_stops_on_sigterm(
         output, _ = process.communicate(timeout=30)
     assert process.returncode == 0, output
     assert [e["id"] for e in app.verified()] == ["evt_proc"]
+
+
+def test_purge_deletes_settled_events_older_than_the_days_kept(cli: CliRunner, settings: Settings) -> None:
+    run_sql(
+        settings,
+        "INSERT INTO host_event (id, type, user_id, payload, created, fanned_out)"
+        " VALUES ('evt_old', 'balance.credited', NULL, '{}', :old, :t),"
+        " ('evt_new', 'balance.credited', NULL, '{}', :new, :t)",
+        old=int(time.time()) - 10 * 86400,
+        new=int(time.time()),
+        t=True,
+    )
+    kept = invoke(cli, "purge", "--keep-days", "30")
+    assert kept.exit_code == 0, kept.output
+    assert kept.output.startswith("0 event(s) purged")
+    purged = invoke(cli, "purge", "--keep-days", "7")
+    assert purged.exit_code == 0, purged.output
+    assert purged.output.startswith("1 event(s) purged")
+    assert [row["id"] for row in run_sql(settings, "SELECT id FROM host_event")] == ["evt_new"]
+    assert invoke(cli, "purge", "--keep-days", "0").exit_code != 0

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.config import make_engine
-from app.host_webhooks.delivery import Backoff, Claimed, Deliverer, Outcome, claim, fan_out, record
+from app.host_webhooks.delivery import (
+    Backoff,
+    Claimed,
+    Deliverer,
+    Outcome,
+    claim,
+    fan_out,
+    record,
+    share_slots,
+)
 from app.host_webhooks.outbox import emit
 from app.host_webhooks.service import list_deliveries, redeliver, rotate_secret
 from app.host_webhooks.signature import SignatureVerificationError, verify_signature
@@ -358,3 +369,75 @@ async def test_a_backlog_is_worked_through_without_waiting_a_poll_per_batch(
         await task
         await deliverer.aclose()
     assert len(app.verified()) == 10
+
+
+async def test_a_hanging_endpoint_cannot_take_every_slot_from_the_others(
+    engine: AsyncEngine, receiver: tuple[Receiver, str]
+) -> None:
+    """Four slots, one endpoint that holds every request 20 s, one that answers at once: the
+    quick one's twenty deliveries all arrive while the slow one's are still hanging."""
+    app, base = receiver
+    app.delays["/slow"] = 20.0
+    await endpoint(engine, app, base + "/slow")
+    await endpoint(engine, app, base + "/quick")
+    for _ in range(20):
+        await emit_committed(engine)
+    deliverer = Deliverer(engine, poll=0.02, concurrency=4, timeout=30)
+    stop = asyncio.Event()
+    task = asyncio.create_task(deliverer.run(stop))
+    try:
+        for _ in range(200):  # 10 s at most, well before any slow request ends
+            if len(app.verified("/quick")) >= 20:
+                break
+            await asyncio.sleep(0.05)
+        quick = len(app.verified("/quick"))
+    finally:
+        stop.set()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await deliverer.drain(grace=0.1)  # the hanging attempts are cancelled (they would be retried)
+        await deliverer.aclose()
+    assert quick == 20
+    assert app.verified("/slow") == []
+
+
+def test_slots_are_dealt_round_the_endpoints_within_each_ones_room() -> None:
+    assert share_slots({1: 10, 2: 10, 3: 1}, 5) == {1: 2, 2: 2, 3: 1}
+    assert share_slots({1: 3}, 8) == {1: 3}
+    assert share_slots({1: 0, 2: 4}, 2) == {2: 2}
+    assert share_slots({}, 4) == {}
+
+
+async def test_settled_events_past_the_keep_days_are_purged_with_their_log_and_pending_ones_kept(
+    engine: AsyncEngine, receiver: tuple[Receiver, str]
+) -> None:
+    app, base = receiver
+    await endpoint(engine, app, base + "/hooks")
+    old_delivered = await emit_committed(engine)
+    recent = await emit_committed(engine)
+    deliverer = Deliverer(engine, keep_days=30)
+    try:
+        assert await deliverer.run_once() == 2
+        old_pending = await emit_committed(engine)
+        await deliverer.fan_out()  # fanned out, never attempted: still pending
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE host_event SET created = created - 40 * 86400 WHERE id IN (:a, :b)"),
+                {"a": old_delivered, "b": old_pending},
+            )
+        assert await deliverer.purge() == 1
+        assert await deliverer.purge() == 0
+    finally:
+        await deliverer.aclose()
+    events = {row["id"] for row in await rows(engine, "SELECT id FROM host_event")}
+    assert events == {recent, old_pending}
+    deliveries = await rows(engine, "SELECT event_id FROM host_delivery")
+    assert {row["event_id"] for row in deliveries} == {recent, old_pending}
+    attempts = await rows(
+        engine,
+        "SELECT a.id FROM host_delivery_attempt a LEFT JOIN host_delivery d ON d.id = a.delivery_id"
+        " WHERE d.id IS NULL",
+    )
+    assert attempts == []
+    assert len(await rows(engine, "SELECT id FROM host_delivery_attempt")) == 1

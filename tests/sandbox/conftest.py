@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import pytest
 import stripe
 
@@ -103,6 +105,18 @@ def client(sandbox: SandboxServer) -> stripe.StripeClient:
     return sdk_client(sandbox.url)
 
 
+@pytest.fixture(scope="module")
+def module_sandbox() -> Iterator[SandboxServer]:
+    """One sandbox for a whole module (no webhook endpoint): tests make their own, uniquely named objects."""
+    with start_sandbox(test_config()) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def module_client(module_sandbox: SandboxServer) -> stripe.StripeClient:
+    return sdk_client(module_sandbox.url)
+
+
 def session_params(**overrides: Any) -> dict[str, Any]:
     params: dict[str, Any] = {
         "mode": "payment",
@@ -123,3 +137,28 @@ def session_params(**overrides: Any) -> dict[str, Any]:
     }
     params.update(overrides)
     return params
+
+
+def unique() -> str:
+    """A fresh tag, so tests sharing a module's sandbox never see each other's objects."""
+    return uuid.uuid4().hex[:12]
+
+
+def raw_get(sandbox: SandboxServer, path: str) -> dict[str, Any]:
+    """GET a `/v1` path without the SDK: the JSON exactly as served, for conformance checks."""
+    response = httpx.get(f"{sandbox.url}{path}", headers={"Authorization": f"Bearer {TEST_KEY}"})
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def refused(call: Callable[[], Any], param: str | None, message: str) -> stripe.InvalidRequestError:
+    """Assert a Stripe 400 naming `param` whose message contains `message`."""
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        call()
+    assert err.value.http_status == 400
+    assert err.value.param == param
+    assert message in str(err.value.user_message)
+    assert err.value.error is not None
+    assert err.value.error.type == "invalid_request_error"
+    return err.value

@@ -100,6 +100,7 @@ values = st.one_of(
     ),
 )
 keys = st.one_of(st.sampled_from(KNOWN_KEYS), text)
+path_text = text.filter(lambda s: "/" not in s and "?" not in s and "#" not in s and s not in (".", ".."))
 
 
 @pytest.fixture(scope="module")
@@ -108,14 +109,89 @@ def shared_sandbox() -> Iterator[SandboxServer]:
         yield server
 
 
+# The catalogue, customers, discounts, tax rates and payment follow-ups, with the keys they read.
+RESOURCE_PATHS = [
+    "/v1/products",
+    "/v1/products/{id}",
+    "/v1/products/search",
+    "/v1/prices",
+    "/v1/prices/{id}",
+    "/v1/prices/search",
+    "/v1/customers",
+    "/v1/customers/{id}",
+    "/v1/customers/search",
+    "/v1/coupons",
+    "/v1/coupons/{id}",
+    "/v1/promotion_codes",
+    "/v1/promotion_codes/{id}",
+    "/v1/tax_rates",
+    "/v1/tax_rates/{id}",
+    "/v1/payment_intents",
+    "/v1/payment_intents/search",
+    "/v1/payment_intents/{id}/capture",
+    "/v1/payment_intents/{id}/cancel",
+    "/v1/charges",
+    "/v1/charges/search",
+    "/v1/refunds/{id}/cancel",
+    "/v1/disputes",
+    "/v1/balance_transactions/{id}",
+]
+RESOURCE_KEYS = [
+    "query",
+    "page",
+    "name",
+    "email",
+    "address[country]",
+    "metadata[k]",
+    "metadata",
+    "percent_off",
+    "amount_off",
+    "currency",
+    "duration",
+    "redeem_by",
+    "max_redemptions",
+    "coupon",
+    "promotion[coupon]",
+    "promotion[type]",
+    "code",
+    "restrictions[minimum_amount]",
+    "restrictions[minimum_amount_currency]",
+    "expires_at",
+    "unit_amount",
+    "unit_amount_decimal",
+    "product",
+    "product_data[name]",
+    "default_price_data[currency]",
+    "default_price_data[unit_amount]",
+    "default_price",
+    "lookup_key",
+    "lookup_keys[0]",
+    "ids[0]",
+    "display_name",
+    "inclusive",
+    "percentage",
+    "active",
+    "amount_to_capture",
+    "cancellation_reason",
+    "limit",
+    "starting_after",
+    "created[gt]",
+    "expand[0]",
+    "id",
+]
+resource_values = st.one_of(
+    values,
+    st.sampled_from(
+        ['email:"a@b.example"', 'name~"abc" AND created>5', "metadata['k']:'v'", "25.5", "101", "once"]
+    ),
+)
+
+
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     method=st.sampled_from(["GET", "POST", "DELETE", "PUT"]),
     path=st.sampled_from(PATHS),
-    ident=st.one_of(
-        text.filter(lambda s: "/" not in s and "?" not in s and "#" not in s and s not in (".", "..")),
-        st.sampled_from(["cs_test_x", "pi_1", "evt_x"]),
-    ),
+    ident=st.one_of(path_text, st.sampled_from(["cs_test_x", "pi_1", "evt_x"])),
     pairs=st.lists(st.tuples(keys, values), max_size=8),
     key=st.sampled_from([TEST_KEY, "sk_live_x", "", "Bearer", "sk_test_" + "x" * 300]),
     json_body=st.booleans(),
@@ -129,6 +205,38 @@ def test_never_5xx(
     key: str,
     json_body: bool,
 ) -> None:
+    _probe(shared_sandbox, method, path, ident, pairs, key, json_body)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    method=st.sampled_from(["GET", "POST"]),
+    path=st.sampled_from(RESOURCE_PATHS),
+    ident=st.one_of(path_text, st.sampled_from(["cus_x", "prod_x", "pi_1"])),
+    pairs=st.lists(st.tuples(st.one_of(st.sampled_from(RESOURCE_KEYS), text), resource_values), max_size=8),
+    json_body=st.booleans(),
+)
+def test_resources_never_5xx(
+    shared_sandbox: SandboxServer,
+    method: str,
+    path: str,
+    ident: str,
+    pairs: list[tuple[str, str]],
+    json_body: bool,
+) -> None:
+    _probe(shared_sandbox, method, path, ident, pairs, TEST_KEY, json_body)
+
+
+def _probe(
+    shared_sandbox: SandboxServer,
+    method: str,
+    path: str,
+    ident: str,
+    pairs: list[tuple[str, str]],
+    key: str,
+    json_body: bool,
+) -> None:
+    """Send one junk request; the answer is never 5xx, and a JSON 4xx has Stripe's error shape."""
     url = shared_sandbox.url + path.replace("{id}", quote(ident, safe="") or "x")
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     if json_body and method == "POST":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Any
@@ -74,3 +75,37 @@ def test_sandbox_imports_nothing_of_the_shop_and_no_cycles() -> None:
     assert {m: n for m, n in shop.items() if n} == {}
     graph = {m: {n for n in names if n in modules} for m, names in modules.items()}
     TopologicalSorter(graph).prepare()  # raises CycleError naming the cycle
+
+
+def test_catalogue_customers_discounts_and_tax_survive_a_restart(tmp_path: Path) -> None:
+    config = SandboxConfig(state_file=tmp_path / "sandbox.json")
+    state = SandboxState(config)
+    product = state.create_product(
+        {"name": "Coins", "default_price_data": {"currency": "eur", "unit_amount": 500}}, HOSTED
+    )
+    customer = state.create_customer({"email": "kept@example.com"}, HOSTED)
+    coupon = state.create_coupon({"amount_off": 100, "currency": "eur"}, HOSTED)
+    promo = state.create_promotion_code({"coupon": coupon["id"], "code": "KEPT"}, HOSTED)
+    rate = state.automatic_tax_for("DE", 1000, False).rate
+    assert rate is not None
+    state.save_now()
+    again = SandboxState(config)
+    assert again.product(product["id"]) == product
+    assert again.price(product["default_price"])["unit_amount"] == 500
+    assert again.customer(customer["id"]) == customer
+    assert again.find_promotion_code("kept") == promo
+    assert again.tax_rate(rate["id"]) == rate
+    assert again.automatic_tax_for("DE", 1000, False).rate == rate
+
+
+def test_a_version_1_state_file_still_loads(tmp_path: Path) -> None:
+    path = tmp_path / "sandbox.json"
+    state = SandboxState(SandboxConfig(state_file=path))
+    session = state.create_session(session_params(), HOSTED, "http://sandbox.test")
+    data = json.loads(state.dump())
+    for name in ("products", "prices", "customers", "coupons", "promotion_codes", "tax_rates"):
+        del data[name]
+    path.write_text(json.dumps({**data, "version": 1, "prices": {}}))
+    loaded = SandboxState(SandboxConfig(state_file=path))
+    assert loaded.sessions.get(session["id"]) == session
+    assert len(loaded.prices) == 0

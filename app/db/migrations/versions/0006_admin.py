@@ -83,12 +83,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("minute", "reason", name=op.f("pk_webhook_rejection")),
     )
 
+    op.create_index("ix_purchase_order_pack_id", "purchase_order", ["pack_id"], unique=False)
     op.create_index("ix_purchase_order_created_at", "purchase_order", ["created_at"], unique=False)
-    op.create_index("ix_purchase_order_status_created", "purchase_order", ["status", "created_at"], unique=False)
-    op.create_index(
-        "ix_purchase_order_status_pack_created", "purchase_order", ["status", "pack_id", "created_at"], unique=False
-    )
-    op.create_index("ix_purchase_order_pack_created", "purchase_order", ["pack_id", "created_at"], unique=False)
     op.create_index(
         "ix_purchase_order_revenue", "purchase_order", ["status", "fulfilled_at", "currency", "amount"], unique=False
     )
@@ -103,10 +99,8 @@ def downgrade() -> None:
     op.drop_index("ix_stripe_event_failed", table_name="stripe_event")
     op.drop_index(op.f("ix_stripe_event_received_at"), table_name="stripe_event")
     op.drop_index("ix_purchase_order_revenue", table_name="purchase_order")
-    op.drop_index("ix_purchase_order_pack_created", table_name="purchase_order")
-    op.drop_index("ix_purchase_order_status_pack_created", table_name="purchase_order")
-    op.drop_index("ix_purchase_order_status_created", table_name="purchase_order")
     op.drop_index("ix_purchase_order_created_at", table_name="purchase_order")
+    op.drop_index("ix_purchase_order_pack_id", table_name="purchase_order")
     op.drop_table("webhook_rejection")
     op.drop_index(op.f("ix_reconcile_run_finished_at"), table_name="reconcile_run")
     op.drop_table("reconcile_run")

@@ -1,0 +1,1 @@
+"""The ledger as a CSV file with a hash chain: exported streamed, verified later by anyone."""

@@ -1,0 +1,208 @@
+"""The outbox and its worker against both databases: transactions, claims, retries, SMTP."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.db.config import make_engine
+from app.mail.messages import Composer
+from app.mail.outbox import enqueue
+from app.mail.transport import SMTPTransport, TransportError
+from app.mail.worker import MAX_ATTEMPTS, MailWorker, claim, record
+from app.settings import Settings
+from tests.support.smtp import html_of, smtp_server, text_of
+
+pytestmark = pytest.mark.anyio
+
+TOKEN = "t" * 43
+
+
+@pytest.fixture
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(settings)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def _user(engine: AsyncEngine, email: str = "ann@example.com", locale: str | None = None) -> int:
+    async with engine.begin() as conn:
+        row = await conn.execute(
+            text(
+                "INSERT INTO user_account (email, password_hash, is_admin, locale, session_epoch, "
+                "created_at, updated_at) VALUES (:email, 'x', false, :locale, 0, CURRENT_TIMESTAMP, "
+                "CURRENT_TIMESTAMP) RETURNING id"
+            ),
+            {"email": email, "locale": locale},
+        )
+        return int(row.scalar_one())
+
+
+async def _rows(engine: AsyncEngine) -> list[dict[str, Any]]:
+    async with engine.connect() as conn:
+        result = await conn.execute(text("SELECT * FROM mail_outbox ORDER BY id"))
+        return [dict(row._mapping) for row in result]
+
+
+async def _queue(engine: AsyncEngine, user_id: int, count: int = 1) -> None:
+    async with engine.begin() as conn:
+        for n in range(count):
+            data = {"token": TOKEN}
+            await conn.run_sync(
+                lambda sync, n=n, data=data: enqueue(
+                    sync, "password_reset", user_id=user_id, data=data, key=f"k{n}", secret=True
+                )
+            )
+
+
+class Flaky:
+    """Fails the first ``failures`` sends, then keeps what it is given."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.sent: list[EmailMessage] = []
+
+    async def send(self, message: EmailMessage, *, message_id: int) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise TransportError("421 try again later")
+        self.sent.append(message)
+
+
+def _worker(engine: AsyncEngine, transport: Any) -> MailWorker:
+    composer = Composer(base_url="http://shop.test", sender="Shop <shop@shop.test>")
+    return MailWorker(engine, transport, composer)
+
+
+async def test_a_rolled_back_event_leaves_no_message_and_a_key_queues_once(engine: AsyncEngine) -> None:
+    user_id = await _user(engine)
+
+    async def failing_event() -> None:
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda sync: enqueue(sync, "receipt", user_id=user_id, data={"order_id": 1}))
+            raise RuntimeError("the event failed after queueing its mail")
+
+    with pytest.raises(RuntimeError, match="the event failed"):
+        await failing_event()
+    assert await _rows(engine) == []
+    for _ in range(2):  # the same event seen twice (webhook and success page) queues one receipt
+        async with engine.begin() as conn:
+            await conn.run_sync(
+                lambda sync: enqueue(sync, "receipt", user_id=user_id, data={"order_id": 1}, key="receipt:1")
+            )
+    rows = await _rows(engine)
+    assert [(r["kind"], r["status"], r["dedupe_key"]) for r in rows] == [("receipt", "pending", "receipt:1")]
+
+
+async def test_two_workers_claim_every_message_once(settings: Settings, engine: AsyncEngine) -> None:
+    user_id = await _user(engine)
+    await _queue(engine, user_id, count=30)
+    other = make_engine(settings)
+    try:
+
+        async def grab(on: AsyncEngine) -> list[int]:
+            """Claim 4 at a time until nothing is unclaimed, at most 20: neither can take all 30."""
+            taken: list[int] = []
+            while len(taken) < 20:
+                async with on.begin() as conn:
+                    room = min(4, 20 - len(taken))
+                    batch = await conn.run_sync(lambda sync, room=room: claim(sync, now=10**10, limit=room))
+                    left = (
+                        await conn.execute(text("SELECT count(*) FROM mail_outbox WHERE claim IS NULL"))
+                    ).scalar()
+                taken += [item.id for item in batch]
+                if not batch and not left:
+                    break
+                await asyncio.sleep(0)
+            return taken
+
+        first, second = await asyncio.gather(grab(engine), grab(other))
+    finally:
+        await other.dispose()
+    assert not set(first) & set(second)
+    assert sorted(first + second) == [row["id"] for row in await _rows(engine)]
+    assert first, "both workers got some: they ran side by side"
+    assert second
+
+
+async def test_a_failed_send_is_retried_later_then_sent_and_its_secret_emptied(engine: AsyncEngine) -> None:
+    user_id = await _user(engine)
+    await _queue(engine, user_id)
+    transport = Flaky(failures=1)
+    worker = _worker(engine, transport)
+    assert await worker.run_once() == 1
+    [row] = await _rows(engine)
+    assert (row["status"], row["attempts"], row["claim"]) == ("pending", 1, None)
+    assert "421" in row["last_error"]
+    assert row["next_attempt_at"] >= row["created"] + 10  # backed off
+    assert await worker.run_once() == 0  # not due yet
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE mail_outbox SET next_attempt_at = 0"))
+    assert await worker.run_once() == 1
+    [row] = await _rows(engine)
+    assert (row["status"], row["attempts"], row["data"]) == ("sent", 2, "{}")
+    assert TOKEN in text_of(transport.sent[0])
+
+
+async def test_a_message_is_given_up_after_the_last_attempt(engine: AsyncEngine) -> None:
+    user_id = await _user(engine)
+    await _queue(engine, user_id)
+    worker = _worker(engine, Flaky(failures=MAX_ATTEMPTS))
+    for _ in range(MAX_ATTEMPTS):
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE mail_outbox SET next_attempt_at = 0"))
+        assert await worker.run_once() == 1
+    [row] = await _rows(engine)
+    assert (row["status"], row["attempts"]) == ("failed", MAX_ATTEMPTS)
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE mail_outbox SET next_attempt_at = 0"))
+    assert await worker.run_once() == 0
+
+
+async def test_an_expired_claim_cannot_record_over_a_newer_one(engine: AsyncEngine) -> None:
+    user_id = await _user(engine)
+    await _queue(engine, user_id)
+    now = int(time.time())
+    async with engine.begin() as conn:
+        [old] = await conn.run_sync(lambda sync: claim(sync, now=now, limit=5, lease=10))
+        assert await conn.run_sync(lambda sync: claim(sync, now=now + 5, limit=5)) == []  # leased
+    async with engine.begin() as conn:  # the lease ran out: another worker claims it
+        [new] = await conn.run_sync(lambda sync: claim(sync, now=now + 11, limit=5))
+        assert await conn.run_sync(lambda sync: record(sync, old, error=None, now=now + 12)) is None
+        assert await conn.run_sync(lambda sync: record(sync, new, error=None, now=now + 12)) == "sent"
+
+
+async def test_smtp_delivery_speaks_the_accounts_language(engine: AsyncEngine) -> None:
+    user_id = await _user(engine, "li@example.com", locale="zh")
+    await _queue(engine, user_id)
+    with smtp_server() as mailbox:
+        worker = _worker(engine, SMTPTransport.from_url(mailbox.url))
+        assert await worker.run_once() == 1
+        message = await asyncio.to_thread(mailbox.wait, "li@example.com")
+    assert message["Subject"] == "重置您的密码"
+    assert message["From"] == "Shop <shop@shop.test>"
+    assert f"http://shop.test/reset-password/{TOKEN}" in text_of(message)
+    assert f'href="http://shop.test/reset-password/{TOKEN}"' in html_of(message)
+    assert "设置新密码" in html_of(message)
+    [row] = await _rows(engine)
+    assert row["status"] == "sent"
+
+
+async def test_an_smtp_server_that_is_down_is_a_retry_not_a_crash(engine: AsyncEngine) -> None:
+    from tests.support.servers import free_port
+
+    user_id = await _user(engine)
+    await _queue(engine, user_id)
+    worker = _worker(engine, SMTPTransport(hostname="127.0.0.1", port=free_port(), timeout=5))
+    assert await worker.run_once() == 1
+    [row] = await _rows(engine)
+    assert (row["status"], row["attempts"]) == ("pending", 1)
