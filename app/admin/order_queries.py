@@ -88,6 +88,20 @@ def listed(filters: OrderFilters) -> AnySelect:
     )
 
 
+def one_page(filters: OrderFilters, limit: int, offset: int) -> AnySelect:
+    """A page of :func:`listed`: the page's ids are picked first, from an index alone (the filters'
+    columns and the id are all in one), then only those rows are read and joined. Sorting the
+    matching full rows instead read every one of them: 57 ms for a week of one pack's paid
+    orders of 100,000, 0.5 ms this way (bench/admin_bench.py)."""
+    ids = filters.where(select(Order.id)).order_by(Order.id.desc()).limit(limit).offset(offset).subquery()
+    return (
+        select(Order, User.email)
+        .join(ids, ids.c.id == Order.id)
+        .join(User, User.id == Order.user_id)
+        .order_by(Order.id.desc())
+    )
+
+
 def counted(filters: OrderFilters) -> AnySelect:
     """How many orders the filters match, without the join the list needs for emails."""
     return filters.where(select(func.count()).select_from(Order))

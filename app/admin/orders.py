@@ -7,6 +7,7 @@ import io
 import secrets
 from collections.abc import AsyncIterator
 from datetime import date, datetime
+from functools import partial
 from typing import Annotated, Any, Final
 
 from litestar import Request, get
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from app import i18n
 from app.accounts.account_page import format_when, kind_label
 from app.admin.access import alchemy_config
-from app.admin.order_queries import OrderFilters, OrderStory, counted, listed, order_story
+from app.admin.order_queries import OrderFilters, OrderStory, counted, listed, one_page, order_story
 from app.admin.pages import admin_page
 from app.admin.paging import PageNumber, paginate
 from app.catalogue.money import format_money, from_minor
@@ -78,7 +79,9 @@ async def orders_list(
     page: PageNumber = 1,
 ) -> Template:
     filters = _filters(status, pack, since, until, q)
-    found = await paginate(db_session, listed(filters), page, count=counted(filters), scalars=False)
+    found = await paginate(
+        db_session, partial(one_page, filters), page, count=counted(filters), scalars=False
+    )
     locale = i18n.current_locale()
     rows = [
         {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, Generic, TypeAlias, TypeVar
 
@@ -46,18 +46,25 @@ class Page(Generic[T]):
 
 async def paginate(
     db: AsyncSession,
-    query: AnySelect,
+    query: AnySelect | Callable[[int, int], AnySelect],
     number: int,
     *,
     size: int = PAGE_SIZE,
     scalars: bool = True,
     count: AnySelect | None = None,
 ) -> Page[Any]:
-    """One page of ``query`` (already ordered) and the total count of its rows (``count``, when
-    given, counts them more cheaply, e.g. without a join the page needs)."""
+    """One page of ``query`` (already ordered) and the total count of its rows.
+
+    ``query`` may instead be a function of (limit, offset) that builds the page itself (e.g.
+    picking ids first); then ``count`` must be given. ``count`` may also count more cheaply than
+    the query would (e.g. without a join the page needs).
+    """
     if count is None:
+        if callable(query):
+            raise TypeError("a page built by a function needs its count query")
         count = select(func.count()).select_from(query.order_by(None).subquery())
     total = int(await db.scalar(count) or 0)
-    paged = query.limit(size).offset((number - 1) * size)
+    offset = (number - 1) * size
+    paged = query(size, offset) if callable(query) else query.limit(size).offset(offset)
     items: Sequence[Any] = list(await db.scalars(paged)) if scalars else list((await db.execute(paged)).all())
     return Page(items=items, number=number, size=size, total=total)

@@ -82,8 +82,12 @@ class Order(BigIntAuditBase):
 
     __tablename__ = "purchase_order"
     __table_args__ = (
-        Index("ix_purchase_order_pack_id", "pack_id"),
+        # The admin console's filters (state, pack, date range; any of them) count and pick a
+        # page of ids from an index alone (app/admin/order_queries.py, bench/admin_bench.py).
         Index("ix_purchase_order_created_at", "created_at"),
+        Index("ix_purchase_order_status_created", "status", "created_at"),
+        Index("ix_purchase_order_status_pack_created", "status", "pack_id", "created_at"),
+        Index("ix_purchase_order_pack_created", "pack_id", "created_at"),
         # Covers the admin dashboard's revenue per currency and day (no table reads).
         Index("ix_purchase_order_revenue", "status", "fulfilled_at", "currency", "amount"),
     )

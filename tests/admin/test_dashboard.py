@@ -27,8 +27,8 @@ def _bars(page: str, currency: str) -> dict[str, str]:
     return dict(re.findall(r'data-day="([\d-]+)"><title>[\d-]+: ([^<]+)</title>', figure.group(1)))
 
 
-def test_the_dashboard_adds_up_what_happened(sqlite_settings: Settings) -> None:
-    settings = sqlite_settings
+def test_the_dashboard_adds_up_what_happened(settings: Settings) -> None:
+    """Both databases: the day of a timestamp is said differently in each."""
     make_user(settings, ADMIN_EMAIL, is_admin=True)
     buyer = make_user(settings, "buyer@example.com")
     now = datetime.now(UTC)
