@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from litestar.exceptions import TooManyRequestsException
 from redis.asyncio import Redis
 
+from app.accounts import limits
 from app.accounts.limits import Limiter, RedisCounter, SQLCounter, client_address, parse_networks
 from app.db.config import make_engine
 from app.settings import Settings, SettingsError, trusted_proxies
@@ -42,13 +44,19 @@ def test_sql_counter_lets_exactly_the_limit_through(settings: Settings) -> None:
     assert asyncio.run(go()) == (10, 1)
 
 
-def test_sql_counter_starts_a_new_window_and_purges_ended_ones(settings: Settings) -> None:
+def test_sql_counter_starts_a_new_window_and_purges_ended_ones(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the counter's own clock (seconds), so a busy machine cannot split the first window."""
+    clock = [1_800_000_000.5]
+    monkeypatch.setattr(limits, "time", SimpleNamespace(time=lambda: clock[0]))
+
     async def go() -> list[int]:
         engine = make_engine(settings)
         try:
             counter = SQLCounter(engine)
             seen = [await counter.hit("a", 1), await counter.hit("a", 1), await counter.hit("b", 1)]
-            await asyncio.sleep(2.1)
+            clock[0] += 2
             seen.append(await counter.hit("a", 60))  # "a" and "b" ended; "a" starts again, "b" goes
             async with engine.connect() as conn:
                 rows = (await conn.exec_driver_sql("SELECT key FROM rate_limit_counter")).all()
