@@ -33,6 +33,9 @@ DAYS: Final = 30
 CHART_WIDTH: Final = 600
 CHART_HEIGHT: Final = 160
 LABEL_SPACE: Final = 18
+TICK_HALF_WIDTH: Final = 16
+"""Half the width of a day label ("11-02" at 10 px is about 30 px): no label is centred closer to
+an edge, or the browser cuts it off."""
 
 FAILED_OUTCOME: Final = StripeEvent.outcome.like(literal_column("'failed: %'"))
 """Events whose effect failed (``app.money.event_store.FAILED_PREFIX``). Written as a literal so
@@ -83,7 +86,11 @@ def revenue_chart(currency: str, by_day: dict[date, int], first: date, locale: s
                 label=format_money(amount, currency, locale),
             )
         )
-    ticks = [(round(n * slot + slot / 2, 2), days[n].strftime("%m-%d")) for n in range(0, DAYS, 5)]
+    edge = CHART_WIDTH - TICK_HALF_WIDTH
+    ticks = [
+        (round(min(max(n * slot + slot / 2, TICK_HALF_WIDTH), edge), 2), days[n].strftime("%m-%d"))
+        for n in range(0, DAYS, 5)
+    ]
     return Chart(
         currency=currency.upper(),
         total=format_money(sum(by_day.values()), currency, locale),

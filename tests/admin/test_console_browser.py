@@ -137,3 +137,54 @@ def test_read_the_catalogue_diff_in_chinese_without_javascript(console_shop: Con
         assert tab.locator('tr[data-pack="coins-1000-cny"]').count() == 1  # live still sells it
     finally:
         context.close()
+
+
+_PHONE_WIDTH = 375
+_LAYOUT_PROBLEMS = """() => {
+  const problems = [];
+  const width = document.documentElement.clientWidth;
+  if (document.documentElement.scrollWidth > width) {
+    const wide = [...document.querySelectorAll('main *')].find(
+      (el) => el.getBoundingClientRect().right > width + 1 && !el.closest('.table-wrap'));
+    problems.push('page wider than the screen: ' + (wide ? wide.outerHTML.slice(0, 80) : '?'));
+  }
+  for (const radio of document.querySelectorAll('main input[type=radio], main input[type=checkbox]')) {
+    if (radio.getBoundingClientRect().width > 40)
+      problems.push('a stretched ' + radio.type + ': ' + radio.value);
+  }
+  const controls = 'main form :is(input:not([type=hidden]), select, textarea, button)';
+  for (const control of document.querySelectorAll(controls)) {
+    const box = control.getBoundingClientRect();
+    if (control.type !== 'radio' && control.type !== 'checkbox' && box.height < 30)
+      problems.push('too small to tap (' + Math.round(box.height) + 'px): ' + control.outerHTML.slice(0, 60));
+  }
+  return problems;
+}"""
+
+
+@pytest.mark.browser
+def test_every_console_page_fits_a_phone_with_controls_one_can_tap(console_shop: Console, page: Any) -> None:
+    """At 375 px no page scrolls sideways (wide tables scroll in their own box), radios sit beside
+    their labels, and every field and button is big enough to tap."""
+    data = console_shop.data
+    page.set_viewport_size({"width": _PHONE_WIDTH, "height": 800})
+    _sign_in(page, console_shop.url, "/admin")
+    paths = [
+        "/admin",
+        "/admin/orders",
+        f"/admin/orders/{data.order_id}",
+        "/admin/customers",
+        f"/admin/customers/{data.buyer_id}",
+        "/admin/events",
+        f"/admin/events/{data.failed_event}",
+        "/admin/deliveries",
+        "/admin/catalogue",
+        "/admin/audit",
+        "/admin/ledger",
+    ]
+    found = {}
+    for path in paths:
+        page.goto(console_shop.url + path)
+        if problems := page.evaluate(_LAYOUT_PROBLEMS):
+            found[path] = problems
+    assert found == {}, found

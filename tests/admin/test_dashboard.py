@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
+from app.admin.dashboard import TICK_HALF_WIDTH, revenue_chart
 from app.host_webhooks.models import HostDelivery, HostEvent, WebhookEndpoint
 from app.money.models import Order, StripeEvent
 from app.reconcile.models import ReconcileRun
@@ -110,3 +111,10 @@ def test_the_dashboard_adds_up_what_happened(settings: Settings) -> None:
     assert "5 minutes ago" in page
     assert "fixed 1 order(s)" in page
     assert "order 12: open -&gt; paid" in page
+
+
+def test_the_revenue_chart_labels_stay_inside_the_drawing() -> None:
+    """The first day's label is centred under its bar; at the very left edge half of it was cut off."""
+    chart = revenue_chart("usd", {date(2026, 11, 2): 499}, date(2026, 11, 2), "en")
+    assert chart.ticks[0][1] == "11-02"
+    assert all(TICK_HALF_WIDTH <= x <= chart.width - TICK_HALF_WIDTH for x, _label in chart.ticks)
