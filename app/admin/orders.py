@@ -6,7 +6,7 @@ import csv
 import io
 import secrets
 from collections.abc import AsyncIterator
-from datetime import date, datetime
+from datetime import date
 from functools import partial
 from typing import Annotated, Any, Final
 
@@ -26,6 +26,7 @@ from app.catalogue.money import format_money, from_minor
 from app.catalogue.reload import CatalogueHolder
 from app.money.models import Order, OrderStatus
 from app.web.params import RowId
+from app.web.spreadsheet import cell
 from app.web.transactions import READ_ONLY_OPT
 
 __all__ = ("ROUTES", "money_context")
@@ -53,7 +54,6 @@ CSV_COLUMNS: Final = (
     "fulfilled_at",
 )
 CSV_BATCH: Final = 1000
-_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _filters(
@@ -107,16 +107,6 @@ async def orders_list(
     )
 
 
-def _cell(value: object) -> str:
-    """A CSV cell; text a spreadsheet would run as a formula is prefixed with ``'``."""
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    text = str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
-
 def _csv_row(order: Order, email: str) -> list[str]:
     values: list[object] = [
         order.id,
@@ -134,7 +124,7 @@ def _csv_row(order: Order, email: str) -> list[str]:
         order.stripe_payment_intent_id,
         order.fulfilled_at,
     ]
-    return [_cell(v) for v in values]
+    return [cell(v) for v in values]
 
 
 async def csv_lines(engine: AsyncEngine, filters: OrderFilters) -> AsyncIterator[bytes]:

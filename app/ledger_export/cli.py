@@ -47,9 +47,14 @@ def export_command(since: datetime | None) -> None:
 
 @ledger_group.command(name="verify", help="Check an exported file: intact, or the first row that differs.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def verify_command(file: Path) -> None:
+@click.option(
+    "--last-hash",
+    default=None,
+    help="The last hash the export printed: also catches rows cut off the end or appended.",
+)
+def verify_command(file: Path, last_hash: str | None) -> None:
     with file.open(newline="", encoding="utf-8") as lines:
-        verdict = verify(lines)
+        verdict = verify(lines, last_hash)
     if verdict.intact:
         click.echo(f"{file}: intact, {verdict.rows} entries, last hash {verdict.last_hash}")
         return

@@ -4,8 +4,13 @@ Each row ends with ``hash = sha256(previous hash + row)``, where ``row`` is the 
 before its last comma (the data cells exactly as written) and the first row's previous hash
 is :data:`GENESIS`. Changing, removing or reordering any row changes every hash from there on,
 so :func:`verify` names the first row that differs. Anyone can check a file without this code:
-split each record at its last comma and hash. The export is one streamed SELECT (one snapshot,
-constant memory), so entries committed meanwhile are either wholly in or wholly out.
+split each record at its last comma and hash. That is also the chain's limit: it is not keyed,
+so rows cut off the end, or rows appended (or a whole file rewritten) with recomputed hashes,
+are found only against the last hash the export printed, kept apart from the file
+(``storefront ledger verify FILE --last-hash H``). Text cells a spreadsheet would run as a
+formula are written with a leading ``'`` (``app.web.spreadsheet``); the hash covers the cell as
+written. The export is one streamed SELECT (one snapshot, constant memory), so entries
+committed meanwhile are either wholly in or wholly out.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.money.ledger import ENTRIES
+from app.web.spreadsheet import cell
 
 __all__ = ("COLUMNS", "GENESIS", "Tally", "Verdict", "export_csv", "verify")
 
@@ -51,14 +57,6 @@ BATCH: Final = 1000
 """Rows fetched (and yielded as one chunk) at a time."""
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return str(value)
-
-
 def _csv_text(cells: Sequence[str]) -> str:
     """The cells as one CSV record without its line end (the same writer for export and verify)."""
     out = io.StringIO()
@@ -81,7 +79,7 @@ class Tally:
         """CSV lines of ``rows``, each with its hash, continuing the chain."""
         lines = []
         for row in rows:
-            text = _csv_text([_cell(value) for value in row])
+            text = _csv_text([cell(value) for value in row])
             self.last_hash = _link(self.last_hash, text)
             lines.append(f"{text},{self.last_hash}\r\n")
         self.rows += len(lines)
@@ -119,8 +117,13 @@ class Verdict:
         return self.problem is None
 
 
-def verify(lines: Iterable[str]) -> Verdict:
-    """Check an exported file's header and every row's hash, stopping at the first that differs."""
+def verify(lines: Iterable[str], last_hash: str | None = None) -> Verdict:
+    """Check an exported file's header and every row's hash, stopping at the first that differs.
+
+    The chain alone cannot show rows cut off the end, or rows appended (or the whole file
+    rewritten) by someone who recomputed the hashes: anyone can compute SHA-256. ``last_hash``,
+    the hash the export printed when it ended (kept apart from the file), catches those.
+    """
     reader = csv.reader(lines)
     header = next(reader, None)
     if header is None or tuple(header) != HEADER:
@@ -138,4 +141,8 @@ def verify(lines: Iterable[str]) -> Verdict:
             return Verdict(count, previous, why, row=number, entry_id=entry_id)
         previous = expected
         count += 1
+    if last_hash is not None and last_hash.strip().lower() != previous:
+        ends = f"the file ends at hash {previous}, not at {last_hash.strip()}"
+        why = f"{ends}: rows were cut off, added or rehashed"
+        return Verdict(count, previous, why, row=count + 1)
     return Verdict(count, previous)

@@ -41,6 +41,13 @@ def test_export_then_verify_then_a_tampered_file_fails(
         assert verified.exit_code == 0, verified.output
         assert "intact, 3 entries" in verified.output
 
+        last = exported.stderr.rsplit("last hash ", 1)[1].strip()
+        file.write_bytes(exported.stdout_bytes.rsplit(b"\r\n", 2)[0] + b"\r\n")  # the last row cut off
+        assert CliRunner().invoke(ledger_group, ["verify", str(file)]).exit_code == 0
+        cut = CliRunner().invoke(ledger_group, ["verify", str(file), "--last-hash", last])
+        assert cut.exit_code == 1
+        assert "rows were cut off, added or rehashed" in cut.output
+
         file.write_bytes(exported.stdout_bytes.replace(b",r1,", b",r9,"))
         tampered = CliRunner().invoke(ledger_group, ["verify", str(file)])
         assert tampered.exit_code == 1

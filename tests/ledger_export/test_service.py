@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -25,7 +26,10 @@ Sessions = async_sessionmaker[AsyncSession]
 T0 = 1_800_000_000
 
 
-async def _entries(sessions: Sessions, count: int) -> list[int]:
+AWKWARD = 'promo, "quoted"\nline {n} 金币'
+
+
+async def _entries(sessions: Sessions, count: int, reason: str = AWKWARD) -> list[int]:
     """``count`` committed entries (grants with awkward reasons, then debits); their ids."""
     ids = []
     async with sessions() as db, db.begin():
@@ -41,7 +45,7 @@ async def _entries(sessions: Sessions, count: int) -> list[int]:
                     kind="grant",
                     lot_kind=LotKind.PROMOTIONAL,
                     key=f"g:{secrets.token_hex(6)}",
-                    reason=f'promo, "quoted"\nline {n} 金币',
+                    reason=reason.format(n=n),
                 )
                 assert entry is not None
                 ids.append(entry.id)
@@ -111,3 +115,39 @@ async def test_since_exports_only_later_entries_with_a_chain_of_their_own(
     rows = list(csv.reader(io.StringIO(text, newline="")))
     assert [int(row[0]) for row in rows[1:]] == ids[1:]
     assert verify(io.StringIO(text, newline="")).intact
+
+
+async def test_a_reason_a_spreadsheet_would_run_is_defused_and_numbers_stay_numbers(
+    sessions: Sessions, settings: Settings
+) -> None:
+    """A host application's reason lands in the file: it must not open as a formula."""
+    await _entries(sessions, 2, reason='=HYPERLINK("http://evil.example","click{n}")')
+    text = await _export(settings)
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert rows[1][HEADER.index("reason")] == '\'=HYPERLINK("http://evil.example","click0")'
+    assert rows[2][HEADER.index("units")] == "-3"
+    assert verify(io.StringIO(text, newline="")).intact
+
+
+async def test_rows_cut_off_or_appended_are_found_only_against_the_exports_last_hash(
+    sessions: Sessions, settings: Settings
+) -> None:
+    """The chain is plain SHA-256: a shorter file, or one with rows added and hashed, still chains."""
+    await _entries(sessions, 4)
+    text = await _export(settings)
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    last = rows[-1][-1]
+    assert verify(io.StringIO(text, newline=""), last).intact
+
+    cut = _written(rows[:-1])
+    assert verify(io.StringIO(cut, newline="")).intact  # what the chain alone cannot see
+    short = verify(io.StringIO(cut, newline=""), last)
+    assert not short.intact
+    assert (short.rows, short.row) == (3, 4)
+
+    forged = [*rows[-1][:-1]]
+    forged[0] = str(int(forged[0]) + 1)
+    forged.append(hashlib.sha256((last + _written([forged]).rstrip("\r\n")).encode()).hexdigest())
+    longer = _written([*rows, forged])
+    assert verify(io.StringIO(longer, newline="")).intact
+    assert not verify(io.StringIO(longer, newline=""), last).intact
