@@ -14,7 +14,8 @@ __all__ = ("AuditEntry",)
 
 
 class AuditEntry(BigIntBase):
-    """One admin action. Append-only: database triggers refuse UPDATE, DELETE and an insert over an existing id (migrations 0006, 0009)."""
+    """One admin action. Append-only: database triggers refuse UPDATE, DELETE and an insert over an
+    existing id (migrations 0006, 0009)."""
 
     __tablename__ = "audit_log"
     __table_args__ = (Index("ix_audit_log_subject", "subject_type", "subject_id", "id"),)
