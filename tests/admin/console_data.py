@@ -28,6 +28,8 @@ class Seeded:
     order_id: int
     failed_event: str
     """A ``refund.created`` stored as failed, its payload fixed since: a replay applies it."""
+    paid_event: str
+    """The order's ``checkout.session.completed`` (a long type name to lay out)."""
 
 
 async def _seed(sessions: async_sessionmaker[AsyncSession], external_id: str) -> Seeded:
@@ -48,7 +50,7 @@ async def _seed(sessions: async_sessionmaker[AsyncSession], external_id: str) ->
         email = await db.scalar(
             update(User).where(User.id == order.user_id).values(external_id=external_id).returning(User.email)
         )
-    return Seeded(order.user_id, str(email), order.id, str(bad["id"]))
+    return Seeded(order.user_id, str(email), order.id, str(bad["id"]), str(paid["id"]))
 
 
 def seed(settings: Settings, external_id: str = "user_42") -> Seeded:

@@ -177,6 +177,7 @@ def test_every_console_page_fits_a_phone_with_controls_one_can_tap(console_shop:
         f"/admin/customers/{data.buyer_id}",
         "/admin/events",
         f"/admin/events/{data.failed_event}",
+        f"/admin/events/{data.paid_event}",
         "/admin/deliveries",
         "/admin/catalogue",
         "/admin/audit",
