@@ -40,7 +40,7 @@ from app.db.sql import SqlConnection, run
 from app.i18n import gettext as _
 from app.money.fulfilment import credit_order
 from app.money.models import OrderStatus
-from app.money.orders import OrderRow, leave_review
+from app.money.orders import leave_review
 from app.stripe_gateway import PaymentProviderError, ProviderUnavailable, StripeGateway, as_mapping
 from app.web.params import RowId
 
@@ -176,13 +176,12 @@ def _resolve(
     order_id: int,
     resolution: Resolution,
     *,
-    actor_id: int,
     reason: str,
     session_id: str | None,
     payment_intent_id: str | None,
-) -> OrderRow | None:
-    """End the review in the caller's transaction (credit, or cancel), with its audit row;
-    ``None`` when the order is no longer in review."""
+) -> dict[str, Any] | None:
+    """End the review in the caller's transaction (credit, or cancel); what the audit row's
+    ``after`` says, or ``None`` when the order is no longer in review."""
     if resolution == "credit":
         order = leave_review(
             conn,
@@ -204,18 +203,7 @@ def _resolve(
             payment_intent_id=payment_intent_id,
         )
         after = {"status": OrderStatus.CANCELED.value}
-    if order is None:
-        return None
-    record(
-        conn,
-        actor_id,
-        f"order.resolve.{resolution}",
-        ("order", order_id),
-        reason,
-        {"status": OrderStatus.NEEDS_REVIEW.value},
-        after,
-    )
-    return order
+    return None if order is None else after
 
 
 def _payment_intent_of(session: Mapping[str, Any]) -> str | None:
@@ -265,7 +253,6 @@ async def resolve_order(
         _resolve,
         order.id,
         resolution,  # type: ignore[arg-type]  # checked above
-        actor_id=admin.id,
         reason=form["reason"],
         session_id=order.stripe_session_id,
         payment_intent_id=payment_intent,
@@ -275,15 +262,27 @@ async def resolve_order(
     if resolution == "refund" and payment_intent is not None:
         try:
             # Stripe refunds what it charged (which is why the order is in review): no amount.
-            await stripe.create_refund(
+            refund = await stripe.create_refund(
                 payment_intent=payment_intent,
                 reason="requested_by_customer",
                 idempotency_key=f"admin-resolve-refund-{order.id}",
                 metadata={"order_id": str(order.id), "admin_id": str(admin.id)},
             )
         except PaymentProviderError as error:
-            await db_session.rollback()  # the move and its audit row: the page shows the order in review
+            await db_session.rollback()  # the move: the page shows the order in review
             return await refused({"resolve": error.user_message()}, _provider_status(error))
+        moved |= {"refund_id": refund.id, "amount": refund.amount, "refund_status": refund.status}
+    # Written after Stripe agreed, so a resolve-by-refund's row names the refund it made.
+    await run(
+        db_session,
+        record,
+        admin.id,
+        f"order.resolve.{resolution}",
+        ("order", order.id),
+        form["reason"],
+        {"status": OrderStatus.NEEDS_REVIEW.value},
+        moved,
+    )
     messages = {
         "credit": _("The order was credited."),
         "refund": _("The payment was refunded and the order closed."),

@@ -150,6 +150,9 @@ def test_a_needs_review_order_resolved_each_way(page: Any, shop: Shop) -> None:
     page.goto(shop.url + "/admin/audit")
     for action in ("order.resolve.credit", "order.resolve.refund", "order.resolve.close"):
         assert page.locator(f"tr[data-action='{action}']").count() == 1, action
+    made = page.locator("tr[data-action='order.resolve.refund']").inner_text()
+    assert '"refund_id":"re_' in made  # the audit row names the refund, and how much it gave back
+    assert '"amount":499' in made
 
 
 def _banners_after_reload(page: Any) -> int:
