@@ -9,15 +9,16 @@ transaction. It never commits; the request's transaction does, or rolls both bac
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 from sqlalchemy import Table, insert
 
 from app.admin.models import AuditEntry
 from app.db.sql import SqlConnection
+from app.i18n import gettext as _
 
-__all__ = ("AUDIT", "Subject", "record")
+__all__ = ("AUDIT", "REASON_MAX", "Subject", "reason_problem", "record")
 
 AUDIT: Table = AuditEntry.__table__  # type: ignore[assignment]
 
@@ -25,6 +26,18 @@ Subject = tuple[str, str | int]
 """What an action concerned: ``("order", 42)``, ``("customer", 7)``, ``("event", "evt_...")``."""
 
 _INSERT = insert(AUDIT)
+
+REASON_MAX: Final = 500
+"""The longest reason an admin action takes (the same for every action; the column holds more)."""
+
+
+def reason_problem(reason: str) -> str | None:
+    """What is wrong with an action's (stripped) reason, in the admin's language; None if nothing."""
+    if not reason:
+        return _("Please say why.")
+    if len(reason) > REASON_MAX:
+        return _("Please keep the reason under %(n)s characters.") % {"n": REASON_MAX}
+    return None
 
 
 def _as_json(value: Mapping[str, Any] | None) -> str | None:

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import i18n
 from app.accounts.account_page import format_when
 from app.accounts.models import User
-from app.admin.audit import record
+from app.admin.audit import reason_problem, record
 from app.admin.pages import admin_page
 from app.admin.paging import PageNumber, paginate
 from app.db.sql import SqlConnection, run
@@ -53,7 +53,6 @@ EventType = Annotated[str, Parameter(max_length=100)]
 EventId = Annotated[str, Parameter(min_length=1, max_length=255)]
 DeliveryStatus = Literal["pending", "delivered", "failed", "canceled"]
 DELIVERIES_SHOWN: Final = 100
-REASON_MAX: Final = 1000
 
 
 def _outcome_label(outcome: str) -> str:
@@ -152,14 +151,6 @@ async def _reason(request: Request[Any, Any, Any]) -> str:
     return (await form_texts(request, "reason"))["reason"]
 
 
-def _reason_problem(reason: str) -> str | None:
-    if not reason:
-        return _("Say why: the reason is kept in the audit log.")
-    if len(reason) > REASON_MAX:
-        return _("The reason is longer than %(max)s characters.") % {"max": REASON_MAX}
-    return None
-
-
 def _replay_and_audit(
     conn: SqlConnection, *, actor_id: int, event_id: str, reason: str, livemode: bool, before: str
 ) -> ProcessOutcome | None:
@@ -186,7 +177,7 @@ async def replay(
     if event is None:
         raise NotFoundException("no such event")
     reason = await _reason(request)
-    if problem := _reason_problem(reason):
+    if problem := reason_problem(reason):
         return await _event_page(request, db_session, event_id, error=problem)
     settings: Settings = request.app.state["settings"]
     try:
@@ -269,7 +260,7 @@ async def redeliver_delivery(
 ) -> Template | Redirect:
     """Send one delivery again as soon as a deliverer looks, with a fresh day of retries."""
     reason = await _reason(request)
-    if problem := _reason_problem(reason):
+    if problem := reason_problem(reason):
         return await _deliveries_page(request, db_session, None, None, error=problem)
     try:
         done = await run(

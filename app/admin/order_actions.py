@@ -32,7 +32,7 @@ from litestar.status_codes import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import User
-from app.admin.audit import record
+from app.admin.audit import reason_problem, record
 from app.admin.order_queries import REFUND_ACTION, OrderStory, order_story
 from app.admin.orders import order_page
 from app.catalogue.money import MoneyError, format_money, to_minor
@@ -46,7 +46,6 @@ from app.web.params import RowId
 
 __all__ = ("ROUTES",)
 
-REASON_MAX: Final = 500
 _AMOUNT: Final = re.compile(r"\d{1,12}(?:\.\d{1,4})?")
 _TOKEN: Final = re.compile(r"[A-Za-z0-9_-]{16,64}")
 Resolution = Literal["credit", "refund", "close"]
@@ -80,14 +79,6 @@ async def _submission(
     if story is None:
         raise NotFoundException(detail="no such order")
     return _Submission(request, db, story, form)
-
-
-def _reason_problem(reason: str) -> str | None:
-    if not reason:
-        return _("Please say why.")
-    if len(reason) > REASON_MAX:
-        return _("Please keep the reason under %(n)s characters.") % {"n": REASON_MAX}
-    return None
 
 
 def _provider_status(error: PaymentProviderError) -> int:
@@ -132,7 +123,7 @@ async def refund_order(
                 errors["amount"] = _("The amount must be more than zero and at most %(left)s.") % {
                     "left": format_money(story.refundable, order.currency)
                 }
-    if problem := _reason_problem(form["reason"]):
+    if problem := reason_problem(form["reason"]):
         errors["reason"] = problem
     if not _TOKEN.fullmatch(form["token"]):
         errors["refund"] = _("This form has expired. Please reload the page and try again.")
@@ -232,7 +223,7 @@ async def resolve_order(
     resolution = form["resolution"]
     if resolution not in ("credit", "refund", "close"):
         errors["resolution"] = _("Please choose what to do with this order.")
-    if problem := _reason_problem(form["reason"]):
+    if problem := reason_problem(form["reason"]):
         errors["reason"] = problem
     if errors:
         return await refused(errors)

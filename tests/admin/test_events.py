@@ -42,6 +42,9 @@ def test_filters_the_failure_and_an_idempotent_replay(console: Settings, seeded:
 
         path = f"/admin/events/{seeded.failed_event}/replay"
         assert admin_post(client, path, reason=" ").status_code == 400
+        too_long = admin_post(client, path, reason="x" * 501)  # the same limit as every admin action's
+        assert too_long.status_code == 400
+        assert "Please keep the reason under 500 characters." in too_long.text
         assert _refund_entries(console, seeded.order_id) == 0
         assert admin_post(client, path, reason="fixed the payload").status_code == 303
         assert admin_post(client, path, reason="once more").status_code == 303
@@ -69,6 +72,7 @@ def test_deliveries_and_redeliver(console: Settings, seeded: Seeded) -> None:
         assert f'data-delivery="{delivery}" data-status="failed"' in listed
         path = f"/admin/deliveries/{delivery}/redeliver"
         assert admin_post(client, path, reason="").status_code == 400
+        assert admin_post(client, path, reason="x" * 501).status_code == 400
         assert admin_post(client, path, reason="host lost it").status_code == 303
         pending = client.get("/admin/deliveries", params={"status": "pending"}).text
         assert f'data-delivery="{delivery}" data-status="pending"' in pending
