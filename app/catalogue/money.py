@@ -23,6 +23,7 @@ __all__ = [
     "format_unit_amount",
     "from_minor",
     "is_supported",
+    "major_units",
     "minimum_charge",
     "round_unit_price",
     "to_minor",
@@ -155,6 +156,18 @@ def from_minor(minor: int, currency: str) -> Decimal:
     """Convert minor units back to a major-unit Decimal with the currency's scale."""
     places = exponent(currency)
     return Decimal(minor).scaleb(-places).quantize(Decimal(1).scaleb(-places))
+
+
+def major_units(minor: int | None, currency: str) -> str:
+    """``1999, "usd"`` as ``"19.99 USD"``: for texts kept in the database (not localized), which
+    an admin reads beside prices, so minor units there would read as a hundred times too much.
+    Never raises: what Stripe sent may lack an amount or name a currency we do not know."""
+    if minor is None:
+        return f"no amount in {currency.upper() or 'no currency'}"
+    try:
+        return f"{from_minor(minor, currency)} {currency.upper()}"
+    except MoneyError:
+        return " ".join(part for part in (str(minor), currency.upper(), "(minor units)") if part)
 
 
 def minimum_charge(currency: str) -> int | None:

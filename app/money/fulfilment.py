@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import structlog
 
+from app.catalogue.money import major_units
 from app.db.sql import SqlConnection
 from app.mail.outbox import enqueue
 from app.money.credits import credit
@@ -97,7 +98,8 @@ def fulfil_checkout(conn: SqlConnection, session_obj: Mapping[str, Any]) -> Fulf
         return FulfilResult("needs_review" if order.status == OrderStatus.NEEDS_REVIEW else "not_paid", order)
 
     if amount_total != order.amount or currency.lower() != order.currency.lower():
-        reason = f"Stripe charged {amount_total} {currency}, order says {order.amount} {order.currency}"
+        charged, expected = major_units(amount_total, currency), major_units(order.amount, order.currency)
+        reason = f"Stripe charged {charged}, the order says {expected}"
         order = _settle(conn, order, OrderStatus.NEEDS_REVIEW, reason=reason)
         log.warning(
             "fulfil.amount_mismatch",

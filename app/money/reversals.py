@@ -30,6 +30,7 @@ import structlog
 from prometheus_client import Counter
 from sqlalchemy import String, bindparam, case, func, literal, select
 
+from app.catalogue.money import major_units
 from app.db.sql import SqlConnection
 from app.mail.outbox import enqueue
 from app.money.credits import give_back, take_back
@@ -184,7 +185,9 @@ def _take_back(
         key=f"refund:{refund_id}" if refund_id is not None else cumulative_key,
         order_id=order.id,
         amount=amount,
-        reason=f"refund of {amount} {order.currency}" if refund_id else f"refunded in total {amount}",
+        reason=f"refund of {major_units(amount, order.currency)}"
+        if refund_id
+        else f"refunded in total {major_units(amount, order.currency)}",
     )
     return entry is not None
 

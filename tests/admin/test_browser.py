@@ -93,6 +93,9 @@ def test_refund_in_part_then_in_full_from_the_order_page(page: Any, shop: Shop) 
     assert page.locator("p.refund-pending").count() == 0
     assert page.locator("dd.refunded").inner_text() == "$2.50"
     assert page.locator("tr[data-kind='refund'] td[data-units]").get_attribute("data-units") == "-275"
+    sql = "SELECT reason FROM ledger_entry WHERE kind = 'refund' AND order_id = :o"
+    reasons = shop.rows(sql, o=order["id"])
+    assert reasons == [{"reason": "refund of 2.50 USD"}]  # the customer's page shows it: not "250 USD"
 
     _refund(page, "", "and the rest")  # empty: all that is left
     wait_for(lambda: buyer.balances()["coins"] == 0)
@@ -142,6 +145,8 @@ def test_a_needs_review_order_resolved_each_way(page: Any, shop: Shop) -> None:
         )
     )
 
+    page.goto(f"{shop.url}/admin/orders/{closed['id']}")
+    assert page.locator("p.status-reason").inner_text() == "Stripe charged 4.99 USD, the order says 4.50 USD"
     _resolve(page, shop, closed["id"], "close", "test purchase")
     assert page.locator("section[data-order]").get_attribute("data-status") == "canceled"
     assert closed_buyer.balances()["coins"] == 0

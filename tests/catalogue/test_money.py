@@ -11,6 +11,7 @@ from app.catalogue.money import (
     format_money,
     format_unit_amount,
     from_minor,
+    major_units,
     minimum_charge,
     round_unit_price,
     to_minor,
@@ -136,3 +137,12 @@ def test_round_unit_price(value: Decimal, currency: str, shown: str) -> None:
 def test_format_unit_amount_is_not_rounded_to_cents() -> None:
     assert format_unit_amount(Decimal("0.0999"), "USD") == "$0.0999"
     assert format_unit_amount(Decimal("0.0999"), "USD", "zh_Hans_CN") == "US$0.0999"
+
+
+def test_major_units_for_stored_texts_never_raise() -> None:
+    """Fulfilment writes what Stripe charged into the order's reason, whatever Stripe sent."""
+    assert major_units(1999, "usd") == "19.99 USD"
+    assert major_units(500, "JPY") == "500 JPY"
+    assert major_units(None, "usd") == "no amount in USD"
+    assert major_units(1999, "") == "1999 (minor units)"
+    assert major_units(7, "xyz") == "7 XYZ (minor units)"
