@@ -46,7 +46,7 @@ from app.web.params import RowId
 
 __all__ = ("ROUTES",)
 
-_AMOUNT: Final = re.compile(r"\d{1,12}(?:\.\d{1,4})?")
+_AMOUNT: Final = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,4})?")  # ASCII digits: \d matches any script's
 _TOKEN: Final = re.compile(r"[A-Za-z0-9_-]{16,64}")
 Resolution = Literal["credit", "refund", "close"]
 

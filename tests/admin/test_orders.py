@@ -169,6 +169,8 @@ def test_a_refund_asks_for_a_sane_amount_and_a_reason_before_stripe_is_called(sh
             ("0", "zero", "more than zero"),
             ("1.999", "three decimals", "such as 4.99"),
             ("1e3", "exponent", "such as 4.99"),
+            ("-1.00", "negative", "such as 4.99"),
+            ("\u0661.\u0660\u0660", "Arabic-Indic digits, which Decimal reads as 1.00", "such as 4.99"),
             ("1.00", "", "Please say why."),
         ):
             answer = admin_post(
