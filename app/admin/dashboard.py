@@ -20,6 +20,7 @@ from app import i18n
 from app.accounts.account_page import format_when
 from app.admin.pages import admin_page
 from app.catalogue.money import format_money
+from app.catalogue.reload import CatalogueHolder
 from app.host_webhooks.models import HostDelivery
 from app.i18n import gettext as _
 from app.money.models import Order, OrderStatus, StripeEvent
@@ -216,7 +217,9 @@ def _age(seconds: int | None) -> str:
 
 
 @get("/", name="admin:dashboard", opt={READ_ONLY_OPT: True})
-async def dashboard(request: Request[Any, Any, Any], db_session: AsyncSession) -> Template:
+async def dashboard(
+    request: Request[Any, Any, Any], db_session: AsyncSession, catalogue: CatalogueHolder
+) -> Template:
     now = datetime.now(UTC)
     locale = i18n.current_locale()
     by_state = await orders_by_state(db_session)
@@ -236,6 +239,9 @@ async def dashboard(request: Request[Any, Any, Any], db_session: AsyncSession) -
             "last_run": last_run,
             "last_run_when": format_when(last_run.finished_at, locale) if last_run else "",
             "last_run_age": _age(int((now - last_run.finished_at).total_seconds()) if last_run else None),
+            "catalogue": catalogue.catalogue,
+            "catalogue_loaded": format_when(catalogue.catalogue.loaded_at, locale),
+            "catalogue_path": str(catalogue.path),
         },
         section="admin:dashboard",
     )

@@ -108,6 +108,9 @@ def test_the_dashboard_adds_up_what_happened(settings: Settings) -> None:
     assert _count(page, "events-hour") == 1  # webhook deliveries only, not reconciliation's
     assert _count(page, "failed-effects") == 1
     assert _count(page, "pending-deliveries") == 1
+    version = re.search(r'<p class="catalogue-status" data-version="([0-9a-f]+)">', page)
+    assert version, "the dashboard names the live catalogue's version and when it was loaded"
+    assert f"Version {version.group(1)}, loaded " in page
     assert "5 minutes ago" in page
     assert "fixed 1 order(s)" in page
     assert "order 12: open -&gt; paid" in page
