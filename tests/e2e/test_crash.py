@@ -18,9 +18,8 @@ from pathlib import Path
 
 import httpx
 
-from app.db.migrate import upgrade
 from app.settings import PROJECT_ROOT
-from tests.conftest import make_settings
+from tests.conftest import make_settings, migrate
 from tests.support.sandbox_server import TEST_KEY, start_sandbox
 from tests.support.servers import free_port
 from tests.support.shop import Shop, run_sql, sandbox_config, wait_for
@@ -81,7 +80,7 @@ def test_sigkill_while_handling_webhooks_loses_and_doubles_nothing(tmp_path: Pat
             stripe_secret_key=TEST_KEY,
             stripe_webhook_secrets=(whsec,),
         )
-        upgrade(settings)
+        migrate(settings)
         env = {
             **os.environ,
             "STOREFRONT_DATABASE_URL": db_url,

@@ -226,11 +226,10 @@ def run_shop(
 def fresh_shop(tmp_path: Path, **kwargs: Any) -> Iterator[Shop]:
     """``run_shop`` on a new migrated SQLite database under ``tmp_path``, status caches cleared."""
     from app.checkout import status
-    from app.db.migrate import upgrade
-    from tests.conftest import make_settings
+    from tests.conftest import make_settings, migrate
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'shop.db'}"
-    upgrade(make_settings(tmp_path, url))
+    migrate(make_settings(tmp_path, url))
     status.clear_caches()
     with run_shop(tmp_path, url, **kwargs) as shop:
         yield shop
