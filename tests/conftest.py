@@ -19,6 +19,7 @@ import pytest
 
 from app.settings import PROJECT_ROOT, Settings
 from tests.support import databases
+from tests.support.chromium import ChromiumKeeper
 
 IN_CI = bool(os.environ.get("CI"))
 PG_HOST, PG_PORT = "127.0.0.1", 5432
@@ -197,23 +198,42 @@ def chromium_path() -> str:
     return CHROMIUM
 
 
+_CHROMIUM = ChromiumKeeper(CHROMIUM_ARGS)
+_NEXT_ITEM: dict[str, pytest.Item | None] = {}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Remember which test runs next on this worker (the browser fixture keeps Chromium for it)."""
+    _NEXT_ITEM["next"] = nextitem
+
+
 @pytest.fixture
 def browser(chromium_path: str) -> Iterator[Any]:
-    """A headless Chromium per test (Playwright cannot download its own here).
+    """A headless Chromium for the test, with no other test's context open (Playwright cannot
+    download its own here).
 
     Playwright's sync API leaves its event loop marked as running in this thread while it
-    is alive, which would break ``asyncio.run`` in later tests; starting and stopping it per
-    test keeps every test independent of order. Inside a browser test, run coroutines with
+    is alive, which would break ``asyncio.run`` in later tests; so it stays alive only while
+    the next test on this worker asks for a browser too (tests/support/chromium.py), and every
+    test remains independent of order. Inside a browser test, run coroutines with
     ``tests.support.aio.run_async``.
     """
-    from playwright.sync_api import sync_playwright
+    instance = _CHROMIUM.get(chromium_path)
+    try:
+        yield instance
+    finally:
+        _CHROMIUM.release(keep=_uses_shared_browser(_NEXT_ITEM.get("next")))
 
-    with sync_playwright() as pw:
-        instance = pw.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield instance
-        finally:
-            instance.close()
+
+def _uses_shared_browser(item: pytest.Item | None) -> bool:
+    """Does ``item`` ask for this file's ``browser`` fixture (not a module's own override)?"""
+    info = getattr(item, "_fixtureinfo", None)
+    defs = info.name2fixturedefs.get("browser") if info is not None else None
+    if not defs:
+        return False
+    func = defs[-1].func
+    return bool(func.__module__ == __name__ and func.__name__ == "browser")
 
 
 CSP_WATCH = """
