@@ -219,7 +219,11 @@ def run_shop(
         settings = make_settings(tmp_path, database_url, **{**wiring, **overrides})
         app = (make_app or create_app)(settings)
         with serve_in_thread(app, port):
-            yield Shop(url=shop_url, settings=settings, sandbox=server, app=app)
+            try:
+                yield Shop(url=shop_url, settings=settings, sandbox=server, app=app)
+            finally:
+                # Both servers wind down at once: each notices ``should_exit`` on a 0.1 s tick.
+                server.server.should_exit = True
 
 
 @contextmanager
