@@ -4,12 +4,13 @@ Every test that wants a migrated database used to run the Alembic migrations on 
 (~70 ms of CPU on SQLite, ~170 ms on PostgreSQL, more under load). Now the first such test in a
 process (one per xdist worker) migrates a *template* — still the migrations, the only way the
 schema is built — and every test gets a copy of it: the SQLite file copied, on PostgreSQL
-``CREATE DATABASE ... TEMPLATE`` (block copy, ~10 ms). Each copy then gets its own random
+``CREATE DATABASE ... TEMPLATE`` (a block copy). Each copy then gets its own random
 installation id, as a fresh migration would give it (migration 0003).
 
-PostgreSQL's ``DROP DATABASE`` waits for a checkpoint-like flush (0.1-2 s on a busy disk), so
-test databases are dropped by one background thread per process instead of in each test's
-teardown; the session waits for the last drops before it ends.
+PostgreSQL's ``DROP DATABASE`` waits for a checkpoint (~30 ms on a quiet machine, 2-3 s while
+other sessions load the disk), so
+test databases are dropped by background threads instead of in each test's teardown; the
+session waits for the last drops before it ends.
 """
 
 from __future__ import annotations
@@ -131,17 +132,28 @@ def drop_pg_database(name: str) -> None:
 
 
 class Dropper:
-    """Drops PostgreSQL test databases in a background thread, one after another."""
+    """Drops PostgreSQL test databases in background threads.
+
+    Each ``DROP DATABASE`` waits for a checkpoint; concurrent drops share one, so four threads
+    clear a backlog about four times as fast as one (8 drops: 24 s with one thread, 5 s with
+    four, on this machine under load).
+    """
+
+    THREADS = 4
 
     def __init__(self) -> None:
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._errors: list[BaseException] = []
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     def submit(self, name: str) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, daemon=True, name="pg-dropper")
-            self._thread.start()
+        if not self._threads:
+            self._threads = [
+                threading.Thread(target=self._run, daemon=True, name=f"pg-dropper-{n}")
+                for n in range(self.THREADS)
+            ]
+            for thread in self._threads:
+                thread.start()
         self._queue.put(name)
 
     def _run(self) -> None:
@@ -154,10 +166,11 @@ class Dropper:
     def close(self) -> None:
         """Wait for every queued drop, then drop the template; re-raise the first failure."""
         global _pg_template
-        if self._thread is not None:
+        for _ in self._threads:
             self._queue.put(None)
-            self._thread.join()
-            self._thread = None
+        for thread in self._threads:
+            thread.join()
+        self._threads = []
         with _lock:
             if _pg_template is not None:
                 drop_pg_database(_pg_template)
