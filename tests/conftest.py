@@ -204,8 +204,11 @@ _NEXT_ITEM: dict[str, pytest.Item | None] = {}
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    """Remember which test runs next on this worker (the browser fixture keeps Chromium for it)."""
+    """Remember which test runs next on this worker (the browser fixture keeps Chromium for it);
+    a test that does not use the shared browser never runs beside a kept one."""
     _NEXT_ITEM["next"] = nextitem
+    if not _uses_shared_browser(item):
+        _CHROMIUM.stop()
 
 
 @pytest.fixture
