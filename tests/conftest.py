@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 
 from app.settings import PROJECT_ROOT, Settings
+from tests.support import databases
+from tests.support.chromium import ChromiumKeeper
 
 IN_CI = bool(os.environ.get("CI"))
 PG_HOST, PG_PORT = "127.0.0.1", 5432
@@ -48,6 +50,28 @@ def postgres_answers() -> bool:
         return False
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shipped_password_hasher() -> Iterator[Any]:
+    """Argon2id at its lowest cost inside the test processes: ~1 ms a hash instead of ~0.2 s of CPU.
+
+    Sign-ups and sign-ins run hundreds of times in the suite, each paying the shipped cost
+    (t=3, 64 MiB, 4 lanes) twice or more; it tested nothing but the CPU. The algorithm, the
+    encoding and every code path stay the same; the fixture's value is the shipped hasher, whose
+    parameters tests/accounts/test_password_hashing.py checks, and shops run as subprocesses
+    (tests/e2e/test_crash.py, the CLI tests) keep them.
+    """
+    from argon2 import PasswordHasher
+
+    from app.accounts import service
+
+    shipped = service._hasher
+    service._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    try:
+        yield shipped
+    finally:
+        service._hasher = shipped
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
@@ -69,53 +93,59 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
     return replace(base, **overrides)
 
 
-def _create_pg_database() -> str:
-    """A fresh, empty PostgreSQL database for one test; dropped by the caller."""
-    import asyncio
-
-    import asyncpg
-
-    name = "sf_test_" + secrets.token_hex(6)
-
-    async def create() -> None:
-        conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user="postgres", database="test")
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-
-    asyncio.run(create())
-    return name
+def _create_pg_database(*, migrated: bool = False) -> str:
+    """A fresh PostgreSQL database for one test (empty, or a copy of the migrated template)."""
+    return databases.create_pg_database(migrated=migrated)
 
 
 def _drop_pg_database(name: str) -> None:
-    import asyncio
+    databases.drop_pg_database(name)
 
-    import asyncpg
 
-    async def drop() -> None:
-        conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user="postgres", database="test")
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+@pytest.fixture(scope="session")
+def _pg_dropper() -> Iterator[databases.Dropper]:
+    """Drops each test's PostgreSQL database in the background (see tests/support/databases.py)."""
+    dropper = databases.Dropper()
+    try:
+        yield dropper
+    finally:
+        dropper.close()
 
-    asyncio.run(drop())
+
+@pytest.fixture(scope="session", autouse=True)
+def _sqlite_template() -> Iterator[None]:
+    """Removes this process's migrated SQLite template (made on first use) when the session ends."""
+    yield
+    databases.remove_sqlite_template()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database of each kind; PostgreSQL gets a fresh database per test."""
+    """An empty database of each kind; PostgreSQL gets a fresh database per test.
+
+    When the test also asks for ``migrated_url``, the PostgreSQL database is made from the
+    migrated template straight away (``migrated_url`` would migrate it next anyway).
+    """
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
         return
     if not postgres_answers():
         missing("PostgreSQL does not answer on 127.0.0.1:5432")
-    name = _create_pg_database()
+    dropper: databases.Dropper = request.getfixturevalue("_pg_dropper")
+    migrated = "migrated_url" in request.fixturenames
+    name = _create_pg_database(migrated=migrated)
+    url = f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}/{name}"
+    if migrated:
+        _FROM_TEMPLATE.add(url)
     try:
-        yield f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}/{name}"
+        yield url
     finally:
-        _drop_pg_database(name)
+        _FROM_TEMPLATE.discard(url)
+        dropper.submit(name)
+
+
+_FROM_TEMPLATE: set[str] = set()
+"""PostgreSQL URLs ``database_url`` already made from the migrated template."""
 
 
 @pytest.fixture
@@ -125,10 +155,11 @@ def sqlite_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def migrated_url(database_url: str, tmp_path: Path) -> str:
-    """A database of each kind brought to the newest schema by the migrations."""
-    from app.db.migrate import upgrade
+    """A database of each kind brought to the newest schema by the migrations.
 
-    upgrade(make_settings(tmp_path, database_url))
+    The migrations run once per process and dialect; each test gets a copy of the result.
+    """
+    migrate(make_settings(tmp_path, database_url))
     return database_url
 
 
@@ -140,11 +171,24 @@ def settings(migrated_url: str, tmp_path: Path) -> Settings:
 @pytest.fixture
 def sqlite_settings(sqlite_url: str, tmp_path: Path) -> Settings:
     """SQLite only, migrated: for tests that need not run on both databases."""
-    from app.db.migrate import upgrade
-
     settings = make_settings(tmp_path, sqlite_url)
-    upgrade(settings)
+    migrate(settings)
     return settings
+
+
+def migrate(settings: Settings) -> None:
+    """Bring ``settings``' database to the newest schema as ``app.db.migrate.upgrade`` would.
+
+    A database that does not exist yet (SQLite) or was made from the template (PostgreSQL)
+    becomes a copy of this process's migrated template; anything else is migrated in place.
+    """
+    url = settings.database_url
+    if url.startswith("sqlite") and not databases.sqlite_path(url).exists():
+        databases.copy_sqlite_migrated(url)
+    elif url not in _FROM_TEMPLATE:
+        from app.db.migrate import upgrade
+
+        upgrade(settings)
 
 
 @pytest.fixture(scope="session")
@@ -154,23 +198,45 @@ def chromium_path() -> str:
     return CHROMIUM
 
 
+_CHROMIUM = ChromiumKeeper(CHROMIUM_ARGS)
+_NEXT_ITEM: dict[str, pytest.Item | None] = {}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Remember which test runs next on this worker (the browser fixture keeps Chromium for it);
+    a test that does not use the shared browser never runs beside a kept one."""
+    _NEXT_ITEM["next"] = nextitem
+    if not _uses_shared_browser(item):
+        _CHROMIUM.stop()
+
+
 @pytest.fixture
 def browser(chromium_path: str) -> Iterator[Any]:
-    """A headless Chromium per test (Playwright cannot download its own here).
+    """A headless Chromium for the test, with no other test's context open (Playwright cannot
+    download its own here).
 
     Playwright's sync API leaves its event loop marked as running in this thread while it
-    is alive, which would break ``asyncio.run`` in later tests; starting and stopping it per
-    test keeps every test independent of order. Inside a browser test, run coroutines with
+    is alive, which would break ``asyncio.run`` in later tests; so it stays alive only while
+    the next test on this worker asks for a browser too (tests/support/chromium.py), and every
+    test remains independent of order. Inside a browser test, run coroutines with
     ``tests.support.aio.run_async``.
     """
-    from playwright.sync_api import sync_playwright
+    instance = _CHROMIUM.get(chromium_path)
+    try:
+        yield instance
+    finally:
+        _CHROMIUM.release(keep=_uses_shared_browser(_NEXT_ITEM.get("next")))
 
-    with sync_playwright() as pw:
-        instance = pw.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield instance
-        finally:
-            instance.close()
+
+def _uses_shared_browser(item: pytest.Item | None) -> bool:
+    """Does ``item`` ask for this file's ``browser`` fixture (not a module's own override)?"""
+    info = getattr(item, "_fixtureinfo", None)
+    defs = info.name2fixturedefs.get("browser") if info is not None else None
+    if not defs:
+        return False
+    func = defs[-1].func
+    return bool(func.__module__ == __name__ and func.__name__ == "browser")
 
 
 CSP_WATCH = """

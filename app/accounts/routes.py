@@ -38,16 +38,6 @@ from app.web.sessions import rotate_session
 from app.web.transactions import READ_ONLY_OPT
 
 
-async def _form(request: Request[Any, Any, Any]) -> dict[str, str]:
-    """The fields we read, as strings; anything missing or odd becomes an empty string."""
-    form = await request.form()
-    out: dict[str, str] = {}
-    for name in ("email", "password", "next", "pack"):
-        value = form.get(name)
-        out[name] = value if isinstance(value, str) else ""
-    return out
-
-
 @dataclass(frozen=True, slots=True)
 class Buying:
     """The pack a signed-out visitor chose on the pricing page, shown while they sign in or up."""
@@ -83,6 +73,41 @@ def _page(
 
 
 @dataclass(frozen=True, slots=True)
+class _Attempt:
+    """One posted sign-in or sign-up form: what its page keeps when shown again (email, next, pack)."""
+
+    page: str
+    email: str
+    password: str
+    next_path: str
+    buying: Buying | None
+
+    @classmethod
+    async def read(cls, page: str, request: Request[Any, Any, Any], catalogue: CatalogueHolder) -> _Attempt:
+        """The fields as strings; anything missing or odd becomes an empty string."""
+        form = await request.form()
+        fields = {name: form.get(name) for name in ("email", "password", "next", "pack")}
+        text = {name: value if isinstance(value, str) else "" for name, value in fields.items()}
+        return cls(
+            page,
+            normalise_email(text["email"]),
+            text["password"],
+            safe_next(text["next"]),
+            _buying(catalogue, text["pack"]),
+        )
+
+    def again(self, errors: Mapping[str, str | None], status: int) -> Template:
+        return _page(
+            self.page,
+            email=self.email,
+            next_path=self.next_path,
+            errors=errors,
+            status=status,
+            buying=self.buying,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class _Shop:
     """What going straight on to Checkout needs (the sign-in and sign-up handlers' dependencies)."""
 
@@ -93,7 +118,7 @@ class _Shop:
 
 
 async def _signed_in(
-    request: Request[Any, Any, Any], user: User, next_path: str, *, shop: _Shop, buying: Buying | None
+    request: Request[Any, Any, Any], user: User, attempt: _Attempt, *, shop: _Shop
 ) -> Response[Any]:
     """Rotate the session, remember the account's language in this browser, and go on: to the
     chosen pack's Checkout when one came from the pricing page, else to ``next``."""
@@ -102,7 +127,7 @@ async def _signed_in(
     if i18n.COOKIE not in request.cookies and user.locale in i18n.SUPPORTED:
         cookies.append(language_cookie(user.locale))
         i18n.set_locale(user.locale)
-    path = safe_next(next_path)
+    path, buying = attempt.next_path, attempt.buying
     if buying is not None and needs_verification(shop.settings, user):
         path = "/verify-email"
     elif buying is not None:
@@ -135,42 +160,23 @@ async def sign_up(
     settings: Settings,
 ) -> Response[Any]:
     """Create the account; a taken email is found by the unique constraint, and nothing is written."""
-    form = await _form(request)
-    email, password = normalise_email(form["email"]), form["password"]
-    next_path = safe_next(form["next"])
-    buying = _buying(catalogue, form["pack"])
-    problems = check_sign_up(email, password)
+    attempt = await _Attempt.read("sign_up", request, catalogue)
+    email = attempt.email
+    problems = check_sign_up(email, attempt.password)
     if problems:
-        errors = {"email": problems.email, "password": problems.password}
-        return _page(
-            "sign_up",
-            email=email,
-            next_path=next_path,
-            errors=errors,
-            status=HTTP_400_BAD_REQUEST,
-            buying=buying,
-        )
+        return attempt.again({"email": problems.email, "password": problems.password}, HTTP_400_BAD_REQUEST)
     try:
         # Only an explicit choice (the switcher's cookie) is saved, not a guess from the browser.
         chosen = request.cookies.get(i18n.COOKIE)
         locale = chosen if chosen in i18n.SUPPORTED else None
-        user = await create_user(db_session, email, password, locale=locale)
+        user = await create_user(db_session, email, attempt.password, locale=locale)
     except EmailTaken:
         errors = {"email": _("An account with this email already exists. Please sign in instead.")}
-        return _page(
-            "sign_up",
-            email=email,
-            next_path=next_path,
-            errors=errors,
-            status=HTTP_409_CONFLICT,
-            buying=buying,
-        )
+        return attempt.again(errors, HTTP_409_CONFLICT)
     if settings.verify_email:
         await run(db_session, send_verification, user.id)
     flash(request, _("Welcome! Your account is ready."), category="success")
-    return await _signed_in(
-        request, user, next_path, shop=_Shop(db_session, catalogue, stripe, settings), buying=buying
-    )
+    return await _signed_in(request, user, attempt, shop=_Shop(db_session, catalogue, stripe, settings))
 
 
 @get("/sign-in", name="sign_in", opt={READ_ONLY_OPT: True})
@@ -189,36 +195,18 @@ async def sign_in(
     settings: Settings,
 ) -> Response[Any]:
     """Check the password; an unknown email and a wrong password get the same words."""
-    form = await _form(request)
-    email, password = normalise_email(form["email"]), form["password"]
-    next_path = safe_next(form["next"])
-    buying = _buying(catalogue, form["pack"])
-    if not email or not password:
+    attempt = await _Attempt.read("sign_in", request, catalogue)
+    email = attempt.email
+    if not email or not attempt.password:
         errors = {"form": _("Please enter your email address and password.")}
-        return _page(
-            "sign_in",
-            email=email,
-            next_path=next_path,
-            errors=errors,
-            status=HTTP_400_BAD_REQUEST,
-            buying=buying,
-        )
+        return attempt.again(errors, HTTP_400_BAD_REQUEST)
     await limit_by_account(request, email)  # counted before the password is checked
-    user = await authenticate(db_session, email, password)
+    user = await authenticate(db_session, email, attempt.password)
     if user is None:
         errors = {"form": _("That email and password do not match an account.")}
-        return _page(
-            "sign_in",
-            email=email,
-            next_path=next_path,
-            errors=errors,
-            status=HTTP_401_UNAUTHORIZED,
-            buying=buying,
-        )
+        return attempt.again(errors, HTTP_401_UNAUTHORIZED)
     await clear_account(request, db_session, email)
-    return await _signed_in(
-        request, user, next_path, shop=_Shop(db_session, catalogue, stripe, settings), buying=buying
-    )
+    return await _signed_in(request, user, attempt, shop=_Shop(db_session, catalogue, stripe, settings))
 
 
 @post("/sign-out", name="sign_out")

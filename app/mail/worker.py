@@ -15,6 +15,8 @@ during the SMTP conversation:
    ``failed`` after :data:`MAX_ATTEMPTS`.
 
 A crash between 3 and 4 lets the lease run out and the message is sent again: at least once.
+A slow server never does: each attempt is bounded and only started while it can end inside
+its lease (:meth:`MailWorker.run_once`).
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ MAX_ATTEMPTS: Final = 8
 BACKOFF: Final = Backoff(schedule=(10, 60, 300, 1800, 3600, 7200, 14400))
 LEASE: Final = 120
 """Seconds a claim holds a row: longer than an SMTP conversation with its 30 s timeout."""
+ATTEMPT_SECONDS: Final = 45.0
+"""The most one message may take (the receipt URL from Stripe, then SMTP), so that one started
+early enough in its lease (:meth:`MailWorker.run_once`) ends before another replica may claim it."""
 ERROR_MAX: Final = 500
 USERS = cast(Table, User.__table__)
 ORDERS = cast(Table, Order.__table__)
@@ -181,6 +186,8 @@ class MailWorker:
         batch: int = 20,
         poll: float = 1.0,
         backoff: Backoff = BACKOFF,
+        lease: int = LEASE,
+        attempt_seconds: float = ATTEMPT_SECONDS,
     ) -> None:
         self.engine = engine
         self.transport = transport
@@ -190,11 +197,13 @@ class MailWorker:
         self.batch = batch
         self.poll = poll
         self.backoff = backoff
+        self.lease = lease
+        self.attempt_seconds = attempt_seconds
 
     async def claim(self) -> list[Claimed]:
         now = int(time.time())
         async with self.engine.begin() as conn:
-            return await conn.run_sync(lambda sync: claim(sync, now=now, limit=self.batch))
+            return await conn.run_sync(lambda sync: claim(sync, now=now, limit=self.batch, lease=self.lease))
 
     async def _receipt_url(self, session_id: str | None) -> str | None:
         """The charge's ``receipt_url`` from Stripe; a receipt goes without it rather than not at all."""
@@ -242,8 +251,12 @@ class MailWorker:
     async def attempt(self, item: Claimed) -> str | None:
         error: str | None = None
         try:
-            message = await self.compose(item)
-            await self.transport.send(message, message_id=item.id)
+            async with asyncio.timeout(self.attempt_seconds):
+                message = await self.compose(item)
+                await self.transport.send(message, message_id=item.id)
+        except TimeoutError:
+            error = f"TimeoutError: no answer within {self.attempt_seconds:g} s"
+            log.warning("mail.send_failed", message_id=item.id, kind=item.kind, error=error)
         except TransportError as exc:
             error = str(exc) or type(exc).__name__
             log.warning("mail.send_failed", message_id=item.id, kind=item.kind, error=error)
@@ -260,11 +273,32 @@ class MailWorker:
         return status
 
     async def run_once(self) -> int:
-        """Claim and send one batch; how many messages were attempted."""
+        """Claim and send one batch; how many messages were attempted.
+
+        The batch goes one message at a time, so a slow server could make the last ones outlast
+        their lease, and another replica would send them too. A message is only started while it
+        can end (``attempt_seconds``) with a quarter of the lease to spare; the rest are handed
+        back at once for the next look.
+        """
+        last_start = time.monotonic() + self.lease * 0.75 - self.attempt_seconds
         claimed = await self.claim()
-        for item in claimed:
+        for n, item in enumerate(claimed):
+            if time.monotonic() > last_start:
+                await self._release(claimed[n:])
+                return n
             await self.attempt(item)
         return len(claimed)
+
+    async def _release(self, items: list[Claimed]) -> None:
+        """End these claims unattempted (due now, no attempt counted), if they are still ours."""
+        now = int(time.time())
+        async with self.engine.begin() as conn:
+            for item in items:
+                await conn.execute(
+                    update(OUTBOX)
+                    .where(OUTBOX.c.id == item.id, OUTBOX.c.claim == item.token)
+                    .values(next_attempt_at=now, claim=None)
+                )
 
     async def _anything_due(self) -> bool:
         """An idle look in a read-only transaction (SQLite: no write lock for the webhook to wait on)."""

@@ -29,6 +29,9 @@ class SandboxConfig:
     api_key: str | None = None
     webhook_endpoints: list[tuple[str, str]] = field(default_factory=list)
     public_url: str = "http://127.0.0.1:8000/sandbox"
+    business_name: str = "Storefront"
+    """Who the hosted page says the buyer pays (Stripe shows the account's name); the shop mounts
+    its sandbox with ``STOREFRONT_SHOP_NAME``."""
     state_file: Path | None = None
     retry_time_scale: float = 1.0
     retry_base_delay: float = 5.0

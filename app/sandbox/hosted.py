@@ -126,7 +126,11 @@ def hosted_routes(runtime: SandboxRuntime) -> list[HTTPRouteHandler]:
         return page_language(locale, request.headers.get("accept-language"))
 
     def base_context(language: str) -> dict[str, Any]:
-        return {"_": translator(language), "html_lang": HTML_LANG[language]}
+        return {
+            "_": translator(language),
+            "html_lang": HTML_LANG[language],
+            "business_name": runtime.config.business_name,
+        }
 
     def applied_code(session: Obj) -> str | None:
         """The code the buyer applied (or a `discounts` coupon's name), shown beside the discount."""

@@ -33,6 +33,7 @@ def sandbox_mount(settings: Settings) -> tuple[ASGIRouteHandler, Lifespan]:
             if settings.stripe_webhook_secrets
             else [],
             public_url=settings.base_url + "/sandbox",
+            business_name=settings.shop_name,
             state_file=settings.var_dir / "sandbox-state.json" if settings.env == "development" else None,
         )
     )

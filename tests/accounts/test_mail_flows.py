@@ -1,7 +1,8 @@
 """Password reset, email verification, signed-out buying and the development mailbox over HTTP.
 
 The app's own mail worker writes each message to ``var/mail/`` (no SMTP URL), as in
-development; the tests read the links from the ``/dev/mail`` pages like a developer would.
+development; the tests read the links from the files ``/dev/mail`` lists; the page itself is tested on a
+real server, since it answers only this machine.
 """
 
 from __future__ import annotations
@@ -9,15 +10,20 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import replace
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from litestar.testing import TestClient
 
 from app.settings import Settings
 from app.web.factory import create_app
 from tests.accounts.support import PASSWORD, client_for, is_signed_in, post_form, sign_in, sign_up
+from tests.support.servers import serve_in_thread
 from tests.support.shop import run_sql, wait_for
 
 
@@ -38,16 +44,21 @@ def _mail_files(settings: Settings) -> list[Path]:
 
 
 def _link(client: TestClient[Any], settings: Settings, to: str, path: str, count: int = 1) -> str:
-    """The newest message's ``path`` link to ``to``, found through the development mailbox."""
+    """The newest message's ``path`` link to ``to``, read from the files ``/dev/mail`` lists
+    (the page itself answers only this machine, and a test client is not one)."""
 
-    def listed() -> list[str]:
-        page = client.get("/dev/mail").text
-        return re.findall(rf'<tr data-to="{re.escape(to)}">.*?href="(/dev/mail/[^"]+)"', page, re.S)
+    def listed() -> list[EmailMessage]:
+        parsed = [
+            BytesParser(policy=policy.default).parsebytes(p.read_bytes()) for p in _mail_files(settings)
+        ]
+        return [m for m in reversed(parsed) if isinstance(m, EmailMessage) and str(m["To"]) == to]
 
-    names = wait_for(lambda: len(found := listed()) >= count and found, timeout=20)
-    message = client.get(names[0]).text
-    found = re.search(rf"{re.escape(settings.base_url)}({re.escape(path)}[A-Za-z0-9_-]{{43}})", message)
-    assert found, message
+    messages = wait_for(lambda: len(found := listed()) >= count and found, timeout=20)
+    body = messages[0].get_body(preferencelist=("plain",))
+    assert isinstance(body, EmailMessage)
+    text = body.get_content()
+    found = re.search(rf"{re.escape(settings.base_url)}({re.escape(path)}[A-Za-z0-9_-]{{43}})", text)
+    assert found, text
     return found.group(1)
 
 
@@ -143,3 +154,20 @@ def test_the_development_mailbox_is_not_mounted_in_production(mail_settings: Set
     assert "/dev/mail" not in paths
     assert "/forgot-password" in paths
     assert "/dev/mail" in {route.path for route in create_app(mail_settings).routes}
+
+
+def test_the_development_mailbox_answers_only_this_machine(mail_settings: Settings) -> None:
+    """A shop left in development on a public address must not hand out reset links."""
+    with TestClient(create_app(mail_settings)) as stranger:  # its peer is "testclient", not loopback
+        assert stranger.get("/dev/mail").status_code == 404
+    with serve_in_thread(create_app(mail_settings), ready_path="/healthz") as url:
+        assert httpx.get(url + "/dev/mail").status_code == 200
+        assert httpx.get(url + "/dev/mail", headers={"X-Forwarded-For": "127.0.0.1"}).status_code == 200
+        for header, value in [
+            ("X-Forwarded-For", "203.0.113.9"),
+            ("X-Forwarded-For", "127.0.0.1, 203.0.113.9"),
+            ("Forwarded", "for=203.0.113.9;proto=https"),
+            ("X-Real-IP", "198.51.100.4"),
+            ("X-Forwarded-For", "garbage"),
+        ]:
+            assert httpx.get(url + "/dev/mail", headers={header: value}).status_code == 404, (header, value)

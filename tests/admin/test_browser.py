@@ -20,6 +20,7 @@ from app.settings import PROJECT_ROOT
 from tests.accounts.support import PASSWORD
 from tests.admin.support import ADMIN_EMAIL, make_user
 from tests.conftest import make_settings
+from tests.support.page_review import overflow_problems
 from tests.support.shop import Buyer, Shop, run_shop, wait_for
 
 pytestmark = pytest.mark.browser
@@ -102,6 +103,10 @@ def test_refund_in_part_then_in_full_from_the_order_page(page: Any, shop: Shop) 
     page.reload()
     assert page.locator("dd.refunded").inner_text() == "$4.99"
     assert page.locator("form.refund").count() == 0  # nothing left to refund
+    # On a phone the ledger table (long idempotency keys) scrolls in its own region, not the page.
+    page.set_viewport_size({"width": 375, "height": 800})
+    assert overflow_problems(page) == []
+    page.set_viewport_size({"width": 1280, "height": 900})
 
     page.click("nav.admin-nav a[href='/admin/audit']")
     rows = page.locator(f"tr[data-action='order.refund']:has-text('order {order['id']}')")

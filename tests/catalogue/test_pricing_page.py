@@ -14,7 +14,7 @@ from litestar.testing import TestClient
 from app.catalogue.page_cache import PricingPageCache
 from app.settings import PROJECT_ROOT, Settings
 from app.web.factory import create_app
-from tests.conftest import make_settings
+from tests.conftest import make_settings, migrate
 
 from .factories import make_pack, render
 
@@ -103,8 +103,6 @@ def test_no_session_written_for_anonymous_visitors(client: TestClient) -> None: 
 
 
 def test_inactive_pack_hidden_and_cache_follows_the_catalogue(tmp_path: Path, sqlite_url: str) -> None:
-    from app.db.migrate import upgrade
-
     pricing = tmp_path / "pricing.toml"
     packs = [
         make_pack(id="small", units=100, price="1.00", order=1),
@@ -113,7 +111,7 @@ def test_inactive_pack_hidden_and_cache_follows_the_catalogue(tmp_path: Path, sq
     ]
     pricing.write_bytes(render(*packs))
     settings = make_settings(tmp_path, sqlite_url, pricing_path=pricing, stripe_api_base=NO_SANDBOX)
-    upgrade(settings)
+    migrate(settings)
     app = create_app(settings)
     with TestClient(app) as client:
         html = client.get("/").text

@@ -32,6 +32,8 @@ DOT_ENV = {
     "STRIPE_SECRET_KEY": "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc",
     "STRIPE_WEBHOOK_SECRET": "whsec_" + "Ab3dEf6hIj9kLm2nOp5qRs8t",
     "STOREFRONT_METRICS_TOKEN": "metrics-token-from-dotenv",
+    "STOREFRONT_SMTP_URL": "smtps://shop:mail-password@smtp.example.com:465",
+    "STOREFRONT_MAIL_FROM": "Example Shop <shop@example.com>",
 }
 
 
@@ -136,6 +138,9 @@ def test_compose_production_environment_passes_productions_own_checks(compose: d
     )
     assert env["STOREFRONT_REDIS_URL"] == "redis://redis:6379/0"
     assert env["STOREFRONT_BASE_URL"] == "https://shop.example.com"
+    # Receipts and reset links reach buyers: production without SMTP only writes files nobody reads.
+    assert env["STOREFRONT_SMTP_URL"] == DOT_ENV["STOREFRONT_SMTP_URL"]
+    assert env["STOREFRONT_MAIL_FROM"] == DOT_ENV["STOREFRONT_MAIL_FROM"]
     problems = production_problems(
         secret_key=env["STOREFRONT_SECRET_KEY"],
         base_url=env["STOREFRONT_BASE_URL"],

@@ -206,3 +206,45 @@ async def test_an_smtp_server_that_is_down_is_a_retry_not_a_crash(engine: AsyncE
     assert await worker.run_once() == 1
     [row] = await _rows(engine)
     assert (row["status"], row["attempts"]) == ("pending", 1)
+
+
+class Slow:
+    """An SMTP server that takes ``seconds`` per message; keeps the ids it was handed."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.sent: list[int] = []
+
+    async def send(self, message: EmailMessage, *, message_id: int) -> None:
+        await asyncio.sleep(self.seconds)
+        self.sent.append(message_id)
+
+
+async def test_a_slow_server_never_lets_a_lease_run_out_mid_batch(engine: AsyncEngine) -> None:
+    """A batch sent one by one outlasts its lease; what is not started in time goes back, never twice."""
+    user_id = await _user(engine)
+    await _queue(engine, user_id, count=8)
+    composer = Composer(base_url="http://shop.test", sender="Shop <shop@shop.test>")
+    slow, other = Slow(0.5), Slow(0.0)
+    first = MailWorker(engine, slow, composer, lease=4, attempt_seconds=1.0)
+    second = MailWorker(engine, other, composer, lease=4, attempt_seconds=1.0)
+
+    async def meanwhile(done: asyncio.Event) -> None:
+        while not done.is_set():  # another replica looking every 0.2 s while the first is busy
+            await second.run_once()
+            await asyncio.sleep(0.2)
+
+    done = asyncio.Event()
+    watcher = asyncio.create_task(meanwhile(done))
+    attempted = await first.run_once()
+    done.set()
+    await watcher
+    deadline = time.monotonic() + 10
+    while len(slow.sent) + len(other.sent) < 8 and time.monotonic() < deadline:
+        await second.run_once()
+        await asyncio.sleep(0.1)
+    sent = slow.sent + other.sent
+    assert sorted(sent) == sorted(set(sent)), f"sent twice: {sent}"
+    assert len(sent) == 8
+    assert 0 < attempted < 8  # eight half-second sends cannot all start inside a 4 s lease
+    assert {row["status"] for row in await _rows(engine)} == {"sent"}

@@ -279,7 +279,7 @@ def _mounted(inner: Any) -> Litestar:
 
 
 def test_mounted_under_prefix(receiver: Receiver) -> None:
-    config = test_config(webhook_endpoints=[(receiver.url, WEBHOOK_SECRET)])
+    config = test_config(webhook_endpoints=[(receiver.url, WEBHOOK_SECRET)], business_name="Example <Shop>")
     with start_sandbox(config, app_factory=_mounted, mount_prefix="/sandbox") as sandbox:
         assert sandbox.url.endswith("/sandbox")
         client = sdk_client(sandbox.url)
@@ -289,6 +289,7 @@ def test_mounted_under_prefix(receiver: Receiver) -> None:
         page = httpx.get(session.url)
         assert page.status_code == 200
         assert "Card number" in page.text
+        assert "Pay Example &lt;Shop&gt;" in page.text  # the business it names, as Stripe's page does
         paid = httpx.post(
             session.url,
             data={

@@ -219,18 +219,21 @@ def run_shop(
         settings = make_settings(tmp_path, database_url, **{**wiring, **overrides})
         app = (make_app or create_app)(settings)
         with serve_in_thread(app, port):
-            yield Shop(url=shop_url, settings=settings, sandbox=server, app=app)
+            try:
+                yield Shop(url=shop_url, settings=settings, sandbox=server, app=app)
+            finally:
+                # Both servers wind down at once: each notices ``should_exit`` on a 0.1 s tick.
+                server.server.should_exit = True
 
 
 @contextmanager
 def fresh_shop(tmp_path: Path, **kwargs: Any) -> Iterator[Shop]:
     """``run_shop`` on a new migrated SQLite database under ``tmp_path``, status caches cleared."""
     from app.checkout import status
-    from app.db.migrate import upgrade
-    from tests.conftest import make_settings
+    from tests.conftest import make_settings, migrate
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'shop.db'}"
-    upgrade(make_settings(tmp_path, url))
+    migrate(make_settings(tmp_path, url))
     status.clear_caches()
     with run_shop(tmp_path, url, **kwargs) as shop:
         yield shop

@@ -168,6 +168,8 @@ def test_every_buyer_page_is_accessible_fits_a_phone_and_shows_clear_states(
         ("/refunds", "refunds"),
         ("/no-such-page", "404-signed-out"),
         ("/sign-in/link/not-a-real-link", "sign-in-link-invalid"),
+        ("/forgot-password", "forgot-password"),
+        ("/reset-password/not-a-real-link", "reset-password-invalid"),
     ]:
         _visit(page, base + path, f"{lang}-{name}", problems)
     # The shop's identity and its policies, in the footer of every page.
@@ -212,6 +214,11 @@ def test_every_buyer_page_is_accessible_fits_a_phone_and_shows_clear_states(
     _visit(page, cancel_url, f"{lang}-cancel-canceled", problems)
     _one_heading_one_action(page)
     assert page.locator("#order-status").get_attribute("data-status") == "canceled"
+
+    # Development's mailbox (the receipts of the purchases above) fits a phone like the rest.
+    _visit(page, base + "/dev/mail", f"{lang}-dev-mail", problems)
+    page.locator("table.mail-list a").first.click()
+    problems += review_at_widths(page, f"{lang}-dev-mail-message")
 
     # An error page keeps the signed-in buyer's header (and a working sign-out form).
     _visit(page, base + "/no-such-page", f"{lang}-404-signed-in", problems)

@@ -13,9 +13,8 @@ from pathlib import Path
 import httpx
 from litestar.testing import TestClient
 
-from app.db.migrate import upgrade
 from app.web.factory import create_app
-from tests.conftest import make_settings
+from tests.conftest import make_settings, migrate
 from tests.support.servers import free_port, serve_in_thread
 
 PASSWORD = "correct horse battery staple"
@@ -26,7 +25,7 @@ def test_purchase_through_the_mounted_sandbox_is_credited(sqlite_url: str, tmp_p
     base = f"http://127.0.0.1:{port}"
     settings = make_settings(tmp_path, sqlite_url, base_url=base)
     assert settings.sandbox_mounted
-    upgrade(settings)
+    migrate(settings)
     with (
         serve_in_thread(create_app(settings), port) as url,
         httpx.Client(base_url=url, headers={"Accept": "text/html"}, timeout=30) as client,
@@ -76,7 +75,7 @@ def test_production_never_mounts_the_sandbox(sqlite_url: str, tmp_path: Path) ->
         tmp_path, sqlite_url, env="production", stripe_secret_key="sk_test_sandbox_prod_mistake"
     )
     assert settings.uses_sandbox
-    upgrade(settings)
+    migrate(settings)
     with TestClient(create_app(settings)) as client:
         for path in ("/sandbox/_sandbox/clock", "/sandbox/v1/checkout/sessions", "/sandbox/c/pay/cs_test_1"):
             assert client.get(path).status_code == 404, path

@@ -13,9 +13,8 @@ from typing import Any
 
 from litestar.testing import TestClient
 
-from app.db.migrate import upgrade
 from app.web.factory import create_app
-from tests.conftest import make_settings
+from tests.conftest import make_settings, migrate
 from tests.support.servers import free_port, serve_in_thread
 
 PASSWORD = "correct horse battery staple"
@@ -32,7 +31,7 @@ def test_chinese_buyer_pays_and_reads_the_account_page_on_a_phone(
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     settings = make_settings(tmp_path, sqlite_url, base_url=base)
-    upgrade(settings)
+    migrate(settings)
     with serve_in_thread(create_app(settings), port):
         page.set_viewport_size({"width": 375, "height": 800})
         page.goto(f"{base}/language/zh?next=/sign-up")
@@ -82,7 +81,7 @@ def test_chinese_buyer_pays_and_reads_the_account_page_on_a_phone(
 
 def test_unmatched_path_answers_in_the_buyers_language(sqlite_url: str, tmp_path: Path) -> None:
     settings = make_settings(tmp_path, sqlite_url)
-    upgrade(settings)
+    migrate(settings)
     with TestClient(app=create_app(settings)) as client:
         by_header = client.get("/no-such-page", headers={"Accept": "text/html", "Accept-Language": "zh-CN"})
         assert by_header.status_code == 404
