@@ -115,6 +115,16 @@ def session_idempotency_key(installation_id: str, order: Order) -> str:
     return f"{installation_id}-order-{order.id}{made}-session"
 
 
+def customer_idempotency_key(installation_id: str, user_id: int, created_at: float | None) -> str:
+    """One key per buyer, so two first checkouts racing each other make one Customer.
+
+    Like :func:`session_idempotency_key`: the installation id and the account's creation time
+    keep other databases (and restored copies) on the same Stripe account apart.
+    """
+    made = f"-{int(created_at * 1_000_000)}" if created_at else ""
+    return f"{installation_id}-user-{user_id}{made}-customer"
+
+
 def as_mapping(obj: Any) -> dict[str, Any]:
     """A plain, recursive ``dict`` copy of an SDK object (what the services take)."""
     if isinstance(obj, stripe.StripeObject):
@@ -157,7 +167,7 @@ class StripeGateway:
         order: Order,
         pack: Pack,
         *,
-        customer_email: str,
+        customer: str,
         locale: str,
         base_url: str,
         expires_in: int,
@@ -188,7 +198,8 @@ class StripeGateway:
             "client_reference_id": str(order.user_id),
             "metadata": metadata,
             "payment_intent_data": {"metadata": metadata},
-            "customer_email": customer_email,
+            # The buyer's Customer: Checkout knows the email, and the receipt goes there.
+            "customer": customer,
             "locale": i18n.STRIPE_LOCALES.get(language, "auto"),
             "success_url": f"{base}/checkout/success?session_id={{CHECKOUT_SESSION_ID}}",
             "cancel_url": f"{base}/checkout/cancel?order={order.id}&token={token}",
@@ -200,7 +211,7 @@ class StripeGateway:
         order: Order,
         pack: Pack,
         *,
-        customer_email: str,
+        customer: str,
         locale: str,
         base_url: str,
         expires_in: int,
@@ -209,7 +220,7 @@ class StripeGateway:
         params = self.session_params(
             order,
             pack,
-            customer_email=customer_email,
+            customer=customer,
             locale=locale,
             base_url=base_url,
             expires_in=expires_in,
@@ -221,6 +232,23 @@ class StripeGateway:
             )
         except stripe.StripeError as exc:
             raise _translate(exc) from exc
+
+    async def create_customer(
+        self, *, user_id: int, email: str, created_at: float | None, name: str | None = None
+    ) -> str:
+        """The buyer's Stripe Customer id; repeating it for one buyer gives the same Customer."""
+        params: dict[str, Any] = {"email": email, "metadata": {"user_id": str(user_id)}}
+        if name:
+            params["name"] = name
+        key = customer_idempotency_key(await self.installation_id(), user_id, created_at)
+        try:
+            customer = await self.client.v1.customers.create_async(
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": key},
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return str(customer.id)
 
     async def retrieve_session(
         self, session_id: str, *, expand: Sequence[str] = ("payment_intent",)

@@ -34,7 +34,9 @@ def test_buy_sends_the_catalogue_price_and_ignores_price_fields(shop: Shop) -> N
         "user_id": str(order["user_id"]),
     }
     assert session["client_reference_id"] == str(order["user_id"])
-    assert session["customer_email"] == buyer.email
+    assert session["customer_email"] is None
+    [account] = shop.rows("SELECT stripe_customer_id FROM user_account WHERE email = :e", e=buyer.email)
+    assert session["customer"] == account["stripe_customer_id"]
     assert session["locale"] == "en"
     assert session["success_url"] == f"{shop.url}/checkout/success?session_id={{CHECKOUT_SESSION_ID}}"
     # The cancel link carries the order's token: only this link cancels on GET.
