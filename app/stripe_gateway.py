@@ -189,10 +189,20 @@ class StripeGateway:
                     },
                 },
             }
+            if self.settings.automatic_tax:
+                # A pre-made Price carries its own tax_behavior (set in the dashboard).
+                line_item["price_data"]["tax_behavior"] = "inclusive" if pack.tax_inclusive else "exclusive"
         base = base_url.rstrip("/")
         token = cancel_token(self.settings.secret_key, order.id)
         metadata = {"order_id": str(order.id), "pack_id": pack.id, "user_id": str(order.user_id)}
-        return {
+        extra: dict[str, Any] = {}
+        if pack.promotion_codes:
+            extra["allow_promotion_codes"] = True
+        if self.settings.automatic_tax:
+            extra["automatic_tax"] = {"enabled": True}
+            # Stripe prices tax at the Customer's address: the one entered on the page is kept.
+            extra["customer_update"] = {"address": "auto"}
+        return extra | {
             "mode": "payment",
             "line_items": [line_item],
             "client_reference_id": str(order.user_id),
