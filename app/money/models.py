@@ -122,6 +122,11 @@ class Order(BigIntAuditBase):
     def total_units(self) -> int:
         return self.units + self.bonus
 
+    @property
+    def paid(self) -> int:
+        """What the buyer was charged; the snapshot for orders paid before it was recorded."""
+        return self.amount if self.amount_paid is None else self.amount_paid
+
 
 class LedgerEntry(BigIntBase):
     """One change of a buyer's balance. Never updated or deleted."""
