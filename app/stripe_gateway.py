@@ -260,6 +260,13 @@ class StripeGateway:
             raise _translate(exc) from exc
         return str(customer.id)
 
+    async def retrieve_price(self, price_id: str) -> dict[str, Any]:
+        """A pre-made Price, as a plain dict (the catalogue checks it against its pack)."""
+        try:
+            return as_mapping(await self.client.v1.prices.retrieve_async(price_id))
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+
     async def retrieve_session(
         self, session_id: str, *, expand: Sequence[str] = ("payment_intent",)
     ) -> stripe.checkout.Session:
