@@ -3,8 +3,6 @@ records, what is credited (once), and what a refund of a discounted order takes 
 
 from __future__ import annotations
 
-import email
-import email.policy
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +11,7 @@ import stripe
 
 from app.settings import PROJECT_ROOT
 from tests.support.sandbox_server import TEST_KEY
-from tests.support.shop import Shop, run_shop, wait_for
+from tests.support.shop import Shop, filed_receipt, run_shop, wait_for
 
 
 def _sdk(shop: Shop) -> stripe.StripeClient:
@@ -23,16 +21,6 @@ def _sdk(shop: Shop) -> stripe.StripeClient:
 def _promotion_code(shop: Shop, code: str, **coupon: Any) -> None:
     made = _sdk(shop).v1.coupons.create({"duration": "once", **coupon})  # type: ignore[arg-type]
     _sdk(shop).v1.promotion_codes.create({"promotion": {"type": "coupon", "coupon": made.id}, "code": code})  # type: ignore[arg-type]
-
-
-def _receipt(directory: Path, order_id: int) -> str:
-    """The plain-text part of the receipt for ``order_id``, once the mail worker has written it."""
-    for path in sorted(directory.glob("*.eml")) if directory.exists() else []:
-        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        if f"#{order_id}" in str(message["Subject"]):
-            part = message.get_body(preferencelist=("plain",))
-            return part.get_content() if part is not None else ""  # type: ignore[attr-defined, no-any-return]
-    return ""
 
 
 def _paid_order(shop: Shop, sid: str) -> dict[str, Any]:
@@ -114,6 +102,6 @@ def test_automatic_tax_is_asked_for_and_recorded(
         assert f"incl. ${tax / 100:.2f} tax" in buyer.client.get("/account").text
         assert buyer.balances()["coins"] == 550
         # The receipt (development's mail: files) shows the price, the tax and what was paid.
-        receipt = wait_for(lambda: _receipt(shop.settings.var_dir / "mail", order["id"]))
+        receipt = wait_for(lambda: filed_receipt(shop, order["id"]))
         assert f"Tax: ${tax / 100:.2f}" in receipt
         assert f"Amount paid: ${paid / 100:.2f}" in receipt
