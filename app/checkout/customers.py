@@ -3,6 +3,9 @@
 Exactly one, whoever races: the Customer is created with an idempotency key derived from the
 buyer (Stripe replays the first answer to a second request), and the id is stored by a
 conditional UPDATE that only fills an empty column, so a late writer cannot replace it.
+Stripe keeps an idempotency key for 24 hours: a Customer made by a transaction that then
+rolled back is found again by the next checkout within that time (the same key); later, a
+second Customer would be made for that buyer, harmless but unused.
 """
 
 from __future__ import annotations
