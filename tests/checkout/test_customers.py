@@ -6,7 +6,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+import stripe
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.accounts.models import User
+from app.checkout.customers import customer_for
+from app.db.config import make_engine
+from app.stripe_gateway import StripeGateway
+from tests.support.aio import run_async
+from tests.support.sandbox_server import TEST_KEY
 from tests.support.shop import PASSWORD, Buyer, Shop
 
 
@@ -75,3 +84,34 @@ def test_another_buyer_gets_their_own_customer(sqlite_shop: Shop) -> None:
     assert first
     assert second
     assert first != second
+
+
+def test_a_customer_stored_meanwhile_is_kept_not_replaced(sqlite_shop: Shop) -> None:
+    """The race's second writer: its UPDATE finds the column filled and keeps what is there."""
+    shop = sqlite_shop
+    buyer = shop.buyer().sign_up()
+    sdk = stripe.StripeClient(TEST_KEY, base_addresses={"api": shop.sandbox.url})
+    first = sdk.v1.customers.create({"email": buyer.email}).id
+
+    async def second_checkout() -> str:
+        async def installation_id() -> str:
+            return "test-installation"
+
+        engine = make_engine(shop.settings)
+        gateway = StripeGateway(shop.settings, installation_id=installation_id)
+        try:
+            async with AsyncSession(engine) as db, db.begin():
+                user = await db.scalar(select(User).where(User.email == buyer.email))
+                assert user is not None
+                assert user.stripe_customer_id is None  # read before the other checkout stored its own
+                await db.execute(
+                    text("UPDATE user_account SET stripe_customer_id = :c WHERE id = :u"),
+                    {"c": first, "u": user.id},
+                )
+                return await customer_for(db, gateway, user)
+        finally:
+            await gateway.close()
+            await engine.dispose()
+
+    assert run_async(second_checkout()) == first
+    assert _stored_customer(shop, buyer.email) == first
