@@ -161,6 +161,8 @@ class Settings:
     mail_poll_seconds: float = 1.0
     verify_email: bool = False
     """Buying needs a verified email (a link sent at sign-up); host customers are vouched for by the host."""
+    automatic_tax: bool = False
+    """``STOREFRONT_AUTOMATIC_TAX``: Checkout asks Stripe Tax to price tax by the buyer's address."""
     password_reset_seconds: int = 3600
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -287,6 +289,7 @@ class Settings:
             mail_deliver=_flag("STOREFRONT_MAIL_DELIVER", "1"),
             mail_poll_seconds=max(0.05, float(_env("STOREFRONT_MAIL_POLL", "1"))),
             verify_email=_flag("STOREFRONT_VERIFY_EMAIL", "0"),
+            automatic_tax=_flag("STOREFRONT_AUTOMATIC_TAX", "0"),
             password_reset_seconds=max(300, int(_env("STOREFRONT_PASSWORD_RESET_SECONDS", "3600"))),
         )
 

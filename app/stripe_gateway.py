@@ -115,6 +115,16 @@ def session_idempotency_key(installation_id: str, order: Order) -> str:
     return f"{installation_id}-order-{order.id}{made}-session"
 
 
+def customer_idempotency_key(installation_id: str, user_id: int, created_at: float | None) -> str:
+    """One key per buyer, so two first checkouts racing each other make one Customer.
+
+    Like :func:`session_idempotency_key`: the installation id and the account's creation time
+    keep other databases (and restored copies) on the same Stripe account apart.
+    """
+    made = f"-{int(created_at * 1_000_000)}" if created_at else ""
+    return f"{installation_id}-user-{user_id}{made}-customer"
+
+
 def as_mapping(obj: Any) -> dict[str, Any]:
     """A plain, recursive ``dict`` copy of an SDK object (what the services take)."""
     if isinstance(obj, stripe.StripeObject):
@@ -157,7 +167,7 @@ class StripeGateway:
         order: Order,
         pack: Pack,
         *,
-        customer_email: str,
+        customer: str,
         locale: str,
         base_url: str,
         expires_in: int,
@@ -179,16 +189,27 @@ class StripeGateway:
                     },
                 },
             }
+            if self.settings.automatic_tax:
+                # A pre-made Price carries its own tax_behavior (set in the dashboard).
+                line_item["price_data"]["tax_behavior"] = "inclusive" if pack.tax_inclusive else "exclusive"
         base = base_url.rstrip("/")
         token = cancel_token(self.settings.secret_key, order.id)
         metadata = {"order_id": str(order.id), "pack_id": pack.id, "user_id": str(order.user_id)}
-        return {
+        extra: dict[str, Any] = {}
+        if pack.promotion_codes:
+            extra["allow_promotion_codes"] = True
+        if self.settings.automatic_tax:
+            extra["automatic_tax"] = {"enabled": True}
+            # Stripe prices tax at the Customer's address: the one entered on the page is kept.
+            extra["customer_update"] = {"address": "auto"}
+        return extra | {
             "mode": "payment",
             "line_items": [line_item],
             "client_reference_id": str(order.user_id),
             "metadata": metadata,
             "payment_intent_data": {"metadata": metadata},
-            "customer_email": customer_email,
+            # The buyer's Customer: Checkout knows the email, and the receipt goes there.
+            "customer": customer,
             "locale": i18n.STRIPE_LOCALES.get(language, "auto"),
             "success_url": f"{base}/checkout/success?session_id={{CHECKOUT_SESSION_ID}}",
             "cancel_url": f"{base}/checkout/cancel?order={order.id}&token={token}",
@@ -200,7 +221,7 @@ class StripeGateway:
         order: Order,
         pack: Pack,
         *,
-        customer_email: str,
+        customer: str,
         locale: str,
         base_url: str,
         expires_in: int,
@@ -209,7 +230,7 @@ class StripeGateway:
         params = self.session_params(
             order,
             pack,
-            customer_email=customer_email,
+            customer=customer,
             locale=locale,
             base_url=base_url,
             expires_in=expires_in,
@@ -219,6 +240,30 @@ class StripeGateway:
                 params,  # type: ignore[arg-type]
                 {"idempotency_key": session_idempotency_key(await self.installation_id(), order)},
             )
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+
+    async def create_customer(
+        self, *, user_id: int, email: str, created_at: float | None, name: str | None = None
+    ) -> str:
+        """The buyer's Stripe Customer id; repeating it for one buyer gives the same Customer."""
+        params: dict[str, Any] = {"email": email, "metadata": {"user_id": str(user_id)}}
+        if name:
+            params["name"] = name
+        key = customer_idempotency_key(await self.installation_id(), user_id, created_at)
+        try:
+            customer = await self.client.v1.customers.create_async(
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": key},
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return str(customer.id)
+
+    async def retrieve_price(self, price_id: str) -> dict[str, Any]:
+        """A pre-made Price, as a plain dict (the catalogue checks it against its pack)."""
+        try:
+            return as_mapping(await self.client.v1.prices.retrieve_async(price_id))
         except stripe.StripeError as exc:
             raise _translate(exc) from exc
 

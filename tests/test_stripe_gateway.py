@@ -104,10 +104,14 @@ def test_every_request_the_shop_sends_matches_stripes_schema(
         try:
 
             async def start(order_id: int, sold: Pack, email: str, locale: str) -> Any:
+                buyer = {"user_id": order_id, "email": email, "created_at": 1.5e9}
+                customer = await gateway.create_customer(**buyer)  # type: ignore[arg-type]
+                # The same buyer again (a racing first checkout) gets the same Customer.
+                assert await gateway.create_customer(**buyer) == customer  # type: ignore[arg-type]
                 return await gateway.create_checkout_session(
                     _order(order_id, sold),
                     sold,
-                    customer_email=email,
+                    customer=customer,
                     locale=locale,
                     base_url="http://127.0.0.1:8000",
                     expires_in=3600,
@@ -132,7 +136,13 @@ def test_every_request_the_shop_sends_matches_stripes_schema(
     run_async(drive())
 
     kinds = {(method, path.split("/")[2]) for method, path, _q, _b in sent if path.startswith("/v1/")}
-    assert {("POST", "checkout"), ("GET", "checkout"), ("POST", "refunds"), ("GET", "events")} <= kinds
+    assert {
+        ("POST", "customers"),
+        ("POST", "checkout"),
+        ("GET", "checkout"),
+        ("POST", "refunds"),
+        ("GET", "events"),
+    } <= kinds
     problems: list[str] = []
     for method, path, query, body in sent:
         if not path.startswith("/v1/"):

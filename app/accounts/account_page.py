@@ -170,7 +170,7 @@ def purchase_state(order: Order, reversals: list[tuple[str, int | None, str]], l
         return PurchaseState(order.status, status_label(order.status))
     by_id = sum(amount or 0 for kind, amount, _key in reversals if kind == "refund")
     total = max((amount or 0 for kind, amount, _key in reversals if kind == "refund_total"), default=0)
-    refunded = min(max(by_id, total), order.amount)
+    refunded = min(max(by_id, total), order.paid)
     disputes: dict[str, str] = {}
     for kind, _amount, key in reversals:
         if kind.startswith("dispute_"):
@@ -180,7 +180,7 @@ def purchase_state(order: Order, reversals: list[tuple[str, int | None, str]], l
     if refunded:
         note = _("%(refunded)s of %(price)s refunded") % {
             "refunded": format_money(refunded, order.currency, babel),
-            "price": format_money(order.amount, order.currency, babel),
+            "price": format_money(order.paid, order.currency, babel),
         }
     if "dispute_hold" in disputes.values():
         return PurchaseState("disputed", _("Disputed"), note)
@@ -189,7 +189,7 @@ def purchase_state(order: Order, reversals: list[tuple[str, int | None, str]], l
         if last == "dispute_loss":
             return PurchaseState("dispute_lost", _("Dispute lost"), note)
         return PurchaseState("dispute_won", _("Dispute won"), note)
-    if refunded >= order.amount > 0:
+    if refunded >= order.paid > 0:
         return PurchaseState("refunded", _("Refunded"), note)
     if refunded:
         return PurchaseState("partially_refunded", _("Partially refunded"), note)
@@ -329,7 +329,9 @@ async def account_page(
             "order": o,
             "state": purchase_state(o, reversals[o.id], locale),
             "waiting": OrderStatus(o.status).waiting,
-            "price": format_money(o.amount, o.currency, babel),
+            "price": format_money(o.paid, o.currency, babel),
+            "discount": format_money(o.amount_discount, o.currency, babel) if o.amount_discount else "",
+            "tax": format_money(o.amount_tax, o.currency, babel) if o.amount_tax else "",
             "units": o.total_units,
             "unit": live.unit_label(o.asset, o.total_units, locale),
             "when": format_when(o.created_at, locale),

@@ -27,6 +27,8 @@ class User(BigIntAuditBase):
     every older session out (app/accounts/auth.py) without having to find them in the store."""
     email_verified_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
     """Unix seconds; with ``STOREFRONT_VERIFY_EMAIL`` on, buying needs it (app/accounts/verification.py)."""
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True, index=True, default=None)
+    """The buyer's one Stripe Customer, made at the first checkout (app/checkout/customers.py)."""
 
 
 class SignInLink(NaturalKeyBase):

@@ -50,7 +50,15 @@ _TOP_KEYS: Final = ("assets", "packs")
 _ASSET_KEYS: Final = ("name", "unit_singular", "unit_plural")
 _ASSET_OPTIONAL: Final = ("low_balance",)
 _PACK_REQUIRED: Final = ("id", "asset", "units", "price", "currency", "name", "description", "order")
-_PACK_OPTIONAL: Final = ("bonus", "badge", "active", "stripe_price", "expires_after_days")
+_PACK_OPTIONAL: Final = (
+    "bonus",
+    "badge",
+    "active",
+    "stripe_price",
+    "expires_after_days",
+    "promotion_codes",
+    "tax_inclusive",
+)
 MAX_EXPIRY_DAYS: Final = 36_500
 
 
@@ -334,9 +342,9 @@ def _parse_pack(problems: list[str], number: int, body: dict[str, Any], asset_id
             )
             expires_after_days = None
 
-    active = body.get("active", True)
-    if not isinstance(active, bool):
-        _say(problems, ctx, "active", f"expected true or false, got {_type_name(active)} {active!r}")
+    active = _flag(problems, ctx, body, "active", default=True)
+    promotion_codes = _flag(problems, ctx, body, "promotion_codes", default=False)
+    tax_inclusive = _flag(problems, ctx, body, "tax_inclusive", default=False)
 
     currency = None
     if "currency" in body:
@@ -395,7 +403,18 @@ def _parse_pack(problems: list[str], number: int, body: dict[str, Any], asset_id
         badge=badge,
         stripe_price=stripe_price,
         expires_after_days=expires_after_days,
+        promotion_codes=promotion_codes,
+        tax_inclusive=tax_inclusive,
     )
+
+
+def _flag(problems: list[str], ctx: str, body: dict[str, Any], key: str, *, default: bool) -> bool:
+    """A true/false field; anything else (``1``, ``"yes"``) is a problem, not a guess."""
+    value = body.get(key, default)
+    if not isinstance(value, bool):
+        _say(problems, ctx, key, f"expected true or false, got {_type_name(value)} {value!r}")
+        return default
+    return value
 
 
 def _price(

@@ -83,6 +83,10 @@ class Pack:
     stripe_price: str | None = None
     expires_after_days: int | None = None
     """Bought units expire this many days after the purchase is credited (None: never)."""
+    promotion_codes: bool = False
+    """Checkout shows a promotion code field (``allow_promotion_codes``)."""
+    tax_inclusive: bool = False
+    """With automatic tax on, ``price`` already includes tax (else tax is added on top)."""
 
     @property
     def total_units(self) -> int:

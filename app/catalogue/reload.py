@@ -6,10 +6,19 @@ when (mtime_ns, size, inode) changed.  A valid new file is swapped in with a
 single reference assignment; an invalid one is logged and ignored, keeping
 the last good catalogue live.
 
+A ``check`` (``app.checkout.prices``: every pack's ``stripe_price`` retrieved from Stripe)
+may refuse a parsed catalogue exactly as a broken file is refused, at start-up
+(:meth:`CatalogueHolder.verify`) and on every reload. It runs on the watcher task, never on
+a request, and only a catalogue that names Stripe Prices costs a network call. When Stripe
+cannot be asked (:class:`PricesUnverified`, or no answer within ``check_timeout``) the
+catalogue is taken unverified, with a warning, and checked again every
+``RECHECK_SECONDS``: an outage must not keep the shop down or freeze its prices, and
+fulfilment still refuses to credit a session whose subtotal is not the pack's price.
+
 Usage with Litestar::
 
     holder = CatalogueHolder()             # raises CatalogueError if invalid
-    app = Litestar(..., on_startup=[holder.start], on_shutdown=[holder.stop])
+    app = Litestar(..., on_startup=[holder.verify, holder.start], on_shutdown=[holder.stop])
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ import contextlib
 import inspect
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -28,10 +37,21 @@ import structlog
 from .loader import CatalogueError, default_pricing_path, file_version, parse_catalogue
 from .model import Catalogue
 
-__all__ = ["CatalogueHolder", "Listener"]
+__all__ = ["RECHECK_SECONDS", "CatalogueHolder", "Listener", "PriceCheck", "PricesUnverified"]
 
 # Called with the new catalogue after each successful swap; may be async.
 Listener: TypeAlias = Callable[[Catalogue], Awaitable[None] | None]
+# Problems with a parsed catalogue that only Stripe can tell (its Prices); [] when all agree.
+PriceCheck: TypeAlias = Callable[[Catalogue], Awaitable[Sequence[str]]]
+
+RECHECK_SECONDS = 30.0
+"""How often an unverified catalogue's Prices are asked for again (not every poll: an outage)."""
+
+
+class PricesUnverified(Exception):
+    """Stripe could not be asked about the catalogue's Prices (unreachable, busy)."""
+
+
 _StatKey: TypeAlias = tuple[int, int, int]
 
 # Filesystem timestamps are coarse (often a few ms): two same-size writes in
@@ -56,13 +76,24 @@ def _settled(key: _StatKey) -> _StatKey | None:
 class CatalogueHolder:
     """Owns the live catalogue and keeps it in step with the file."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        interval: float = 0.5,
+        check: PriceCheck | None = None,
+        check_timeout: float = 5.0,
+    ) -> None:
         """Load the file now: the app must not start on a broken catalogue.
 
-        Raises ``CatalogueError`` (every problem listed) if the file is invalid.
+        Raises ``CatalogueError`` (every problem listed) if the file is invalid. ``check`` is
+        asked in :meth:`verify` (start-up) and before every swap.
         """
         self.path = Path(path) if path is not None else default_pricing_path()
         self.interval = interval
+        self._check = check
+        self._check_timeout = check_timeout
+        self._unverified_since: float | None = None
         self._listeners: list[Listener] = []
         self._task: asyncio.Task[None] | None = None
         self._problems: tuple[str, ...] = ()
@@ -122,6 +153,55 @@ class CatalogueHolder:
             except Exception:
                 log.exception("catalogue.listener_failed", listener=repr(callback), version=catalogue.version)
 
+    @property
+    def verified(self) -> bool:
+        """False while the live catalogue's Prices could not be checked with Stripe."""
+        return self._unverified_since is None
+
+    # --- Stripe's Prices -------------------------------------------------------
+
+    async def _checked(self, catalogue: Catalogue) -> list[str] | None:
+        """The check's problems with ``catalogue``; None if Stripe could not be asked."""
+        if self._check is None:
+            return []
+        try:
+            return list(await asyncio.wait_for(self._check(catalogue), self._check_timeout))
+        except (PricesUnverified, TimeoutError) as exc:
+            log.warning(
+                "catalogue.prices_unverified",
+                path=str(self.path),
+                version=catalogue.version,
+                error=str(exc) or type(exc).__name__,
+            )
+            return None
+
+    async def verify(self) -> None:
+        """Start-up: refuse to serve Prices Stripe contradicts (raises ``CatalogueError``).
+
+        Stripe unreachable: start anyway, unverified (see the module docstring).
+        """
+        problems = await self._checked(self._catalogue)
+        if problems:
+            raise CatalogueError(problems, str(self.path))
+        self._unverified_since = time.monotonic() if problems is None else None
+
+    async def _recheck(self) -> None:
+        """Ask again about the live catalogue's Prices, at most every ``RECHECK_SECONDS``."""
+        if self._unverified_since is None or time.monotonic() - self._unverified_since < RECHECK_SECONDS:
+            return
+        problems = await self._checked(self._catalogue)
+        if problems is None:
+            self._unverified_since = time.monotonic()
+            return
+        self._unverified_since = None
+        if problems:
+            # Nothing better to serve: the last good file is this one. Say so where reloads are seen.
+            self._problems = tuple(problems)
+            for problem in problems:
+                log.error("catalogue.prices_disagree", path=str(self.path), problem=problem)
+        else:
+            log.info("catalogue.prices_verified", path=str(self.path), version=self._catalogue.version)
+
     # --- reload side ---------------------------------------------------------
 
     async def refresh(self) -> bool:
@@ -141,6 +221,7 @@ class CatalogueHolder:
             return False
         self._missing = False
         if key == self._stat:
+            await self._recheck()
             return False
         # Record the stat seen *before* reading: if the file changes again
         # mid-read, the next poll sees a newer stat and reloads once more.
@@ -162,6 +243,9 @@ class CatalogueHolder:
             return False
         try:
             new = parse_catalogue(data, source=str(self.path))
+            problems = await self._checked(new)
+            if problems:
+                raise CatalogueError(problems, str(self.path))
         except CatalogueError as exc:
             self._problems = exc.problems
             for problem in exc.problems:
@@ -173,6 +257,7 @@ class CatalogueHolder:
                 )
             return False
         old, self._catalogue, self._problems = self._catalogue.version, new, ()
+        self._unverified_since = time.monotonic() if problems is None else None
         self.loaded_at = time.time()
         log.info("catalogue.reloaded", path=str(self.path), version=new.version, previous=old)
         await self._notify(new)

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import User
 from app.catalogue.model import Catalogue, Pack, language_of
+from app.checkout.customers import customer_for
 from app.db.sql import run
 from app.money.fulfilment import fulfil_checkout
 from app.money.models import Order, OrderStatus
@@ -219,10 +220,11 @@ async def start_checkout(
     db.add(order)
     await db.flush()
     try:
+        customer = await customer_for(db, gateway, user)
         session = await gateway.create_checkout_session(
             order,
             pack,
-            customer_email=user.email,
+            customer=customer,
             locale=order.locale,
             base_url=settings.base_url,
             expires_in=settings.checkout_expiry_seconds,

@@ -43,6 +43,14 @@ class OrderFacts:
     amount: int
     currency: str
     receipt_url: str | None = None
+    amount_discount: int | None = None
+    amount_tax: int | None = None
+    amount_paid: int | None = None
+    """What was charged (NULL on orders paid before it was recorded: ``amount``)."""
+
+    @property
+    def paid(self) -> int:
+        return self.amount if self.amount_paid is None else self.amount_paid
 
 
 @dataclass(slots=True)
@@ -94,7 +102,13 @@ class Composer:
         ]
         if order.bonus:
             details.append((_("Bonus"), self._units(order.asset, order.bonus, locale)))
-        details.append((_("Amount paid"), self._money(order.amount, order.currency, locale)))
+        if order.amount_discount or order.amount_tax:
+            details.append((_("Price"), self._money(order.amount, order.currency, locale)))
+        if order.amount_discount:
+            details.append((_("Discount"), "-" + self._money(order.amount_discount, order.currency, locale)))
+        if order.amount_tax:
+            details.append((_("Tax"), self._money(order.amount_tax, order.currency, locale)))
+        details.append((_("Amount paid"), self._money(order.paid, order.currency, locale)))
         action = (_("View the payment receipt"), order.receipt_url) if order.receipt_url else None
         return Content(
             subject=_("Your receipt for %(pack)s (order #%(order)s)") % {"pack": name, "order": order.id},
@@ -111,12 +125,12 @@ class Composer:
         name = self._pack_name(order, locale)
         money = {
             "refunded": self._money(refunded, order.currency, locale),
-            "paid": self._money(order.amount, order.currency, locale),
+            "paid": self._money(order.paid, order.currency, locale),
             "order": order.id,
         }
         first = (
             _("Your order #%(order)s has been refunded in full: %(refunded)s.") % money
-            if refunded >= order.amount
+            if refunded >= order.paid
             else _("Your order #%(order)s has been partly refunded: %(refunded)s of %(paid)s so far.") % money
         )
         return Content(

@@ -165,11 +165,18 @@ def _order_facts(conn: Connection, order_id: int) -> OrderFacts | None:
             ORDERS.c.amount,
             ORDERS.c.currency,
             ORDERS.c.stripe_session_id,
+            ORDERS.c.amount_discount,
+            ORDERS.c.amount_tax,
+            ORDERS.c.amount_paid,
         ).where(ORDERS.c.id == order_id)
     ).first()
     if row is None:
         return None
-    return OrderFacts(*row[:8], receipt_url=row[8])  # the session id until the receipt URL is known
+    # The session id stands in for the receipt URL until that is known.
+    discount, tax, paid = row[9:12]
+    return OrderFacts(
+        *row[:8], receipt_url=row[8], amount_discount=discount, amount_tax=tax, amount_paid=paid
+    )
 
 
 class MailWorker:

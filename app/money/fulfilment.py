@@ -23,10 +23,10 @@ from app.catalogue.money import major_units
 from app.db.sql import SqlConnection
 from app.mail.outbox import enqueue
 from app.money.credits import credit
-from app.money.fields import optional_id, text_field
+from app.money.fields import AMOUNT_MAX, optional_id, text_field
 from app.money.ledger import EntryRow
 from app.money.models import LotKind, OrderStatus
-from app.money.orders import OrderRow, load_order, order_for_session, transition
+from app.money.orders import OrderRow, load_order, order_for_session, record_charge, transition
 from app.money.reversals import replay_pending
 
 __all__ = ("FulfilOutcome", "FulfilResult", "credit_order", "fulfil_checkout")
@@ -63,18 +63,24 @@ def fulfil_checkout(conn: SqlConnection, session_obj: Mapping[str, Any]) -> Fulf
     """Credit a paid Checkout Session exactly once, in the caller's transaction.
 
     ``session_obj`` is the Checkout Session as a dict (an event's ``data.object`` or a
-    retrieved session's ``to_dict()``). Amount and currency must equal the order's snapshot,
-    else the order goes to ``needs_review`` and nothing is credited.
+    retrieved session's ``to_dict()``). The subtotal and currency must equal the order's snapshot
+    and the total must follow from them, the discount and the tax, else the order goes to
+    ``needs_review`` and nothing is credited. Discount, tax and the amount paid are recorded on
+    the order (refunds take back units in proportion to what was paid).
     """
     # Every field is read (and checked: app.money.fields) before anything is written.
     session_id = optional_id(session_obj.get("id")) or ""
     status = text_field(session_obj, "status")
     payment_status = text_field(session_obj, "payment_status")
     pi = optional_id(session_obj.get("payment_intent"), "payment_intent")
-    # Only compared with the snapshot: anything but the order's own integer is a mismatch.
-    amount_total = session_obj.get("amount_total")
-    if not isinstance(amount_total, int) or isinstance(amount_total, bool):
-        amount_total = None
+    # Only compared with the snapshot: anything but an integer is a mismatch (None).
+    amount_total = _amount(session_obj.get("amount_total"))
+    amount_subtotal = _amount(session_obj.get("amount_subtotal"))
+    details = session_obj.get("total_details") or {}
+    if not isinstance(details, Mapping):
+        details = {"amount_discount": None}
+    discount = _amount(details.get("amount_discount", 0))
+    tax = _amount(details.get("amount_tax", 0))
     currency = text_field(session_obj, "currency", limit=16) or ""
     order = order_for_session(conn, session_obj)
     if order is None:
@@ -97,9 +103,18 @@ def fulfil_checkout(conn: SqlConnection, session_obj: Mapping[str, Any]) -> Fulf
             order = _settle(conn, order, OrderStatus.EXPIRED, reason="session expired")
         return FulfilResult("needs_review" if order.status == OrderStatus.NEEDS_REVIEW else "not_paid", order)
 
-    if amount_total != order.amount or currency.lower() != order.currency.lower():
-        charged, expected = major_units(amount_total, currency), major_units(order.amount, order.currency)
-        reason = f"Stripe charged {charged}, the order says {expected}"
+    charge = _charge(order.amount, amount_subtotal, discount, tax, amount_total)
+    if charge is None or currency.lower() != order.currency.lower():
+        parts = ""
+        if discount or tax or amount_subtotal != amount_total:
+            parts = (
+                f" (subtotal {major_units(amount_subtotal, currency)}, discount"
+                f" {major_units(discount, currency)}, tax {major_units(tax, currency)})"
+            )
+        reason = (
+            f"Stripe charged {major_units(amount_total, currency)}{parts},"
+            f" the order says {major_units(order.amount, order.currency)}"
+        )
         order = _settle(conn, order, OrderStatus.NEEDS_REVIEW, reason=reason)
         log.warning(
             "fulfil.amount_mismatch",
@@ -112,6 +127,7 @@ def fulfil_checkout(conn: SqlConnection, session_obj: Mapping[str, Any]) -> Fulf
         )
         return FulfilResult("needs_review", order)
 
+    record_charge(conn, order, discount=charge[0], tax=charge[1], paid=charge[2])
     if order.status != OrderStatus.PAID:
         now = datetime.now(UTC)
         order = _settle(conn, order, OrderStatus.PAID, payment_intent_id=pi, fulfilled_at=now, reason="")
@@ -122,6 +138,29 @@ def fulfil_checkout(conn: SqlConnection, session_obj: Mapping[str, Any]) -> Fulf
     if entry is None:
         return FulfilResult("already_credited", order)
     return FulfilResult("credited", order, entry)
+
+
+def _amount(value: object) -> int | None:
+    """A non-negative integer amount, else None (a bool or a float is not one)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= AMOUNT_MAX:
+        return value
+    return None
+
+
+def _charge(
+    snapshot: int, subtotal: int | None, discount: int | None, tax: int | None, total: int | None
+) -> tuple[int, int, int] | None:
+    """(discount, tax, paid) if the session sold the order's pack at its snapshot price, else None.
+
+    The order is one pack (quantity 1), so the subtotal must be the snapshot price; the total
+    must be that less the discount, plus the tax when it was added on top (an inclusive tax is
+    already inside the subtotal).
+    """
+    if subtotal != snapshot or discount is None or tax is None or total is None or discount > subtotal:
+        return None
+    if total not in (subtotal - discount, subtotal - discount + tax):
+        return None
+    return discount, tax, total
 
 
 def credit_order(conn: SqlConnection, order: OrderRow, session_id: str) -> EntryRow | None:
@@ -140,7 +179,7 @@ def credit_order(conn: SqlConnection, order: OrderRow, session_id: str) -> Entry
         lot_kind=LotKind.PAID,
         key=f"fulfil:{session_id}",
         order_id=order.id,
-        amount=order.amount,
+        amount=order.paid,
         reason=f"{order.pack_name} ({order.units} + {order.bonus} bonus)",
         expires_at=int(time.time()) + days * 86_400 if days else None,
     )

@@ -111,10 +111,21 @@ class Order(BigIntAuditBase):
     """Last time the success page or reconciliation asked Stripe about this order."""
     credit_expires_days: Mapped[int | None] = mapped_column(Integer, default=None)
     """The pack's ``expires_after_days`` when the order was made: the bought lot expires then."""
+    amount_discount: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    """What promotion codes took off (the paid session's ``total_details``); NULL before payment."""
+    amount_tax: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    """The tax Stripe computed (included in or added to ``amount``); NULL before payment."""
+    amount_paid: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    """What the buyer was charged (``amount_total``); refunds take units back in proportion to it."""
 
     @property
     def total_units(self) -> int:
         return self.units + self.bonus
+
+    @property
+    def paid(self) -> int:
+        """What the buyer was charged; the snapshot for orders paid before it was recorded."""
+        return self.amount if self.amount_paid is None else self.amount_paid
 
 
 class LedgerEntry(BigIntBase):

@@ -44,6 +44,7 @@ __all__ = (
     "leave_review",
     "load_order",
     "order_for_session",
+    "record_charge",
     "transition",
 )
 
@@ -78,6 +79,7 @@ _COLUMNS = (
     ORDERS.c.fulfilled_at,
     ORDERS.c.pack_name,
     ORDERS.c.credit_expires_days,
+    ORDERS.c.amount_paid,
 )
 
 
@@ -98,10 +100,17 @@ class OrderRow:
     fulfilled_at: datetime | None
     pack_name: str
     credit_expires_days: int | None
+    amount_paid: int | None
+    """What the buyer was charged after discounts and with tax; NULL: not recorded (``amount``)."""
 
     @property
     def total_units(self) -> int:
         return self.units + self.bonus
+
+    @property
+    def paid(self) -> int:
+        """What refunds are measured against: the charge, or the snapshot for older orders."""
+        return self.amount if self.amount_paid is None else self.amount_paid
 
 
 OrderKey = Literal["by_session", "by_id", "by_payment_intent"]
@@ -115,6 +124,14 @@ def _reads() -> dict[str, Any]:
         "by_session": locked.where(ORDERS.c.stripe_session_id == bindparam("key")),
         "by_id": locked.where(ORDERS.c.id == bindparam("key")),
         "by_payment_intent": locked.where(ORDERS.c.stripe_payment_intent_id == bindparam("key")),
+        "record_charge": update(ORDERS)
+        .where(ORDERS.c.id == bindparam("oid"), ORDERS.c.amount_paid.is_(None))
+        .values(
+            amount_discount=bindparam("discount"),
+            amount_tax=bindparam("tax"),
+            amount_paid=bindparam("paid"),
+            updated_at=bindparam("now", type_=DateTimeUTC()),
+        ),
         "claim_session": update(ORDERS)
         .where(ORDERS.c.id == bindparam("oid"), ORDERS.c.stripe_session_id.is_(None))
         .values(stripe_session_id=bindparam("sid"), updated_at=bindparam("now", type_=DateTimeUTC())),
@@ -170,6 +187,16 @@ def order_for_session(conn: SqlConnection, session_obj: Mapping[str, Any]) -> Or
         )
         order.stripe_session_id = session_id
     return order
+
+
+def record_charge(conn: SqlConnection, order: OrderRow, *, discount: int, tax: int, paid: int) -> None:
+    """Keep what the paid session charged, once: the first fulfilment's figures stay."""
+    conn.execute(
+        _reads()["record_charge"],
+        {"oid": order.id, "discount": discount, "tax": tax, "paid": paid, "now": datetime.now(UTC)},
+    )
+    if order.amount_paid is None:
+        order.amount_paid = paid
 
 
 def transition(

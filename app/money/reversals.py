@@ -1,8 +1,12 @@
 """What takes units back: refunds and disputes, and the replay of those that came early.
 
 Refunds take back units in proportion to the refunded money, computed on cumulative totals
-(``floor(total_units * refunded / amount)`` minus what was taken before), so partial refunds
-adding up to the full amount take back exactly ``units + bonus``. The refunded total is the
+(``floor(total_units * refunded / paid)`` minus what was taken before), so partial refunds
+adding up to the full charge take back exactly ``units + bonus``. ``paid`` is what the buyer
+was actually charged (after a promotion code, with any tax: Stripe refunds out of that
+charge), so refunding half of a discounted order takes back half its units. Integer
+arithmetic, rounded down: a refund never takes back a unit it did not pay for, and the
+last refund (reaching the whole charge) takes back whatever rounding left. The refunded total is the
 larger of two lower bounds Stripe gives us — the sum of the refunds we know by id and the
 charge's cumulative ``amount_refunded`` — so ``charge.refunded`` (which may not list refund
 ids) and ``refund.*`` describe one refund once, whichever comes first.
@@ -156,10 +160,11 @@ def _credited_order(conn: SqlConnection, payment_intent_id: str | None) -> Order
 
 
 def _units_for(order: OrderRow, amount: int) -> int:
-    """Units bought with ``amount`` of the order's money, rounded down, never more than all."""
-    if order.amount <= 0:
+    """Units bought with ``amount`` of what the buyer paid, rounded down, never more than all."""
+    paid = order.paid
+    if paid <= 0:
         return order.total_units
-    return order.total_units * min(max(amount, 0), order.amount) // order.amount
+    return order.total_units * min(max(amount, 0), paid) // paid
 
 
 # --- refunds ---------------------------------------------------------------------------------
@@ -199,7 +204,7 @@ def _notify_refund(conn: SqlConnection, order: OrderRow) -> None:
     queue one notice; each later refund raises the total and gets its own.
     """
     totals = conn.execute(_statements()["refund_totals"], {"order_id": order.id}).one()
-    refunded = min(max(int(totals[1]), int(totals[2])), order.amount)
+    refunded = min(max(int(totals[1]), int(totals[2])), order.paid)
     data = {"order_id": order.id, "refunded": refunded, "units_taken": -int(totals[0])}
     enqueue(conn, "refund", user_id=order.user_id, data=data, key=f"refund:{order.id}:{refunded}")
 

@@ -38,6 +38,7 @@ from app.api.routes import openapi_config
 from app.catalogue.page_cache import pricing_fast_path
 from app.catalogue.reload import CatalogueHolder
 from app.catalogue.routes import ROUTES as CATALOGUE_ROUTES
+from app.checkout.prices import price_check
 from app.checkout.routes import ROUTES as CHECKOUT_ROUTES
 from app.checkout.status import order_status_fast_path
 from app.cli import StorefrontCLIPlugin
@@ -127,13 +128,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
         )
     )
     alchemy = make_alchemy_config(settings)
-    holder = CatalogueHolder(settings.pricing_path)
     installation = InstallationId(alchemy.get_engine)
     gateway = StripeGateway(settings, installation_id=installation.get)
+    holder = CatalogueHolder(settings.pricing_path, check=price_check(gateway))
     limiter = make_limiter(settings.redis_url, alchemy.get_engine(), settings.trusted_proxies)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await holder.verify()  # a pack's stripe_price Stripe contradicts: refuse to start
         await holder.start()
         await installation.preload()
         background = []

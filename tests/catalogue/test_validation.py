@@ -73,6 +73,8 @@ def test_valid_minimal_pack_loads() -> None:
         ({"name": {"en": "Pro", "zh": "专业", "fr": "Pro"}}, "pack 'pro': name: unknown language 'fr'"),
         ({"badge": {"en": "Hot"}}, "pack 'pro': badge: missing translation 'zh'"),
         ({"active": "yes"}, "pack 'pro': active: expected true or false, got string"),
+        ({"promotion_codes": 1}, "pack 'pro': promotion_codes: expected true or false, got integer"),
+        ({"tax_inclusive": "true"}, "pack 'pro': tax_inclusive: expected true or false, got string"),
         ({"order": "1"}, "pack 'pro': order: expected an integer, got string"),
         ({"stripe_price": "prod_123"}, "pack 'pro': stripe_price: 'prod_123' is not a Stripe Price id"),
         ({"stripe_price": "price_"}, "pack 'pro': stripe_price: 'price_' is not a Stripe Price id"),
@@ -243,3 +245,12 @@ def test_low_balance_must_be_a_positive_integer(value: str) -> None:
     assets = ASSETS_TOML.replace("[assets.quota]\n", f"[assets.quota]\nlow_balance = {value}\n")
     problems = problems_for(make_pack(), assets=assets)
     assert any(p.startswith("asset 'quota': low_balance:") for p in problems), problems
+
+
+def test_promotion_codes_and_tax_inclusive_default_off_and_parse() -> None:
+    plain = parse_catalogue(render(make_pack())).get("pro")
+    assert plain is not None
+    assert (plain.promotion_codes, plain.tax_inclusive) == (False, False)
+    both = parse_catalogue(render(make_pack(promotion_codes=True, tax_inclusive=True))).get("pro")
+    assert both is not None
+    assert (both.promotion_codes, both.tax_inclusive) == (True, True)

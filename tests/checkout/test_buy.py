@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+import stripe
 
 from app.checkout.links import cancel_token
-from app.settings import PROJECT_ROOT
+from app.settings import PROJECT_ROOT, Settings
+from app.web.factory import create_app
+from tests.support.sandbox_server import TEST_KEY
 from tests.support.shop import PASSWORD, Shop, run_shop, session_id_of
 
 
@@ -34,7 +38,9 @@ def test_buy_sends_the_catalogue_price_and_ignores_price_fields(shop: Shop) -> N
         "user_id": str(order["user_id"]),
     }
     assert session["client_reference_id"] == str(order["user_id"])
-    assert session["customer_email"] == buyer.email
+    assert session["customer_email"] is None
+    [account] = shop.rows("SELECT stripe_customer_id FROM user_account WHERE email = :e", e=buyer.email)
+    assert session["customer"] == account["stripe_customer_id"]
     assert session["locale"] == "en"
     assert session["success_url"] == f"{shop.url}/checkout/success?session_id={{CHECKOUT_SESSION_ID}}"
     # The cancel link carries the order's token: only this link cancels on GET.
@@ -152,14 +158,26 @@ def test_stripe_unreachable_shows_a_friendly_page_and_fails_the_order(
 def test_stripe_refusal_is_explained_in_the_buyers_language(
     sqlite_url: str, sqlite_settings: object, tmp_path: Path
 ) -> None:
-    # A pack whose Stripe Price does not exist: Stripe answers 400 (resource_missing).
+    # A pack on a Stripe Price that was archived after the shop checked it at start-up:
+    # Stripe answers 400 (the price is inactive).
     pricing = tmp_path / "pricing.toml"
-    text = (PROJECT_ROOT / "pricing.toml").read_text(encoding="utf-8")
-    pricing.write_text(
-        text.replace('id = "coins-100"\n', 'id = "coins-100"\nstripe_price = "price_1NoSuchPrice0000"\n', 1),
-        encoding="utf-8",
-    )
-    with run_shop(tmp_path, sqlite_url, pricing_path=pricing) as shop:
+    price: dict[str, str] = {}
+
+    def make_app(settings: Settings) -> Any:
+        sdk = stripe.StripeClient(TEST_KEY, base_addresses={"api": settings.stripe_api_base})
+        made = sdk.v1.prices.create({"currency": "usd", "unit_amount": 99, "product_data": {"name": "Coins"}})
+        price["id"] = made.id
+        text = (PROJECT_ROOT / "pricing.toml").read_text(encoding="utf-8")
+        pricing.write_text(
+            text.replace('id = "coins-100"\n', f'id = "coins-100"\nstripe_price = "{made.id}"\n', 1),
+            encoding="utf-8",
+        )
+        return create_app(settings)
+
+    with run_shop(tmp_path, sqlite_url, pricing_path=pricing, make_app=make_app) as shop:
+        stripe.StripeClient(TEST_KEY, base_addresses={"api": shop.sandbox.url}).v1.prices.update(
+            price["id"], {"active": False}
+        )
         buyer = shop.buyer(locale="zh").sign_up()
         response = buyer.buy("coins-100")
         page = buyer.client.get(response.headers["location"])

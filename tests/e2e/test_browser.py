@@ -7,11 +7,14 @@ the purchase over HTTP and hand the browser the buyer's cookies for the parts th
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
+import stripe
 
-from tests.support.shop import PASSWORD, Buyer, Shop, session_id_of
+from tests.support.sandbox_server import TEST_KEY
+from tests.support.shop import PASSWORD, Buyer, Shop, filed_receipt, fresh_shop, session_id_of, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -120,3 +123,53 @@ def test_bank_debit(page: Any, e2e_shop: Shop, account: str, final: str, units: 
     shop.sandbox.control("POST", "clock/advance", seconds=60)
     page.locator(f'#order-status[data-status="{final}"]').wait_for(timeout=20_000)
     assert buyer.balances()["coins"] == units
+
+
+def test_a_promotion_code_and_automatic_tax_on_the_hosted_page(page: Any, tmp_path: Path) -> None:
+    """One whole flow: the code field and the country on Stripe's page, credited once, and the
+    discount and the tax on the order, the account page and the receipt."""
+    with fresh_shop(tmp_path, automatic_tax=True) as shop:
+        sdk = stripe.StripeClient(TEST_KEY, base_addresses={"api": shop.sandbox.url})
+        coupon = sdk.v1.coupons.create({"percent_off": 50, "duration": "once"})
+        sdk.v1.promotion_codes.create({"promotion": {"type": "coupon", "coupon": coupon.id}, "code": "HALF"})
+        buyer, sid = _checkout(page, shop, "coins-500")
+        assert page.get_by_label("Email").input_value() == buyer.email  # known from the Customer
+
+        page.get_by_label("Promotion code").fill("HALF")
+        page.get_by_test_id("apply-code").click()
+        page.get_by_test_id("discount").filter(has_text="$2.50").wait_for()
+        page.get_by_label("Country or region").select_option("AT")
+        page.get_by_test_id("update").click()
+        # $4.99 less 50 % ($2.50), then Austria's 20 % on the $2.49 left ($0.50), added on top.
+        page.get_by_test_id("tax").filter(has_text="$0.50").wait_for()
+        assert "$2.99" in page.get_by_test_id("total").inner_text()
+        page.get_by_label("Card number").fill("4242 4242 4242 4242")
+        page.get_by_label("Expiration").fill("12 / 34")
+        page.get_by_label("CVC").fill("123")
+        page.get_by_label("Cardholder name").fill("Jenny Rosen")
+        page.get_by_test_id("pay").click()
+
+        page.wait_for_url(re.compile(r"/checkout/success\?session_id=cs_"))
+        page.locator('#order-status[data-status="paid"]').wait_for(timeout=15_000)
+        shop.flush()  # the webhook was answered too: still one credit
+        order = shop.order(sid)
+        assert (order["amount"], order["amount_discount"], order["amount_tax"], order["amount_paid"]) == (
+            499,
+            250,
+            50,
+            299,
+        )
+        assert shop.rows("SELECT units FROM ledger_entry WHERE order_id = :o", o=order["id"]) == [
+            {"units": 550}
+        ]
+
+        page.goto(shop.url + "/account")
+        assert page.locator('tr[data-asset="coins"] td.available').get_attribute("data-units") == "550"
+        purchase = page.locator(f"#order-{order['id']}").inner_text()
+        assert "$2.99" in purchase
+        assert "$2.50 off" in purchase
+        assert "incl. $0.50 tax" in purchase
+        receipt = wait_for(lambda: filed_receipt(shop, order["id"]))
+        assert "Discount: -$2.50" in receipt
+        assert "Tax: $0.50" in receipt
+        assert "Amount paid: $2.99" in receipt

@@ -302,6 +302,7 @@ class CreditMachine(RuleBasedStateMachine):
         session = {
             "id": order.session,
             "object": "checkout.session",
+            "amount_subtotal": amount,
             "amount_total": amount,
             "currency": "usd",
             "payment_status": "paid",

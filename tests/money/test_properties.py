@@ -118,6 +118,7 @@ class LedgerMachine(RuleBasedStateMachine):
         session = {
             "id": order["session"],
             "object": "checkout.session",
+            "amount_subtotal": order["amount"],
             "amount_total": order["amount"],
             "currency": "usd",
             "payment_status": "paid",

@@ -10,6 +10,8 @@ throttle a test that needs many buyers.
 
 from __future__ import annotations
 
+import email
+import email.policy
 import re
 import secrets
 import time
@@ -156,6 +158,18 @@ def run_sql(settings: Settings, sql: str, **params: Any) -> list[dict[str, Any]]
             await engine.dispose()
 
     return run_async(run())
+
+
+def filed_receipt(shop: Shop, order_id: int) -> str:
+    """The plain text of the receipt for ``order_id`` once the mail worker has filed it
+    (development's mail: ``var/mail/*.eml``); empty until then."""
+    directory = shop.settings.var_dir / "mail"
+    for path in sorted(directory.glob("*.eml")) if directory.exists() else []:
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        if f"#{order_id}" in str(message["Subject"]):
+            part = message.get_body(preferencelist=("plain",))
+            return part.get_content() if part is not None else ""  # type: ignore[attr-defined, no-any-return]
+    return ""
 
 
 def session_id_of(location: str) -> str:

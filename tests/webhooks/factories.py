@@ -83,6 +83,7 @@ def checkout_session(
     return {
         "id": session_id or order.stripe_session_id,
         "object": "checkout.session",
+        "amount_subtotal": order.amount,
         "amount_total": order.amount if amount is None else amount,
         "currency": (currency or order.currency).lower(),
         "metadata": {"order_id": str(order.id)},

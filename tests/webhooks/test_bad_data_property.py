@@ -79,6 +79,8 @@ FIELDS: dict[str, list[str]] = {
     "checkout.session": [
         "id",
         "amount_total",
+        "amount_subtotal",
+        "total_details",
         "currency",
         "metadata",
         "payment_intent",

@@ -1,0 +1,49 @@
+"""Each buyer is one Stripe Customer, made at their first checkout and kept on the account.
+
+Exactly one, whoever races: the Customer is created with an idempotency key derived from the
+buyer (Stripe replays the first answer to a second request), and the id is stored by a
+conditional UPDATE that only fills an empty column, so a late writer cannot replace it.
+Stripe keeps an idempotency key for 24 hours: a Customer made by a transaction that then
+rolled back is found again by the next checkout within that time (the same key); later, a
+second Customer would be made for that buyer, harmless but unused.
+"""
+
+from __future__ import annotations
+
+import structlog
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.accounts.models import User
+from app.stripe_gateway import StripeGateway
+
+log = structlog.get_logger(__name__)
+
+
+async def customer_for(db: AsyncSession, gateway: StripeGateway, user: User) -> str:
+    """The buyer's Customer id, made and stored (in the caller's transaction) if missing.
+
+    Raises ``PaymentProviderError`` when Stripe refuses or cannot be reached.
+    """
+    if user.stripe_customer_id:
+        return user.stripe_customer_id
+    made = await gateway.create_customer(
+        user_id=user.id,
+        email=user.email,
+        name=user.name,
+        created_at=user.created_at.timestamp() if user.created_at else None,
+    )
+    await db.execute(
+        update(User)
+        .where(User.id == user.id, User.stripe_customer_id.is_(None))
+        .values(stripe_customer_id=made)
+        .execution_options(synchronize_session=False)
+    )
+    # Whoever filled the column first decides (the same id, thanks to the idempotency key).
+    await db.refresh(user, ["stripe_customer_id"])
+    stored = user.stripe_customer_id
+    if stored != made:
+        log.warning("checkout.customer_raced", user_id=user.id, made=made, kept=stored)
+    else:
+        log.info("checkout.customer_made", user_id=user.id, customer=made)
+    return str(stored or made)

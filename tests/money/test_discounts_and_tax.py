@@ -1,0 +1,107 @@
+"""Promotion codes and automatic tax on a real purchase through the sandbox: what the order
+records, what is credited (once), and what a refund of a discounted order takes back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import stripe
+
+from app.settings import PROJECT_ROOT
+from tests.support.sandbox_server import TEST_KEY
+from tests.support.shop import Shop, filed_receipt, run_shop, wait_for
+
+
+def _sdk(shop: Shop) -> stripe.StripeClient:
+    return stripe.StripeClient(TEST_KEY, base_addresses={"api": shop.sandbox.url})
+
+
+def _promotion_code(shop: Shop, code: str, **coupon: Any) -> None:
+    made = _sdk(shop).v1.coupons.create({"duration": "once", **coupon})  # type: ignore[arg-type]
+    _sdk(shop).v1.promotion_codes.create({"promotion": {"type": "coupon", "coupon": made.id}, "code": code})  # type: ignore[arg-type]
+
+
+def _paid_order(shop: Shop, sid: str) -> dict[str, Any]:
+    paid = shop.pay(sid, card_number="4242424242424242")
+    assert paid["status"] == "succeeded", paid
+    order: dict[str, Any] = wait_for(lambda: (row := shop.order(sid))["status"] == "paid" and row)
+    return order
+
+
+def test_a_promotion_code_is_recorded_credited_once_and_refunds_take_back_in_proportion(shop: Shop) -> None:
+    _promotion_code(shop, "HALF", percent_off=50)
+    buyer = shop.buyer().sign_up()
+    plain = buyer.start("coins-100")  # no promotion_codes on this pack: no code field
+    assert not shop.session(plain)["allow_promotion_codes"]
+
+    sid = buyer.start("coins-500")
+    assert shop.session(sid)["allow_promotion_codes"] is True
+    assert shop.sandbox.call(lambda: shop.sandbox.state.set_promotion_code(sid, "HALF")) is None
+    session = shop.session(sid)
+    assert (session["amount_subtotal"], session["total_details"]["amount_discount"]) == (499, 250)
+    assert session["amount_total"] == 249
+
+    order = _paid_order(shop, sid)
+    assert (order["amount"], order["amount_discount"], order["amount_tax"], order["amount_paid"]) == (
+        499,
+        250,
+        0,
+        249,
+    )
+    shop.flush()  # the webhook has been answered too
+    shop.reconcile()  # and reconciliation looked again: still one credit
+    credits = shop.rows("SELECT units, amount FROM ledger_entry WHERE order_id = :o", o=order["id"])
+    assert credits == [{"units": 550, "amount": 249}]
+    assert buyer.balances()["coins"] == 550
+    account = buyer.client.get("/account").text
+    assert "$2.49" in account
+    assert "$2.50 off" in account
+
+    # Half of what was paid (not half the list price) takes back half the units.
+    _sdk(shop).v1.refunds.create({"payment_intent": str(order["stripe_payment_intent_id"]), "amount": 124})
+    # 550 * 124 // 249 = 273 (rounded down: the buyer keeps the fraction until the rest is refunded)
+    wait_for(lambda: buyer.balances()["coins"] == 550 - 273)
+    _sdk(shop).v1.refunds.create({"payment_intent": str(order["stripe_payment_intent_id"])})
+    wait_for(lambda: buyer.balances().get("coins") == 0)
+    shop.flush()
+    assert buyer.balances()["coins"] == 0
+
+
+def test_a_charge_that_does_not_follow_from_the_snapshot_is_reviewed(shop: Shop) -> None:
+    buyer = shop.buyer().sign_up()
+    sid = buyer.start("coins-500")
+    order = shop.order(sid)
+    shop.rows("UPDATE purchase_order SET amount = 599 WHERE id = :o", o=order["id"])  # snapshot ≠ subtotal
+    shop.pay(sid, card_number="4242424242424242")
+    reviewed = wait_for(lambda: (row := shop.order(sid))["status"] == "needs_review" and row)
+    assert "subtotal 499" in reviewed["status_reason"]
+    assert shop.rows("SELECT id FROM ledger_entry WHERE order_id = :o", o=order["id"]) == []
+
+
+@pytest.mark.parametrize(("inclusive", "tax", "paid"), [(False, 100, 599), (True, 83, 499)])
+def test_automatic_tax_is_asked_for_and_recorded(
+    sqlite_url: str, sqlite_settings: object, tmp_path: Path, inclusive: bool, tax: int, paid: int
+) -> None:
+    pricing = tmp_path / "pricing.toml"
+    text = (PROJECT_ROOT / "pricing.toml").read_text()
+    if inclusive:
+        text = text.replace("promotion_codes = true\n", "promotion_codes = true\ntax_inclusive = true\n", 1)
+    pricing.write_text(text)
+    with run_shop(tmp_path, sqlite_url, automatic_tax=True, pricing_path=pricing) as shop:
+        buyer = shop.buyer().sign_up()
+        sid = buyer.start("coins-500")
+        session = shop.session(sid)
+        assert session["automatic_tax"]["enabled"] is True
+        item = shop.sandbox.call(lambda: dict(shop.sandbox.state.line_items[sid][0]))
+        assert item["price"]["tax_behavior"] == ("inclusive" if inclusive else "exclusive")
+        shop.sandbox.call(lambda: shop.sandbox.state.tax_location(sid, "AT"))  # 20 %
+        order = _paid_order(shop, sid)
+        assert (order["amount"], order["amount_tax"], order["amount_paid"]) == (499, tax, paid)
+        assert f"incl. ${tax / 100:.2f} tax" in buyer.client.get("/account").text
+        assert buyer.balances()["coins"] == 550
+        # The receipt (development's mail: files) shows the price, the tax and what was paid.
+        receipt = wait_for(lambda: filed_receipt(shop, order["id"]))
+        assert f"Tax: ${tax / 100:.2f}" in receipt
+        assert f"Amount paid: ${paid / 100:.2f}" in receipt
