@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, cast
@@ -40,6 +41,7 @@ from app.money.lots import (
     due_lots,
     list_lots,
     lot_expires_by,
+    lot_expiry,
     lot_of_order,
     movements_of,
     next_expiry,
@@ -690,10 +692,19 @@ def give_back(
 # --- reading ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _Swept:
+    available: int
+    reserved: int
+    debt: int
+    refilled: dict[int, int]
+    """Lots that expired holds give units back to and that outlive ``now``: lot id -> units."""
+
+
 def _as_swept(
     conn: SqlConnection, user_id: int, asset: str, now: int, available: int, reserved: int, debt: int
-) -> tuple[int, int, int]:
-    """(net balance, reserved, debt) as :func:`expire_due` would leave them, writing nothing.
+) -> _Swept:
+    """The balance as :func:`expire_due` would leave it, writing nothing.
 
     The same steps in the same order: each expired hold gives its units back (debt first, then
     the lots it took from), then every expired lot empties.
@@ -711,10 +722,30 @@ def _as_swept(
         for lot_id, units in plan_give_back(movements_of(conn, hold.entry_id), hold.units - paid):
             given[lot_id] = given.get(lot_id, 0) + units
     expiring = dict(due_lots(conn, user_id=user_id, asset=asset, now=now))
+    refilled: dict[int, int] = {}
     for lot_id, units in given.items():
         if lot_expires_by(conn, lot_id, now):
             expiring[lot_id] = expiring.get(lot_id, 0) + units
-    return available - sum(expiring.values()), reserved, debt
+        else:
+            refilled[lot_id] = units
+    return _Swept(available - sum(expiring.values()), reserved, debt, refilled)
+
+
+def _next_expiry_as_swept(
+    conn: SqlConnection, user_id: int, asset: str, now: int, refilled: Mapping[int, int]
+) -> tuple[int | None, int]:
+    """The soonest expiry after ``now`` counting the units expired holds give back to their lots
+    (still reserved in the table until the sweep runs, so the stored lots do not show them)."""
+    at, units = next_expiry(conn, user_id=user_id, asset=asset, after=now)
+    for lot_id, given in refilled.items():
+        expires = lot_expiry(conn, lot_id)
+        if expires is None:
+            continue
+        if at is None or expires < at:
+            at, units = expires, given
+        elif expires == at:
+            units += given
+    return at, units
 
 
 def customer_balances(
@@ -734,9 +765,11 @@ def customer_balances(
         statements["balances"], {"user_id": user_id}
     ).all():
         available, reserved, debt = int(available), int(reserved), int(debt)
+        refilled: dict[int, int] = {}
         if due_at is not None and due_at <= now:
-            available, reserved, debt = _as_swept(conn, user_id, asset, now, available, reserved, debt)
-        at, expiring = next_expiry(conn, user_id=user_id, asset=asset, after=now)
+            swept = _as_swept(conn, user_id, asset, now, available, reserved, debt)
+            available, reserved, debt, refilled = swept.available, swept.reserved, swept.debt, swept.refilled
+        at, expiring = _next_expiry_as_swept(conn, user_id, asset, now, refilled)
         found[asset] = AssetBalance(
             asset=asset,
             available=max(available, 0),

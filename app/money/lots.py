@@ -33,6 +33,7 @@ __all__ = (
     "due_lots",
     "list_lots",
     "lot_expires_by",
+    "lot_expiry",
     "lot_of_order",
     "movements_of",
     "next_expiry",
@@ -205,10 +206,16 @@ def movements_of(conn: SqlConnection, entry_id: int) -> list[Move]:
     return [(int(a), int(b)) for a, b in conn.execute(_statements()["of_entry"], {"entry_id": entry_id})]
 
 
+def lot_expiry(conn: SqlConnection, lot_id: int) -> int | None:
+    """When the lot expires (Unix seconds), or None if it never does."""
+    at = conn.execute(_statements()["expires_at"], {"lot_id": lot_id}).scalar()
+    return None if at is None else int(at)
+
+
 def lot_expires_by(conn: SqlConnection, lot_id: int, now: int) -> bool:
     """Whether the lot has an expiry at or before ``now``."""
-    at = conn.execute(_statements()["expires_at"], {"lot_id": lot_id}).scalar()
-    return at is not None and int(at) <= now
+    at = lot_expiry(conn, lot_id)
+    return at is not None and at <= now
 
 
 def lot_of_order(conn: SqlConnection, order_id: int) -> int | None:

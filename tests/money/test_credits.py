@@ -192,3 +192,26 @@ async def test_a_refund_of_spent_units_becomes_debt_that_the_next_credit_pays(se
         view = (await run(db, customer_balances, user.id))["coins"]
         assert (view.available, view.debt) == (30, 0)
         await _checked(db)
+
+
+async def test_a_hold_past_its_expiry_shows_its_units_back_in_the_next_expiry_before_the_sweep(
+    sessions: Sessions,
+) -> None:
+    """Found by the stateful property test: grant 1, hold it for 1 s, read a second later. The
+    hold's unit is back in its lot as the sweep would leave it, so the lot's expiry is next."""
+    async with sessions() as db, db.begin():
+        user = await make_user(db)
+        await _grant(db, user.id, 1, "g", expires_at=T0 + 14_319)
+        hold = await run(
+            db, place_hold, user_id=user.id, asset="coins", units=1, expires_at=T0 + 1, key="h", now=T0
+        )
+        assert hold is not None
+    async with sessions() as db, db.begin():
+        view = (await run(db, customer_balances, user.id, now=T0 + 1))["coins"]
+        assert (view.available, view.reserved) == (1, 0)
+        assert (view.next_expiry_at, view.next_expiry_units) == (T0 + 14_319, 1)
+        await run(db, sweep, now=T0 + 1)
+    async with sessions() as db, db.begin():
+        swept = (await run(db, customer_balances, user.id, now=T0 + 1))["coins"]
+        assert swept == view
+        await _checked(db)
