@@ -149,8 +149,9 @@ class OrderStory:
 
     @property
     def refundable(self) -> int:
-        """What may still be refunded: the price less what was refunded or is on its way."""
-        return max(self.order.amount - self.refunded - self.pending_amount, 0)
+        """What may still be refunded: what the buyer paid (after discount and tax, not the list
+        price Stripe never charged) less what was refunded or is on its way."""
+        return max(self.order.paid - self.refunded - self.pending_amount, 0)
 
     def timeline(self) -> list[Moment]:
         order = self.order

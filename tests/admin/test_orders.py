@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
+from app.admin.order_queries import AskedRefund, OrderStory
 from app.money.models import Order
 from app.settings import Settings
 from tests.admin.support import ADMIN_EMAIL, admin_post, an_order, client_as, insert_rows, make_user
@@ -184,3 +185,16 @@ def test_a_refund_asks_for_a_sane_amount_and_a_reason_before_stripe_is_called(sh
         assert uncredited.status_code == 409
     with _db(settings) as db:
         assert db.execute("SELECT count(*) FROM audit_log").fetchone() == (0,)
+
+
+def test_what_is_left_to_refund_is_what_the_buyer_paid_not_the_list_price() -> None:
+    """A discounted order: Stripe would refuse a refund of the list price (more than it charged)."""
+    order = Order(amount=499, amount_paid=249, currency="usd")
+    story = OrderStory(order=order, email="a@example.com", entries=[], events=[], actions=[], refunded=0)
+    assert story.refundable == 249
+    story.asked.append(AskedRefund("re_1", 100, arrived=False))
+    assert story.refundable == 149
+    assert (
+        OrderStory(Order(amount=499, currency="usd"), "b@example.com", [], [], [], refunded=99).refundable
+        == 400
+    )
