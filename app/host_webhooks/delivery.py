@@ -22,7 +22,6 @@ least once, never none. Hosts dedupe on ``Storefront-Event-Id``. Order is not gu
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import secrets
 import time
@@ -39,6 +38,7 @@ from litestar import Litestar
 from sqlalchemy import Connection, exists, false, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.background import running
 from app.db.config import READ_ONLY, make_engine
 from app.db.sql import SqlConnection, dialect_insert
 from app.host_webhooks.service import (
@@ -558,13 +558,9 @@ async def deliverer_lifespan(app: Litestar) -> AsyncIterator[None]:
     settings: Settings = app.state["settings"]
     engine = make_engine(settings)
     deliverer = make_deliverer(settings, engine)
-    stop = asyncio.Event()
-    task = asyncio.create_task(deliverer.run(stop), name="storefront-host-webhooks")
     try:
-        yield
+        async with running("storefront-host-webhooks", deliverer.run):
+            yield
     finally:
-        stop.set()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, timeout=10)
         await deliverer.aclose()
         await engine.dispose()

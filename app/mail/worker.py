@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import i18n
 from app.accounts.models import User
+from app.background import running
 from app.catalogue.reload import CatalogueHolder
 from app.db.config import READ_ONLY, make_engine
 from app.db.sql import SqlConnection
@@ -366,12 +367,8 @@ async def mail_lifespan(app: Litestar) -> AsyncIterator[None]:
         log.info("mail.to_files", directory=str(settings.var_dir / "mail"))
     engine = make_engine(settings)
     worker = make_worker(settings, engine, app)
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop), name="storefront-mail")
     try:
-        yield
+        async with running("storefront-mail", worker.run):
+            yield
     finally:
-        stop.set()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, timeout=10)
         await engine.dispose()
