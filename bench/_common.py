@@ -99,6 +99,32 @@ def to_ms(value: str) -> float:
     return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by process ``pid`` and its descendants (Linux ``/proc``).
+
+    Throughput moves with whatever else shares the two cores; CPU time per request moves much
+    less, so the benches print it beside their rates. 0.0 where ``/proc`` is not there.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for entry in Path("/proc").iterdir() if Path("/proc/self/stat").exists() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    family, grew = {pid}, True
+    while grew:
+        more = {child for child, parent in parents.items() if parent in family} - family
+        family |= more
+        grew = bool(more)
+    return sum(used.get(member, 0.0) for member in family)
+
+
 def uvicorn_command(port: int, workers: int) -> list[str]:
     """The production way of serving ``app.asgi:app`` on loopback (uvloop, httptools, no access log)."""
     return [

@@ -58,9 +58,10 @@ from app.stripe_gateway import StripeGateway
 from app.web.errors import ROUTES as ERROR_ROUTES
 from app.web.errors import http_exception_handler, internal_error_handler
 from app.web.health import ROUTES as HEALTH_ROUTES
+from app.web.hot_paths import hot_paths
 from app.web.identity import ROUTES as IDENTITY_ROUTES
 from app.web.identity import template_globals
-from app.web.middleware import locale_middleware, request_id_middleware
+from app.web.middleware import locale_middleware
 from app.web.raw import SESSION_COOKIE
 from app.web.requests import StorefrontRequest
 from app.web.sandbox_mount import sandbox_mount
@@ -69,6 +70,7 @@ from app.web.sessions import RotatingSessionConfig, session_store
 from app.web.static_assets import static_assets_handler
 from app.web.templating import template_config
 from app.web.transactions import commit_before_session, read_only_requests
+from app.webhooks.routes import HOT_ROUTES as WEBHOOK_HOT_ROUTES
 from app.webhooks.routes import ROUTES as WEBHOOK_ROUTES
 
 FORM_BODY_LIMIT = 64 * 1024
@@ -120,7 +122,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     # Per-request "HTTP Request"/"HTTP Response" lines cost more than serving the cached pricing page
     # itself, so they are written only when debugging; every line that is written still carries the
-    # request id (bound by request_id_middleware).
+    # request id (bound by the first middleware, app/web/hot_paths.py).
     structlog_plugin = StructlogPlugin(
         config=StructlogConfig(
             structlog_logging_config=logging_config,
@@ -205,7 +207,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         template_config=templates,
         middleware=[
-            request_id_middleware,
+            # Request ids for all; Stripe's webhooks answered before the rest (app/web/hot_paths.py).
+            hot_paths([*WEBHOOK_HOT_ROUTES]),
             locale_middleware,
             pricing_fast_path,  # anonymous GET / from the page cache; needs the locale, skips the session
             order_status_fast_path,  # final order-status polls from memory (app/checkout/status.py)
