@@ -129,9 +129,12 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     """Proxies (IPs or CIDRs) whose ``X-Forwarded-For`` is believed; nobody's by default."""
     api_rate_per_minute: int = 6000
+    """Host API calls one server key may make a minute, counted across every replica."""
     api_key_cache_seconds: float = 5.0
     """How long a process trusts a server key it looked up: a revoked key stops working within it."""
-    """Host API calls one server key may make a minute, counted across every replica."""
+    money_writer: str = "process"
+    """SQLite only: ``process`` runs the money writer in a child process (app/db/writer_process.py),
+    ``thread`` in a thread of the server's process (what the tests use)."""
     sign_in_link_seconds: int = 300
     """How long a host's sign-in link stays usable (once)."""
     host_webhooks_deliver: bool = True
@@ -211,6 +214,11 @@ class Settings:
         if env_name not in ("development", "production"):
             raise SettingsError(f"STOREFRONT_ENV must be 'development' or 'production', not {env_name!r}")
         env: Environment = "production" if env_name == "production" else "development"
+        money_writer = _env("STOREFRONT_MONEY_WRITER", "process").lower()
+        if money_writer not in ("process", "thread"):
+            raise SettingsError(
+                f"STOREFRONT_MONEY_WRITER must be 'process' or 'thread', not {money_writer!r}"
+            )
         var_dir = Path(_env("STOREFRONT_VAR_DIR") or PROJECT_ROOT / "var")
         port = _env("PORT", "8000")
         base_url = _env("STOREFRONT_BASE_URL") or f"http://127.0.0.1:{port}"
@@ -271,6 +279,7 @@ class Settings:
             trusted_proxies=trusted_proxies(_env("STOREFRONT_TRUSTED_PROXIES")),
             api_rate_per_minute=max(1, int(_env("STOREFRONT_API_RATE_PER_MINUTE", "6000"))),
             api_key_cache_seconds=max(0.0, float(_env("STOREFRONT_API_KEY_CACHE_SECONDS", "5"))),
+            money_writer=money_writer,
             sign_in_link_seconds=max(30, int(_env("STOREFRONT_SIGN_IN_LINK_SECONDS", "300"))),
             host_webhooks_deliver=_env("STOREFRONT_HOST_WEBHOOKS_DELIVER", "1").lower()
             not in ("0", "false", "no", "off"),

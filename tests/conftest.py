@@ -89,6 +89,7 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         stripe_webhook_secrets=("whsec_" + secrets.token_hex(16),),
         reconcile_interval_seconds=0,
         api_key_cache_seconds=0,  # tests revoke keys and expect the next call refused
+        money_writer="thread",  # a child process per app would cost a second each; see tests/db
     )
     return replace(base, **overrides)
 

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 import structlog
-from prometheus_client import Counter
 
 from app.db.sql import SqlConnection
 from app.money.event_store import set_outcome, store_event, stored_event
@@ -30,17 +29,11 @@ from app.money.models import OrderStatus
 from app.money.orders import order_for_session, transition
 from app.money.reversals import REVERSALS, Effect, Handler, apply_effect
 
-__all__ = ("HANDLERS", "OTHER_MODE", "ProcessOutcome", "event_fields", "process_event", "replay_event")
+__all__ = ("HANDLERS", "ProcessOutcome", "event_fields", "process_event", "replay_event")
 
 log = structlog.get_logger()
 
 Obj = Mapping[str, Any]
-
-OTHER_MODE = Counter(
-    "storefront_stripe_events_other_mode_total",
-    "Stripe events ignored because their livemode differs from our key's mode",
-    ["livemode"],
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +46,11 @@ class ProcessOutcome:
     duplicate: bool = False
     failed: bool = False
     """Its effect failed on its data: stored as failed for an operator (see ``storefront events``)."""
+    other_mode: bool = False
+    """Of the other Stripe mode than our key's: stored as ignored, never applied.
+
+    The webhook endpoint counts both (Prometheus), in the server's process: the writer that
+    ran the effect may be another process."""
 
 
 def _fulfil_outcome(result: FulfilResult) -> Effect:
@@ -141,14 +139,14 @@ def _apply(
 ) -> ProcessOutcome:
     """Apply a stored event's effect (unless it is of the other mode) and record its outcome."""
     # Stripe always says; an event without the field (made by hand, e.g. in tests) is taken as ours.
-    if event.get("livemode", livemode) is not livemode:
-        OTHER_MODE.labels(livemode=str(event.get("livemode") is True).lower()).inc()
+    other_mode = event.get("livemode", livemode) is not livemode
+    if other_mode:
         log.warning("stripe_event.other_mode", event_id=event_id, type=event_type, ours=livemode)
         effect = Effect(f"ignored: livemode is not {str(livemode).lower()} (our key's mode)")
     else:
         effect = apply_effect(conn, HANDLERS.get(event_type), obj, event_id=event_id, event_type=event_type)
     set_outcome(conn, event_id, effect.outcome, effect.pending_payment_intent_id)
-    return ProcessOutcome(event_id, event_type, effect.outcome, failed=effect.failed)
+    return ProcessOutcome(event_id, event_type, effect.outcome, failed=effect.failed, other_mode=other_mode)
 
 
 def replay_event(conn: SqlConnection, event_id: str, *, livemode: bool = False) -> ProcessOutcome | None:

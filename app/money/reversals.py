@@ -31,7 +31,6 @@ from typing import Any
 
 import msgspec
 import structlog
-from prometheus_client import Counter
 from sqlalchemy import String, bindparam, case, func, literal, select
 
 from app.catalogue.money import major_units
@@ -52,7 +51,6 @@ from app.money.ledger import ENTRIES, post_entry
 from app.money.orders import OrderRow, load_order
 
 __all__ = (
-    "FAILED_EVENTS",
     "REVERSALS",
     "Effect",
     "Handler",
@@ -67,11 +65,6 @@ log = structlog.get_logger()
 
 Obj = Mapping[str, Any]
 
-FAILED_EVENTS = Counter(
-    "storefront_stripe_events_failed_total",
-    "Stripe events whose effect failed on their data: stored as failed, waiting for an operator",
-    ["type"],
-)
 
 PAYMENT_INTENT_LOCK = 0x5354_5249
 """First key of the PostgreSQL advisory lock on a payment intent (the second is its hash)."""
@@ -391,7 +384,6 @@ def apply_effect(
     except NotOurs as missing:
         return Effect(f"ignored: {missing}")
     except BadEventData as error:
-        FAILED_EVENTS.labels(type=event_type).inc()
         log.warning("stripe_event.failed", event_id=event_id, type=event_type, error=str(error))
         return Effect(f"{FAILED_PREFIX}{error}", failed=True)
 

@@ -46,6 +46,16 @@ REJECTED = Counter(
     "storefront_webhook_rejected_total", "Webhook deliveries refused before processing", ["reason"]
 )
 FAILED = Counter("storefront_webhook_failed_total", "Webhook events whose effect raised (answered 5xx)")
+FAILED_EVENTS = Counter(
+    "storefront_stripe_events_failed_total",
+    "Stripe events whose effect failed on their data: stored as failed, waiting for an operator",
+    ["type"],
+)
+OTHER_MODE = Counter(
+    "storefront_stripe_events_other_mode_total",
+    "Stripe events ignored because their livemode differs from our key's mode",
+    ["livemode"],
+)
 ANSWERED = Counter(
     "storefront_webhook_answered_total",
     "Webhook deliveries answered, by status (the hot path skips Litestar's request metrics)",
@@ -139,6 +149,10 @@ async def receive_webhook(scope: Scope, receive: Receive, send: Send) -> None:
         log.exception("webhook.effect_failed", event_id=event.get("id"), type=event.get("type"))
         await _answer(send, 500, {"error": "processing_failed"})
         return
+    if result.failed:
+        FAILED_EVENTS.labels(type=result.type).inc()
+    if result.other_mode:
+        OTHER_MODE.labels(livemode=str(event.get("livemode") is True).lower()).inc()
     await _answer(send, 200, {"received": True, "outcome": result.outcome, "duplicate": result.duplicate})
 
 
