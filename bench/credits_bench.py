@@ -43,7 +43,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from _common import ROOT, WRK, free_port, stop, temp_dir, uvicorn_command, wait_for
+from _common import ROOT, WRK, cpu_seconds, free_port, stop, temp_dir, uvicorn_command, wait_for
 from webhook_bench import bench_database, production_env
 
 WARMUP_SECONDS = 2
@@ -218,7 +218,9 @@ def main() -> int:
                 return command, run.stdout
 
             _, warm = run_wrk(WARMUP_SECONDS)
+            cpu_before = cpu_seconds(server.pid)
             command, out = run_wrk(args.seconds)
+            server_cpu = cpu_seconds(server.pid) - cpu_before
         finally:
             stop(server)
 
@@ -246,6 +248,8 @@ def main() -> int:
         print(f"answered: {requests} in {duration / 1e6:.2f}s, {non2xx} non-2xx, {errors} socket errors")
         latency = f"p50: {p50 / 1000:.2f} ms   p99: {p99 / 1000:.2f} ms   max: {worst / 1000:.2f} ms"
         print(f"req/s: {rate:,.0f}   {latency}")
+        if requests and server_cpu:
+            print(f"server CPU: {server_cpu / requests * 1e6:.0f} µs per request ({server_cpu:.1f} s)")
         print(
             "ledger: "
             + ("OK (entries match the answers, invariants hold, none negative)" if not problems else "FAILED")

@@ -42,7 +42,10 @@ __all__ = (
     "STATE_KEY",
     "ApiContext",
     "KeyCache",
+    "admit",
     "api_read",
+    "bearer_token",
+    "is_json_media",
     "provide_server_key",
     "required_scopes",
     "server_key_guard",
@@ -111,8 +114,8 @@ def required_scopes(handler: BaseRouteHandler) -> tuple[str, ...]:
     raise ImproperlyConfiguredException(f"API route {handler.handler_name} names no opt['scope']")
 
 
-def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
-    header = connection.headers.get("authorization")
+def bearer_token(header: str | None) -> str:
+    """The key of ``Authorization: Bearer <key>``; 401 problems for a missing or odd header."""
     if not header:
         raise Problem(
             401,
@@ -165,19 +168,17 @@ def _has_body(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
     return "transfer-encoding" in connection.headers or (length is not None and length.strip() != "0")
 
 
-def _content_type_is_json(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
-    media = connection.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+def is_json_media(content_type: str | None) -> bool:
+    """``application/json`` or ``application/<x>+json``, parameters and case aside."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
-async def server_key_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-    """401 without a live key, 429 beyond its rate, 403 without the route's scope, 422 for an unknown
-    query parameter (a typo would otherwise pass unnoticed), 415 for non-JSON bodies."""
-    if connection.scope.get("method") == "OPTIONS":
-        return  # Litestar's own answer listing the methods (its handler inherits the router's guards)
-    scopes = required_scopes(handler)
-    context: ApiContext = connection.app.state[STATE_KEY]
-    token = _bearer(connection)
+async def admit(context: ApiContext, token: str, scopes: tuple[str, ...]) -> KeyRow:
+    """The caller's live key, counted against its rate: 401 unknown, 429 beyond it, 403 no scope.
+
+    The guard and the hot paths (app/api/hot.py) both let a call in through here.
+    """
     digest = hash_key(token)
     row = context.keys.get(digest)
     if row is None:
@@ -200,13 +201,24 @@ async def server_key_guard(connection: ASGIConnection[Any, Any, Any, Any], handl
         )
     if not set(scopes) & set(row.scopes):
         raise Problem(403, "insufficient_scope", f"This key needs the scope {' or '.join(scopes)}.")
+    return row
+
+
+async def server_key_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """401 without a live key, 429 beyond its rate, 403 without the route's scope, 422 for an unknown
+    query parameter (a typo would otherwise pass unnoticed), 415 for non-JSON bodies."""
+    if connection.scope.get("method") == "OPTIONS":
+        return  # Litestar's own answer listing the methods (its handler inherits the router's guards)
+    context: ApiContext = connection.app.state[STATE_KEY]
+    token = bearer_token(connection.headers.get("authorization"))
+    row = await admit(context, token, required_scopes(handler))
     unknown = sorted(set(connection.query_params) - _query_names(connection, context))
     if unknown:
         raise Problem(422, "unknown_parameter", f"Unknown query parameter {unknown[0]!r}.", param=unknown[0])
     if (
         connection.scope.get("method") in _BODY_METHODS
         and _has_body(connection)
-        and not _content_type_is_json(connection)
+        and not is_json_media(connection.headers.get("content-type"))
     ):
         raise Problem(415, "unsupported_media_type", "Send the body as application/json.")
     connection.state[_KEY_STATE] = row

@@ -65,7 +65,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from typing import Annotated, Any, Final, TypeVar, cast
 
 import msgspec
@@ -81,10 +81,13 @@ from app.db.sql import SqlConnection, dialect_insert, run
 
 __all__ = (
     "HEADER",
+    "KEY_PATTERN",
     "REPLAYED_HEADER",
     "RETENTION",
     "Answer",
     "Idempotency",
+    "answer_headers",
+    "idempotent",
     "once",
     "provide_idempotency",
     "purge",
@@ -100,6 +103,8 @@ PURGE_ONE_IN: Final = 200
 """One claim in this many also deletes the expired rows (an indexed range delete)."""
 OPERATION_MAX: Final = 60
 KEY_MAX: Final = 200
+KEY_PATTERN: Final = r"^[\x21-\x7e]+$"
+"""1-200 visible ASCII characters."""
 _TABLE: Final[Table] = IdempotentRequest.__table__  # type: ignore[assignment]
 _JSON: Final = "application/json"
 
@@ -187,10 +192,15 @@ def once(
     return Answer(status, encoded)
 
 
-def respond(answer: Answer) -> Response[Any]:
-    """The HTTP response for an :class:`Answer`: JSON, or problem details for an error."""
+def answer_headers(answer: Answer) -> tuple[str, dict[str, str]]:
+    """The media type and headers of an :class:`Answer` (JSON, or problem details for an error)."""
     headers = {REPLAYED_HEADER: "true"} if answer.replayed else {}
-    media = PROBLEM_MEDIA_TYPE if answer.status_code >= 400 else _JSON
+    return (PROBLEM_MEDIA_TYPE if answer.status_code >= 400 else _JSON), headers
+
+
+def respond(answer: Answer) -> Response[Any]:
+    """The HTTP response for an :class:`Answer`."""
+    media, headers = answer_headers(answer)
     return Response(answer.body, status_code=answer.status_code, media_type=media, headers=headers)
 
 
@@ -209,22 +219,16 @@ class Idempotency:
         _check(operation)
         if self.key is None and required:
             raise Problem(422, "idempotency_key_required", f"Send an {HEADER} header.", param=HEADER)
-        key, server_key_id = self.key, self.server_key_id
-
-        def run_once(conn: SqlConnection) -> Answer:
-            if key is None:
-                status, result = change(conn)
-                return Answer(status, msgspec.json.encode(result))
-            return once(
-                conn,
-                server_key_id=server_key_id,
-                operation=operation,
-                key=key,
-                request=request,
-                change=change,
-            )
-
-        return run_once
+        # A partial of module-level functions pickles when ``change`` does, so the money writer
+        # may run it in its own process (app/db/writer_process.py).
+        return partial(
+            _run_once,
+            key=self.key,
+            server_key_id=self.server_key_id,
+            operation=operation,
+            request=request,
+            change=change,
+        )
 
     async def answer(
         self,
@@ -256,6 +260,31 @@ class Idempotency:
         await run(self.db, _store, row_key, status_code, encoded.decode(), now)
         sent: Any = encoded
         return Response(cast("S", sent), status_code=status_code, media_type=_JSON)
+
+
+def idempotent(
+    key: str | None, server_key_id: int, operation: str, request: Any, change: Change
+) -> Callable[[SqlConnection], Answer]:
+    """The writer operation running ``change`` at most once per ``key`` (see the module's guide).
+
+    A partial of module-level functions: it pickles when ``change`` does, so the money writer may
+    run it in its own process (app/db/writer_process.py).
+    """
+    _check(operation)
+    return partial(
+        _run_once, key=key, server_key_id=server_key_id, operation=operation, request=request, change=change
+    )
+
+
+def _run_once(
+    conn: SqlConnection, *, key: str | None, server_key_id: int, operation: str, request: Any, change: Change
+) -> Answer:
+    if key is None:
+        status, result = change(conn)
+        return Answer(status, msgspec.json.encode(result))
+    return once(
+        conn, server_key_id=server_key_id, operation=operation, key=key, request=request, change=change
+    )
 
 
 def _claim(conn: SqlConnection, row_key: str, digest: str, now: int) -> Answer | None:
@@ -290,7 +319,7 @@ def provide_idempotency(
             required=False,
             min_length=1,
             max_length=KEY_MAX,
-            pattern=r"^[\x21-\x7e]+$",
+            pattern=KEY_PATTERN,
             description="Any unique string (a UUID): the same key again returns the first answer.",
         ),
     ] = None,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Annotated, Any, Final
 
 import msgspec
@@ -183,10 +184,15 @@ class LotOut(msgspec.Struct):
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _ledger_key(operation: str, server_key: KeyRow, idempotency: Idempotency) -> str:
-    if idempotency.key is None:
+def ledger_key(operation: str, server_key_id: int, idempotency_key: str | None) -> str:
+    """A change's ledger key: derived from its ``Idempotency-Key`` when it has one."""
+    if idempotency_key is None:
         return f"{operation}:{secrets.token_urlsafe(16)}"
-    return f"{operation}:{server_key.id}:{idempotency.key}"
+    return f"{operation}:{server_key_id}:{idempotency_key}"
+
+
+def _ledger_key(operation: str, server_key: KeyRow, idempotency: Idempotency) -> str:
+    return ledger_key(operation, server_key.id, idempotency.key)
 
 
 def _details(metadata: dict[str, str]) -> str | None:
@@ -240,7 +246,7 @@ def _hold_out(conn: SqlConnection, hold: HoldRow) -> HoldOut:
     )
 
 
-def _assets(catalogue: CatalogueHolder) -> dict[str, int | None]:
+def assets_of(catalogue: CatalogueHolder) -> dict[str, int | None]:
     """The catalogue's assets and their low-balance thresholds."""
     return {asset.id: asset.low_balance for asset in catalogue.catalogue.assets}
 
@@ -250,6 +256,35 @@ async def _write(request: Request[Any, Any, Any], operation: Callable[[SqlConnec
 
 
 # --- debits ----------------------------------------------------------------------------------
+
+
+def debit_change(
+    conn: SqlConnection, *, external_id: str, body: DebitIn, assets: dict[str, int | None], key: str, now: int
+) -> tuple[int, Any]:
+    """The debit itself, a module-level function: its partial pickles for the writer process."""
+    user_id = _customer_with_asset(conn, external_id, body.asset, assets)
+    if isinstance(user_id, tuple):
+        return user_id
+    try:
+        done = debit(
+            conn,
+            user_id=user_id,
+            asset=body.asset,
+            units=body.units,
+            key=key,
+            reason=body.reason,
+            details=_details(body.metadata),
+            now=now,
+            low_threshold=assets[body.asset],
+        )
+    except Insufficient as error:
+        return _insufficient(error)
+    if done is None:
+        return 409, problem_details(409, "already_debited", "This debit was made before.")
+    lots = [LotTaken(lot, units) for lot, units in done.lots]
+    return 201, DebitOut(
+        done.entry_id, external_id, body.asset, body.units, done.available, lots, body.reason, body.metadata
+    )
 
 
 @post(
@@ -269,43 +304,14 @@ async def create_debit(
 ) -> Response[DebitOut]:
     """Checks and spends in one statement; 402 ``insufficient_balance`` (``spendable``): no change."""
     body = await strict_body(request, DebitIn)
-    assets = _assets(catalogue)
-    key = _ledger_key("debit", server_key, idempotency)
-    now = int(time.time())
-
-    def change(conn: SqlConnection) -> tuple[int, Any]:
-        user_id = _customer_with_asset(conn, external_id, body.asset, assets)
-        if isinstance(user_id, tuple):
-            return user_id
-        try:
-            done = debit(
-                conn,
-                user_id=user_id,
-                asset=body.asset,
-                units=body.units,
-                key=key,
-                reason=body.reason,
-                details=_details(body.metadata),
-                now=now,
-                low_threshold=assets[body.asset],
-            )
-        except Insufficient as error:
-            return _insufficient(error)
-        if done is None:
-            return 409, problem_details(409, "already_debited", "This debit was made before.")
-        lots = [LotTaken(lot, units) for lot, units in done.lots]
-        out = DebitOut(
-            done.entry_id,
-            external_id,
-            body.asset,
-            body.units,
-            done.available,
-            lots,
-            body.reason,
-            body.metadata,
-        )
-        return 201, out
-
+    change = partial(
+        debit_change,
+        external_id=external_id,
+        body=body,
+        assets=assets_of(catalogue),
+        key=_ledger_key("debit", server_key, idempotency),
+        now=int(time.time()),
+    )
     answer = await _write(request, idempotency.operation("debit", (external_id, body), change))
     return respond(answer)
 
@@ -330,7 +336,7 @@ async def create_hold(
 ) -> Response[HoldOut]:
     """Units move from ``available`` to ``reserved``; an open hold past ``expires_at`` releases itself."""
     body = await strict_body(request, HoldIn)
-    assets = _assets(catalogue)
+    assets = assets_of(catalogue)
     key = _ledger_key("hold", server_key, idempotency)
     now = int(time.time())
 
@@ -454,7 +460,7 @@ async def create_grant(
 ) -> Response[GrantOut]:
     """A promotional lot (spent before paid units), with an optional expiry; a debt is paid first."""
     body = await strict_body(request, GrantIn)
-    assets = _assets(catalogue)
+    assets = assets_of(catalogue)
     key = _ledger_key("grant", server_key, idempotency)
     expires_at = int(time.time()) + body.expires_in_days * 86_400 if body.expires_in_days else None
 

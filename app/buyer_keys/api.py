@@ -10,6 +10,7 @@ nothing is charged. The check and the charge are one operation of the money writ
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 import msgspec
@@ -49,7 +50,7 @@ async def verify_key(
     body = await strict_body(request, VerifyRequest)
     low = {a.id: a.low_balance for a in catalogue.catalogue.assets if a.low_balance is not None}
     verdict = await get_writer(request.app).call(
-        lambda conn: verify_and_charge(conn, key=body.key, cost=body.cost, low_thresholds=low)
+        partial(verify_and_charge, key=body.key, cost=body.cost, low_thresholds=low)
     )
     return Response(
         verdict, status_code=HTTP_200_OK, media_type=MediaType.JSON, headers={"cache-control": "no-store"}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Final, cast
 
-from litestar.types import Message, Scope, Send
+from litestar.types import Message, Receive, Scope, Send
 
 __all__ = [
     "FLASH_COOKIE",
@@ -22,6 +22,8 @@ __all__ = [
     "header_text",
     "live_session_id",
     "parse_cookies",
+    "read_body",
+    "replaying",
     "send_bytes",
 ]
 
@@ -96,6 +98,43 @@ async def send_bytes(
         out.append((b"content-length", str(len(body)).encode()))
     await send(_message({"type": "http.response.start", "status": status, "headers": out}))
     await send(_message({"type": "http.response.body", "body": b"" if head else body, "more_body": False}))
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it is known to exceed ``limit`` bytes.
+
+    Raises :class:`ConnectionError` when the client hangs up first.
+    """
+    declared = header_text(scope, b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ConnectionError("client went away")
+        chunk: bytes = message.get("body", b"")  # type: ignore[assignment]
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives ``body`` (already read) once, then what the client sends next."""
+    given = False
+
+    async def replay() -> Any:
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return cast("Receive", replay)
 
 
 def _message(message: dict[str, Any]) -> Message:

@@ -30,7 +30,7 @@ from prometheus_client import Counter
 from app.money.events import event_fields
 from app.settings import Settings
 from app.web.hot_paths import HotRoute
-from app.web.raw import header_text, send_bytes
+from app.web.raw import header_text, read_body, send_bytes
 from app.webhooks.ingest import submit_event
 from app.webhooks.rejections import tally_of
 from app.webhooks.signature import SignatureError, verify
@@ -78,26 +78,6 @@ async def _reject(send: Send, app: Litestar, reason: str, status: int = 400) -> 
     await _answer(send, status, {"error": reason})
 
 
-async def _read_body(scope: Scope, receive: Receive) -> bytes | None:
-    """The raw body, or None as soon as it is known to exceed the limit."""
-    declared = header_text(scope, b"content-length")
-    if declared is not None and declared.isdigit() and int(declared) > WEBHOOK_BODY_LIMIT:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ConnectionError("client went away")
-        chunk: bytes = message.get("body", b"")  # type: ignore[assignment]
-        size += len(chunk)
-        if size > WEBHOOK_BODY_LIMIT:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(chunks)
-
-
 @asgi("/webhooks/stripe", is_mount=False, copy_scope=True, include_in_schema=False, name="webhooks:stripe")
 async def stripe_webhook(scope: Scope, receive: Receive, send: Send) -> None:
     """Stripe's webhook endpoint as a route: what the hot path does not take (other methods)."""
@@ -124,7 +104,7 @@ async def receive_webhook(scope: Scope, receive: Receive, send: Send) -> None:
         log.error("webhook.no_secret_configured")
         await _answer(send, 503, {"error": "not_configured"})
         return
-    body = await _read_body(scope, receive)
+    body = await read_body(scope, receive, WEBHOOK_BODY_LIMIT)
     if body is None:
         await _reject(send, app, "too_large", 413)
         return
