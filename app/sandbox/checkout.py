@@ -537,7 +537,8 @@ class Checkout:
     ) -> None:
         """Close the session for its PaymentIntent; a bank debit completes unpaid and settles later.
 
-        A manually captured card payment completes `paid`, as Stripe reports an authorized hold.
+        A manually captured card payment completes `unpaid`, as Stripe reports a hold not yet
+        captured; capturing it makes the session `paid` (``Payments.capture``).
         """
         customer = self._completed_customer(session, email, name, address, ctx)
         if customer is not None:

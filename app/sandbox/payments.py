@@ -404,6 +404,12 @@ class Payments:
         # Since 2025-03-31.basil a partial capture releases the rest without a Refund object.
         self._settle(ch, pi, amount)
         self._holds.discard(pi_id)
+        session = self._session_of(pi_id)
+        if session is not None and session["payment_status"] == "unpaid":
+            # Held funds are now the account's: Stripe reports the session paid (and sends no
+            # checkout.session.* event for it; a shop learns it by retrieving the session).
+            session["payment_status"] = "paid"
+            store.mark_dirty()
         self._emit("charge.captured", ch, ctx)
         self._emit("payment_intent.succeeded", pi, ctx)
         return pi
@@ -420,14 +426,7 @@ class Payments:
                 f"PaymentIntent with one of the following statuses may be canceled: {allowed}.",
                 code="payment_intent_unexpected_state",
             )
-        session = next(
-            (
-                s
-                for s in store.sessions.by_id.values()
-                if store.session_extra[s["id"]].get("payment_intent") == pi_id
-            ),
-            None,
-        )
+        session = self._session_of(pi_id)
         if session is not None and session["status"] == "open":
             raise invalid(
                 "You cannot cancel this PaymentIntent because it belongs to an open Checkout Session. "
@@ -436,6 +435,18 @@ class Payments:
             )
         self._release(pi, params.get("cancellation_reason"), ctx)
         return pi
+
+    def _session_of(self, pi_id: str) -> Obj | None:
+        """The Checkout Session whose payment this PaymentIntent is, if any."""
+        store = self._store
+        return next(
+            (
+                s
+                for s in store.sessions.by_id.values()
+                if store.session_extra[s["id"]].get("payment_intent") == pi_id
+            ),
+            None,
+        )
 
     # ----------------------------------------------------------------------------- bank debits
 

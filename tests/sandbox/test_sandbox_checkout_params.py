@@ -63,6 +63,9 @@ def test_manual_capture(client: stripe.StripeClient, sandbox: SandboxServer) -> 
         2500,
         "COINS HELD",
     )
+    # Captured: the session now reports paid, as Stripe's does (without a checkout.session event).
+    assert client.v1.checkout.sessions.retrieve(session.id).payment_status == "paid"
+    assert "checkout.session.async_payment_succeeded" not in _events(sandbox, session.id)
     with pytest.raises(stripe.InvalidRequestError) as err:
         client.v1.checkout.sessions.create(
             params=session_params(
