@@ -115,6 +115,10 @@ def fulfil_checkout(conn: SqlConnection, session_obj: Mapping[str, Any]) -> Fulf
             f"Stripe charged {major_units(amount_total, currency)}{parts},"
             f" the order says {major_units(order.amount, order.currency)}"
         )
+        if amount_total is not None and currency.lower() == order.currency.lower():
+            # What Stripe charged, kept for the review: an admin crediting it anyway, and the
+            # refunds after, then count what was paid, not a snapshot Stripe never charged.
+            record_charge(conn, order, discount=discount or 0, tax=tax or 0, paid=amount_total)
         order = _settle(conn, order, OrderStatus.NEEDS_REVIEW, reason=reason)
         log.warning(
             "fulfil.amount_mismatch",
