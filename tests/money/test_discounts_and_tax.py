@@ -9,6 +9,9 @@ from typing import Any
 import pytest
 import stripe
 
+from app.catalogue import CatalogueHolder
+from app.checkout.status import status_context
+from app.money.models import Order, OrderStatus
 from app.settings import PROJECT_ROOT
 from tests.support.sandbox_server import TEST_KEY
 from tests.support.shop import Shop, filed_receipt, run_shop, wait_for
@@ -105,3 +108,27 @@ def test_automatic_tax_is_asked_for_and_recorded(
         receipt = wait_for(lambda: filed_receipt(shop, order["id"]))
         assert f"Tax: ${tax / 100:.2f}" in receipt
         assert f"Amount paid: ${paid / 100:.2f}" in receipt
+
+
+def test_the_success_page_names_what_was_paid_not_the_list_price() -> None:
+    """Regression: the success page's order line said the pack's $4.99 after the buyer paid
+    $2.99 (half off with a code, tax on top), unlike the account page and the receipt."""
+    catalogue = CatalogueHolder(PROJECT_ROOT / "pricing.toml").catalogue
+    order = Order(
+        id=3,
+        user_id=1,
+        pack_id="coins-500",
+        pack_name="Coin pouch",
+        asset="coins",
+        units=500,
+        bonus=50,
+        amount=499,
+        currency="usd",
+        status=OrderStatus.PAID,
+        amount_discount=250,
+        amount_tax=50,
+        amount_paid=299,
+    )
+    assert status_context(order, catalogue, "en", balance_after=550)["price_text"] == "$2.99"
+    order.amount_paid = None  # not paid yet (or paid before 0010): the snapshot price
+    assert status_context(order, catalogue, "en", balance_after=550)["price_text"] == "$4.99"
