@@ -114,6 +114,10 @@ class Payments:
         if not email or not looks_like_email(email):
             return PayResult("invalid", session, field_errors={"email": "Your email address is invalid."})
         test_card = lookup(card.number)
+        if session["amount_total"] == 0:
+            return self._complete_free(
+                session, email, name, address or objects.address(test_card.country), ctx
+            )
         pi = self._ensure_pi(session, "card", ctx)
         facts: Obj = {
             "session": sid,
@@ -236,6 +240,13 @@ class Payments:
         if test_card.dispute:
             self._disputes.open(ch, test_card.brand, ctx)
         return PayResult("succeeded", session, payment_intent=pi["id"])
+
+    def _complete_free(
+        self, session: Obj, email: str, name: str | None, address: Obj, ctx: RequestContext
+    ) -> PayResult:
+        """Nothing to pay (a 100 % discount): as Stripe, no PaymentIntent, `no_payment_required`."""
+        self._checkout.complete(session, None, email, name, address, paid=True, ctx=ctx)
+        return PayResult("succeeded", session)
 
     # ---------------------------------------------------------------- intents, charges, capture
 
@@ -465,6 +476,8 @@ class Payments:
         email = email or self._checkout.known_email(session)
         if not email or not looks_like_email(email):
             return PayResult("invalid", session, field_errors={"email": "Your email address is invalid."})
+        if session["amount_total"] == 0:
+            return self._complete_free(session, email, name, address or objects.address("US"), ctx)
         outcome = bank_outcome(account, session["currency"])
         if outcome is None or outcome.method not in session["payment_method_types"]:
             label = "IBAN" if session["currency"] == "eur" else "account number"

@@ -230,3 +230,18 @@ async def test_a_charge_in_another_currency_records_nothing(sessions: Sessions) 
     async with sessions() as db, db.begin():
         await run(db, fulfil_checkout, checkout_session(order, currency="eur"))
     assert (await _status(sessions, order)).amount_paid is None
+
+
+async def test_nothing_to_pay_is_credited_only_for_a_total_of_zero(sessions: Sessions) -> None:
+    order = await _order(sessions)
+    charged = checkout_session(order, payment_status="no_payment_required")  # total 999: not free
+    async with sessions() as db, db.begin():
+        assert (await run(db, fulfil_checkout, charged)).outcome == "needs_review"
+    assert await _coins(sessions, order) == 0
+    free_order = await _order(sessions)
+    free = checkout_session(free_order, payment_status="no_payment_required", amount=0)
+    free["total_details"] = {"amount_discount": free_order.amount, "amount_tax": 0}
+    free["payment_intent"] = None
+    async with sessions() as db, db.begin():
+        assert (await run(db, fulfil_checkout, free)).outcome == "credited"
+    assert await _coins(sessions, free_order) == free_order.units + free_order.bonus
