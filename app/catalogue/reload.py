@@ -262,12 +262,13 @@ class CatalogueHolder:
         return await self._apply(data)
 
     async def _apply(self, data: bytes) -> bool:
+        """Swap in the file's new content if it parses and Stripe does not contradict its Prices."""
         self._refused = None
         if file_version(data) == self._catalogue.version:
-            # Touched or reverted to the live content: nothing to swap.
-            if self._problems:
+            # Touched or reverted to the live content: nothing to swap (what Stripe said of it stays).
+            if self._problems and not self._disagrees:
                 log.info("catalogue.recovered", path=str(self.path), version=self._catalogue.version)
-            self._problems = () if not self._disagrees else self._problems
+                self._problems = ()
             return False
         try:
             new = parse_catalogue(data, source=str(self.path))
