@@ -260,6 +260,17 @@ class StripeGateway:
             raise _translate(exc) from exc
         return str(customer.id)
 
+    async def update_customer_email(self, customer: str, email: str) -> None:
+        """Give the buyer's Customer their current email (where Stripe sends receipts).
+
+        Setting a value is idempotent by itself: a retry, or two checkouts doing it at once,
+        leave the same email (no idempotency key, which would replay an older change).
+        """
+        try:
+            await self.client.v1.customers.update_async(customer, {"email": email})
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+
     async def retrieve_price(self, price_id: str) -> dict[str, Any]:
         """A pre-made Price, as a plain dict (the catalogue checks it against its pack)."""
         try:

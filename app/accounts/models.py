@@ -29,6 +29,8 @@ class User(BigIntAuditBase):
     """Unix seconds; with ``STOREFRONT_VERIFY_EMAIL`` on, buying needs it (app/accounts/verification.py)."""
     stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True, index=True, default=None)
     """The buyer's one Stripe Customer, made at the first checkout (app/checkout/customers.py)."""
+    stripe_customer_email: Mapped[str | None] = mapped_column(String(320), default=None)
+    """The email last sent to that Customer: a checkout updates the Customer when ``email`` differs."""
 
 
 class SignInLink(NaturalKeyBase):

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from litestar import Request, get
 from litestar.response import Template
-from sqlalchemy import ColumnElement, func, literal_column, select
+from sqlalchemy import ColumnElement, Select, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import i18n
@@ -101,25 +101,35 @@ def revenue_chart(currency: str, by_day: dict[date, int], first: date, locale: s
     )
 
 
-def _day(db: AsyncSession, column: Any) -> ColumnElement[Any]:
+def _day(dialect: str, column: Any) -> ColumnElement[Any]:
     """The UTC calendar day of a timestamp column, in the database's own words."""
-    if db.get_bind().dialect.name == "postgresql":
+    if dialect == "postgresql":
         return func.date(func.timezone("UTC", column))
     return func.date(column)  # SQLite keeps UTC text, "YYYY-MM-DD HH:MM:SS"
 
 
-async def revenue(db: AsyncSession, today: date, locale: str) -> list[Chart]:
-    """Paid orders' prices (gross, by the day they were credited) per currency."""
-    first = today - timedelta(days=DAYS - 1)
-    day = _day(db, Order.fulfilled_at)
-    rows = await db.execute(
-        select(Order.currency, day, func.sum(Order.amount))
+def revenue_query(dialect: str, first: date) -> Select[Any]:
+    """What paid orders brought in per currency and day since ``first``, read from
+    ``ix_purchase_order_revenue`` alone (it carries every column named here).
+
+    What the buyer paid (after a promotion code, with any tax), not the list price; orders paid
+    before that was recorded count their snapshot ``amount``.
+    """
+    day = _day(dialect, Order.fulfilled_at)
+    return (
+        select(Order.currency, day, func.sum(func.coalesce(Order.amount_paid, Order.amount)))
         .where(
             Order.status == OrderStatus.PAID.value,
             Order.fulfilled_at >= datetime(*first.timetuple()[:3], tzinfo=UTC),
         )
         .group_by(Order.currency, day)
     )
+
+
+async def revenue(db: AsyncSession, today: date, locale: str) -> list[Chart]:
+    """Paid orders' takings (gross, by the day they were credited) per currency."""
+    first = today - timedelta(days=DAYS - 1)
+    rows = await db.execute(revenue_query(db.get_bind().dialect.name, first))
     by_currency: dict[str, dict[date, int]] = {}
     for currency, when, amount in rows:
         shown = when if isinstance(when, date) else date.fromisoformat(str(when))

@@ -14,6 +14,8 @@ cannot be asked (:class:`PricesUnverified`, or no answer within ``check_timeout`
 catalogue is taken unverified, with a warning, and checked again every
 ``RECHECK_SECONDS``: an outage must not keep the shop down or freeze its prices, and
 fulfilment still refuses to credit a session whose subtotal is not the pack's price.
+A file refused only because Stripe's Prices disagreed is asked about again as often too, so
+a Price fixed in Stripe's dashboard is picked up without saving the file once more.
 
 Usage with Litestar::
 
@@ -83,6 +85,7 @@ class CatalogueHolder:
         interval: float = 0.5,
         check: PriceCheck | None = None,
         check_timeout: float = 5.0,
+        recheck_seconds: float = RECHECK_SECONDS,
     ) -> None:
         """Load the file now: the app must not start on a broken catalogue.
 
@@ -93,7 +96,14 @@ class CatalogueHolder:
         self.interval = interval
         self._check = check
         self._check_timeout = check_timeout
-        self._unverified_since: float | None = None
+        self._recheck_seconds = recheck_seconds
+        self._unverified = False
+        """The live catalogue's Prices could not be asked about."""
+        self._disagrees = False
+        """A recheck found Stripe contradicting the live catalogue (nothing better to serve)."""
+        self._refused: Catalogue | None = None
+        """The file's catalogue, valid but refused by the Price check: taken once Stripe agrees."""
+        self._asked_at = time.monotonic()
         self._listeners: list[Listener] = []
         self._task: asyncio.Task[None] | None = None
         self._problems: tuple[str, ...] = ()
@@ -156,7 +166,7 @@ class CatalogueHolder:
     @property
     def verified(self) -> bool:
         """False while the live catalogue's Prices could not be checked with Stripe."""
-        return self._unverified_since is None
+        return not self._unverified
 
     # --- Stripe's Prices -------------------------------------------------------
 
@@ -164,6 +174,7 @@ class CatalogueHolder:
         """The check's problems with ``catalogue``; None if Stripe could not be asked."""
         if self._check is None:
             return []
+        self._asked_at = time.monotonic()
         try:
             return list(await asyncio.wait_for(self._check(catalogue), self._check_timeout))
         except (PricesUnverified, TimeoutError) as exc:
@@ -183,23 +194,38 @@ class CatalogueHolder:
         problems = await self._checked(self._catalogue)
         if problems:
             raise CatalogueError(problems, str(self.path))
-        self._unverified_since = time.monotonic() if problems is None else None
+        self._unverified = problems is None
 
     async def _recheck(self) -> None:
-        """Ask again about the live catalogue's Prices, at most every ``RECHECK_SECONDS``."""
-        if self._unverified_since is None or time.monotonic() - self._unverified_since < RECHECK_SECONDS:
+        """Ask Stripe again, at most every ``recheck_seconds``, while its answer can change things.
+
+        That is while a refused file waits for its Prices to be fixed in Stripe (then it is
+        swapped in), or the live catalogue is unverified or contradicted by Stripe.
+        """
+        if self._refused is None and not self._unverified and not self._disagrees:
+            return
+        if time.monotonic() - self._asked_at < self._recheck_seconds:
+            return
+        if self._refused is not None:
+            waiting = self._refused
+            problems = await self._checked(waiting)
+            if problems == []:
+                log.info("catalogue.prices_fixed", path=str(self.path), version=waiting.version)
+                await self._swap(waiting, verified=True)
+            elif problems:
+                self._problems = tuple(problems)
             return
         problems = await self._checked(self._catalogue)
         if problems is None:
-            self._unverified_since = time.monotonic()
             return
-        self._unverified_since = None
+        self._unverified, self._disagrees = False, bool(problems)
         if problems:
             # Nothing better to serve: the last good file is this one. Say so where reloads are seen.
             self._problems = tuple(problems)
             for problem in problems:
                 log.error("catalogue.prices_disagree", path=str(self.path), problem=problem)
         else:
+            self._problems = ()
             log.info("catalogue.prices_verified", path=str(self.path), version=self._catalogue.version)
 
     # --- reload side ---------------------------------------------------------
@@ -216,7 +242,7 @@ class CatalogueHolder:
             # Editors may briefly remove the file while saving; keep serving.
             if not self._missing:  # log once, not every poll
                 log.warning("catalogue.file_missing", path=str(self.path), error=str(exc))
-            self._missing, self._stat = True, None
+            self._missing, self._stat, self._refused = True, None, None
             self._problems = (f"file: cannot read {self.path}: {exc.strerror or exc}",)
             return False
         self._missing = False
@@ -229,39 +255,46 @@ class CatalogueHolder:
         try:
             data = await asyncio.to_thread(self.path.read_bytes)
         except OSError as exc:
+            self._refused = None
             self._problems = (f"file: cannot read {self.path}: {exc.strerror or exc}",)
             log.warning("catalogue.reload_failed", path=str(self.path), problem=self._problems[0])
             return False
         return await self._apply(data)
 
     async def _apply(self, data: bytes) -> bool:
+        """Swap in the file's new content if it parses and Stripe does not contradict its Prices."""
+        self._refused = None
         if file_version(data) == self._catalogue.version:
-            # Touched or reverted to the live content: nothing to swap.
-            if self._problems:
+            # Touched or reverted to the live content: nothing to swap (what Stripe said of it stays).
+            if self._problems and not self._disagrees:
                 log.info("catalogue.recovered", path=str(self.path), version=self._catalogue.version)
-            self._problems = ()
+                self._problems = ()
             return False
         try:
             new = parse_catalogue(data, source=str(self.path))
-            problems = await self._checked(new)
-            if problems:
-                raise CatalogueError(problems, str(self.path))
         except CatalogueError as exc:
-            self._problems = exc.problems
-            for problem in exc.problems:
-                log.error(
-                    "catalogue.reload_failed",
-                    path=str(self.path),
-                    problem=problem,
-                    serving=self._catalogue.version,
-                )
+            self._refuse(exc.problems)
             return False
-        old, self._catalogue, self._problems = self._catalogue.version, new, ()
-        self._unverified_since = time.monotonic() if problems is None else None
+        problems = await self._checked(new)
+        if problems:
+            self._refused = new
+            self._refuse(tuple(problems))
+            return False
+        await self._swap(new, verified=problems is not None)
+        return True
+
+    def _refuse(self, problems: tuple[str, ...]) -> None:
+        self._problems = problems
+        for problem in problems:
+            log.error("catalogue.reload_failed", path=str(self.path), problem=problem, serving=self.version)
+
+    async def _swap(self, new: Catalogue, *, verified: bool) -> None:
+        """Make ``new`` the live catalogue and tell the listeners."""
+        old, self._catalogue, self._problems, self._refused = self._catalogue.version, new, (), None
+        self._unverified, self._disagrees = not verified, False
         self.loaded_at = time.time()
         log.info("catalogue.reloaded", path=str(self.path), version=new.version, previous=old)
         await self._notify(new)
-        return True
 
     async def watch(self, interval: float | None = None) -> None:
         """Poll the file forever; run as a task (see ``start``)."""

@@ -6,6 +6,11 @@ conditional UPDATE that only fills an empty column, so a late writer cannot repl
 Stripe keeps an idempotency key for 24 hours: a Customer made by a transaction that then
 rolled back is found again by the next checkout within that time (the same key); later, a
 second Customer would be made for that buyer, harmless but unused.
+
+The Customer's email is where Stripe sends receipts, so it follows the account's: the email
+last sent is kept on the account (``stripe_customer_email``) and a checkout whose buyer's email
+differs (changed through the host API, or a Customer made before it was kept) updates the
+Customer first, costing a round trip only then.
 """
 
 from __future__ import annotations
@@ -21,12 +26,27 @@ log = structlog.get_logger(__name__)
 
 
 async def customer_for(db: AsyncSession, gateway: StripeGateway, user: User) -> str:
-    """The buyer's Customer id, made and stored (in the caller's transaction) if missing.
+    """The buyer's Customer id, made (or given their current email) and stored if needed.
 
-    Raises ``PaymentProviderError`` when Stripe refuses or cannot be reached.
+    Writes in the caller's transaction; raises ``PaymentProviderError`` when Stripe refuses or
+    cannot be reached.
     """
-    if user.stripe_customer_id:
-        return user.stripe_customer_id
+    customer = user.stripe_customer_id or await _make(db, gateway, user)
+    if user.stripe_customer_email != user.email:
+        await gateway.update_customer_email(customer, user.email)
+        await db.execute(
+            update(User)
+            .where(User.id == user.id)
+            .values(stripe_customer_email=user.email)
+            .execution_options(synchronize_session=False)
+        )
+        user.stripe_customer_email = user.email
+        log.info("checkout.customer_email_updated", user_id=user.id, customer=customer)
+    return customer
+
+
+async def _make(db: AsyncSession, gateway: StripeGateway, user: User) -> str:
+    """Create the Customer (with the account's email) and store it unless a racer stored it first."""
     made = await gateway.create_customer(
         user_id=user.id,
         email=user.email,
@@ -36,11 +56,11 @@ async def customer_for(db: AsyncSession, gateway: StripeGateway, user: User) -> 
     await db.execute(
         update(User)
         .where(User.id == user.id, User.stripe_customer_id.is_(None))
-        .values(stripe_customer_id=made)
+        .values(stripe_customer_id=made, stripe_customer_email=user.email)
         .execution_options(synchronize_session=False)
     )
     # Whoever filled the column first decides (the same id, thanks to the idempotency key).
-    await db.refresh(user, ["stripe_customer_id"])
+    await db.refresh(user, ["stripe_customer_id", "stripe_customer_email"])
     stored = user.stripe_customer_id
     if stored != made:
         log.warning("checkout.customer_raced", user_id=user.id, made=made, kept=stored)

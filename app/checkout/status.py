@@ -183,7 +183,8 @@ def status_context(
         "balance_text": units_text(catalogue, order.asset, balance_after, locale)
         if balance_after is not None
         else None,
-        "price_text": format_money(order.amount, order.currency, i18n.babel_name(locale)),
+        # What the buyer paid once Stripe said (after a code, with tax added), else the price.
+        "price_text": format_money(order.paid, order.currency, i18n.babel_name(locale)),
         "bonus_text": bonus_text(catalogue, order, locale),
         "pack_name": pack.name.get(locale) if pack is not None else order.pack_name,
         "receipt_url": receipt_url,

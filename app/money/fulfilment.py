@@ -94,7 +94,9 @@ def fulfil_checkout(conn: SqlConnection, session_obj: Mapping[str, Any]) -> Fulf
         log.warning("fulfil.session_mismatch", order_id=order.id, session_id=session_id)
         return FulfilResult("needs_review", order)
 
-    if payment_status != "paid":
+    # A total of 0 (a 100 % promotion code) completes with nothing to pay and no PaymentIntent.
+    free = payment_status == "no_payment_required"
+    if payment_status != "paid" and not free:
         if status == "complete" and payment_status == "unpaid":
             order = _settle(conn, order, OrderStatus.AWAITING_PAYMENT, payment_intent_id=pi)
             if order.status == OrderStatus.AWAITING_PAYMENT:
@@ -104,6 +106,8 @@ def fulfil_checkout(conn: SqlConnection, session_obj: Mapping[str, Any]) -> Fulf
         return FulfilResult("needs_review" if order.status == OrderStatus.NEEDS_REVIEW else "not_paid", order)
 
     charge = _charge(order.amount, amount_subtotal, discount, tax, amount_total)
+    if free and (status != "complete" or amount_total != 0):
+        charge = None  # Stripe never says so of a session that charges something
     if charge is None or currency.lower() != order.currency.lower():
         parts = ""
         if discount or tax or amount_subtotal != amount_total:
@@ -115,6 +119,10 @@ def fulfil_checkout(conn: SqlConnection, session_obj: Mapping[str, Any]) -> Fulf
             f"Stripe charged {major_units(amount_total, currency)}{parts},"
             f" the order says {major_units(order.amount, order.currency)}"
         )
+        if amount_total is not None and currency.lower() == order.currency.lower():
+            # What Stripe charged, kept for the review: an admin crediting it anyway, and the
+            # refunds after, then count what was paid, not a snapshot Stripe never charged.
+            record_charge(conn, order, discount=discount or 0, tax=tax or 0, paid=amount_total)
         order = _settle(conn, order, OrderStatus.NEEDS_REVIEW, reason=reason)
         log.warning(
             "fulfil.amount_mismatch",

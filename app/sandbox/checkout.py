@@ -527,7 +527,7 @@ class Checkout:
     def complete(
         self,
         session: Obj,
-        pi: Obj,
+        pi: Obj | None,
         email: str | None,
         name: str | None,
         address: Obj,
@@ -537,11 +537,14 @@ class Checkout:
     ) -> None:
         """Close the session for its PaymentIntent; a bank debit completes unpaid and settles later.
 
-        A manually captured card payment completes `paid`, as Stripe reports an authorized hold.
+        A manually captured card payment completes `unpaid`, as Stripe reports a hold not yet
+        captured; capturing it makes the session `paid` (``Payments.capture``). Without a
+        PaymentIntent (a total of 0, e.g. a 100 % promotion code) it is `no_payment_required`.
         """
         customer = self._completed_customer(session, email, name, address, ctx)
         if customer is not None:
             session["customer"] = customer
+        if customer is not None and pi is not None:
             pi["customer"] = customer
             if pi["latest_charge"]:
                 self._store.charges.by_id[pi["latest_charge"]]["customer"] = customer
@@ -551,8 +554,8 @@ class Checkout:
             self._discounts.redeem(applied)
         session.update(
             status="complete",
-            payment_status="paid" if paid else "unpaid",
-            payment_intent=pi["id"],
+            payment_status="no_payment_required" if pi is None else "paid" if paid else "unpaid",
+            payment_intent=None if pi is None else pi["id"],
             customer_details=objects.customer_details(email, name, address),
             url=None,
         )

@@ -9,7 +9,7 @@ applied with the Update button), and the button says what `submit_type` says.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qsl
 
 from litestar import Request, Response, get, post
@@ -73,6 +73,9 @@ KEPT_VALUES = ("email", "name", "method", "promotion_code", *(f"address_{f}" for
 # Messages about a typed promotion code (the discounts module words them), shown translated.
 CODE_MESSAGES = (_("This code is invalid."), _("Enter a promotion code."))
 CODE_UNUSABLE = _("This code can't be used for this purchase.")
+
+
+TOTAL_CHANGED: Final = _("The total changed with your address. Check it, then pay.")
 
 
 def _form(raw: bytes) -> dict[str, str]:
@@ -293,6 +296,10 @@ def hosted_routes(runtime: SandboxRuntime) -> list[HTTPRouteHandler]:
                 if quantity_errors or intent == "update":
                     status = 400 if errors else 200
                     return pay_form(request, session, sid, form, errors=quantity_errors, status_code=status)
+                if form.get("total_seen", str(session["amount_total"])) != str(session["amount_total"]):
+                    # A new country changed the tax: Checkout never charges a total the buyer
+                    # has not seen (Stripe's page updates it as the address changes).
+                    return pay_form(request, session, sid, form, message=TOTAL_CHANGED, status_code=400)
                 if address_errors:
                     # Show every problem at once, as Checkout marks each incomplete field.
                     everything = {**address_errors, **field_problems(session, form, email)}

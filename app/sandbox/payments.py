@@ -114,6 +114,10 @@ class Payments:
         if not email or not looks_like_email(email):
             return PayResult("invalid", session, field_errors={"email": "Your email address is invalid."})
         test_card = lookup(card.number)
+        if session["amount_total"] == 0:
+            return self._complete_free(
+                session, email, name, address or objects.address(test_card.country), ctx
+            )
         pi = self._ensure_pi(session, "card", ctx)
         facts: Obj = {
             "session": sid,
@@ -236,6 +240,13 @@ class Payments:
         if test_card.dispute:
             self._disputes.open(ch, test_card.brand, ctx)
         return PayResult("succeeded", session, payment_intent=pi["id"])
+
+    def _complete_free(
+        self, session: Obj, email: str, name: str | None, address: Obj, ctx: RequestContext
+    ) -> PayResult:
+        """Nothing to pay (a 100 % discount): as Stripe, no PaymentIntent, `no_payment_required`."""
+        self._checkout.complete(session, None, email, name, address, paid=True, ctx=ctx)
+        return PayResult("succeeded", session)
 
     # ---------------------------------------------------------------- intents, charges, capture
 
@@ -404,6 +415,12 @@ class Payments:
         # Since 2025-03-31.basil a partial capture releases the rest without a Refund object.
         self._settle(ch, pi, amount)
         self._holds.discard(pi_id)
+        session = self._session_of(pi_id)
+        if session is not None and session["payment_status"] == "unpaid":
+            # Held funds are now the account's: Stripe reports the session paid (and sends no
+            # checkout.session.* event for it; a shop learns it by retrieving the session).
+            session["payment_status"] = "paid"
+            store.mark_dirty()
         self._emit("charge.captured", ch, ctx)
         self._emit("payment_intent.succeeded", pi, ctx)
         return pi
@@ -420,14 +437,7 @@ class Payments:
                 f"PaymentIntent with one of the following statuses may be canceled: {allowed}.",
                 code="payment_intent_unexpected_state",
             )
-        session = next(
-            (
-                s
-                for s in store.sessions.by_id.values()
-                if store.session_extra[s["id"]].get("payment_intent") == pi_id
-            ),
-            None,
-        )
+        session = self._session_of(pi_id)
         if session is not None and session["status"] == "open":
             raise invalid(
                 "You cannot cancel this PaymentIntent because it belongs to an open Checkout Session. "
@@ -436,6 +446,18 @@ class Payments:
             )
         self._release(pi, params.get("cancellation_reason"), ctx)
         return pi
+
+    def _session_of(self, pi_id: str) -> Obj | None:
+        """The Checkout Session whose payment this PaymentIntent is, if any."""
+        store = self._store
+        return next(
+            (
+                s
+                for s in store.sessions.by_id.values()
+                if store.session_extra[s["id"]].get("payment_intent") == pi_id
+            ),
+            None,
+        )
 
     # ----------------------------------------------------------------------------- bank debits
 
@@ -454,6 +476,8 @@ class Payments:
         email = email or self._checkout.known_email(session)
         if not email or not looks_like_email(email):
             return PayResult("invalid", session, field_errors={"email": "Your email address is invalid."})
+        if session["amount_total"] == 0:
+            return self._complete_free(session, email, name, address or objects.address("US"), ctx)
         outcome = bank_outcome(account, session["currency"])
         if outcome is None or outcome.method not in session["payment_method_types"]:
             label = "IBAN" if session["currency"] == "eur" else "account number"

@@ -162,33 +162,41 @@ def matcher(query: str, resource: str) -> Callable[[Obj], bool]:
     return match
 
 
-def _page_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"sandbox:{offset}".encode()).decode().rstrip("=")
+def _page_token(last_id: str) -> str:
+    """An opaque `next_page`: the last object shown, so a page resumes after it (a cursor, as
+    Stripe's are: objects made between two pages neither repeat nor push results along)."""
+    return base64.urlsafe_b64encode(f"sandbox:{last_id}".encode()).decode().rstrip("=")
 
 
-def _page_offset(token: str) -> int:
+def _page_after(token: str) -> str:
     try:
         text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
     except (ValueError, UnicodeDecodeError):
         text = ""
-    prefix, _, number = text.partition(":")
-    if prefix != "sandbox" or not number.isdigit():
+    prefix, _, last_id = text.partition(":")
+    if prefix != "sandbox" or not last_id:
         raise invalid(f"Invalid page: {token[:40]}", param="page")
-    return int(number)
+    return last_id
 
 
 def search(coll: Collection, resource: str, params: Obj, url: str) -> Obj:
     """A `search_result` page, newest first; `next_page` is an opaque token for the following page."""
     match = matcher(params["query"], resource)
     limit: int = params.get("limit", 10)
-    offset = _page_offset(params["page"]) if "page" in params else 0
-    found = [o for o in reversed(coll.dump()) if match(o)]
-    page = found[offset : offset + limit]
-    more = offset + limit < len(found)
+    newest_first = list(reversed(coll.dump()))
+    if "page" in params:
+        ids = [o["id"] for o in newest_first]
+        last_id = _page_after(params["page"])
+        if last_id not in ids:
+            raise invalid(f"Invalid page: {params['page'][:40]}", param="page")
+        newest_first = newest_first[ids.index(last_id) + 1 :]
+    found = [o for o in newest_first if match(o)]
+    page = found[:limit]
+    more = len(found) > limit
     return {
         "object": "search_result",
         "data": page,
         "has_more": more,
-        "next_page": _page_token(offset + limit) if more else None,
+        "next_page": _page_token(page[-1]["id"]) if more else None,
         "url": url,
     }

@@ -5,14 +5,17 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 
-from app.admin.dashboard import TICK_HALF_WIDTH, revenue_chart
+import pytest
+from sqlalchemy.dialects import sqlite
+
+from app.admin.dashboard import TICK_HALF_WIDTH, revenue_chart, revenue_query
 from app.host_webhooks.models import HostDelivery, HostEvent, WebhookEndpoint
 from app.money.models import Order, StripeEvent
 from app.reconcile.models import ReconcileRun
 from app.reconcile.service import ReconcileSummary, run_record
 from app.settings import Settings
 from tests.admin.support import ADMIN_EMAIL, an_order, client_as, insert_rows, make_user
-from tests.support.shop import wait_for
+from tests.support.shop import run_sql, wait_for
 
 
 def _count(page: str, css: str) -> int:
@@ -38,9 +41,14 @@ def test_the_dashboard_adds_up_what_happened(settings: Settings) -> None:
         settings,
         Order.__table__,
         [
-            an_order(buyer, status="paid", amount=199, fulfilled_at=today),
-            an_order(buyer, status="paid", amount=500, fulfilled_at=today),
-            an_order(buyer, status="paid", amount=300, fulfilled_at=yesterday),
+            # What was paid counts: a promotion code took 1.00 off, tax added 0.30 on top.
+            an_order(
+                buyer, status="paid", amount=199, amount_discount=100, amount_paid=99, fulfilled_at=today
+            ),
+            an_order(buyer, status="paid", amount=500, fulfilled_at=today),  # paid before 0010
+            an_order(
+                buyer, status="paid", amount=300, amount_tax=30, amount_paid=330, fulfilled_at=yesterday
+            ),
             an_order(buyer, status="paid", amount=1000, currency="eur", fulfilled_at=yesterday),
             an_order(buyer, status="paid", amount=7777, fulfilled_at=long_ago),  # outside the 30 days
             an_order(buyer, status="needs_review", amount=100),
@@ -98,11 +106,11 @@ def test_the_dashboard_adds_up_what_happened(settings: Settings) -> None:
 
     usd = _bars(page, "USD")
     assert len(usd) == 30
-    assert usd[today.date().isoformat()] == "$6.99"
-    assert usd[yesterday.date().isoformat()] == "$3.00"
+    assert usd[today.date().isoformat()] == "$5.99"
+    assert usd[yesterday.date().isoformat()] == "$3.30"
     assert sum(1 for label in usd.values() if label != "$0.00") == 2
     assert _bars(page, "EUR")[yesterday.date().isoformat()] == "€10.00"
-    assert "$9.99 in total, best day $6.99" in page
+    assert "$9.29 in total, best day $5.99" in page
     assert re.search(r'<li data-state="paid">.*?data-count="5"', page)
     assert _count(page, "needs-review") == 2
     assert _count(page, "events-hour") == 1  # webhook deliveries only, not reconciliation's
@@ -121,3 +129,15 @@ def test_the_revenue_chart_labels_stay_inside_the_drawing() -> None:
     chart = revenue_chart("usd", {date(2026, 11, 2): 499}, date(2026, 11, 2), "en")
     assert chart.ticks[0][1] == "11-02"
     assert all(TICK_HALF_WIDTH <= x <= chart.width - TICK_HALF_WIDTH for x, _label in chart.ticks)
+
+
+def test_the_revenue_sum_reads_the_covering_index_alone(settings: Settings) -> None:
+    """SQLite's plan: paid revenue (COALESCE(amount_paid, amount)) is still an index-only scan."""
+    if not settings.database_url.startswith("sqlite"):
+        pytest.skip("the plan is SQLite's words")
+    make_user(settings, ADMIN_EMAIL, is_admin=True)
+    query = revenue_query("sqlite", date(2026, 11, 2)).compile(
+        dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}
+    )
+    plan = " ".join(str(row["detail"]) for row in run_sql(settings, f"EXPLAIN QUERY PLAN {query}"))
+    assert "USING COVERING INDEX ix_purchase_order_revenue" in plan, plan

@@ -115,3 +115,32 @@ def test_a_customer_stored_meanwhile_is_kept_not_replaced(sqlite_shop: Shop) -> 
 
     assert run_async(second_checkout()) == first
     assert _stored_customer(shop, buyer.email) == first
+
+
+def test_a_changed_email_reaches_the_customer_at_the_next_checkout_once(sqlite_shop: Shop) -> None:
+    """Regression: the Customer kept the sign-up email after the account's changed (through the
+    host API), so Stripe's receipts went to the old address."""
+    shop = sqlite_shop
+    buyer = shop.buyer().sign_up()
+    buyer.start("coins-100")
+    customer = _stored_customer(shop, buyer.email)
+    assert customer is not None
+    [row] = shop.rows("SELECT stripe_customer_email FROM user_account WHERE email = :e", e=buyer.email)
+    assert row["stripe_customer_email"] == buyer.email  # kept with the Customer it was made with
+    new = "renamed-" + buyer.email
+    shop.rows("UPDATE user_account SET email = :n WHERE email = :e RETURNING id", n=new, e=buyer.email)
+
+    session = buyer.start("coins-500")
+    sdk = stripe.StripeClient(TEST_KEY, base_addresses={"api": shop.sandbox.url})
+    assert sdk.v1.customers.retrieve(customer).email == new
+    assert shop.session(session)["customer"] == customer
+    page = httpx.get(str(shop.session(session)["url"]), timeout=10)
+    assert new in page.text  # the hosted page (and so the receipt) has the new address
+    [row] = shop.rows("SELECT stripe_customer_email FROM user_account WHERE email = :e", e=new)
+    assert row["stripe_customer_email"] == new
+
+    # In step now: the next checkout sends nothing (a change made at Stripe alone stays).
+    sdk.v1.customers.update(customer, {"email": "set-at-stripe@example.com"})
+    buyer.start("coins-2500")
+    assert sdk.v1.customers.retrieve(customer).email == "set-at-stripe@example.com"
+    assert len(_customers_of(shop, new)) == 0

@@ -9,10 +9,12 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 import stripe
 
 from app.catalogue import CatalogueError, CatalogueHolder
+from app.catalogue.reload import PricesUnverified
 from app.checkout.prices import price_check
 from app.stripe_gateway import StripeGateway
 from tests.catalogue.factories import make_pack, render
@@ -149,3 +151,59 @@ async def test_stripe_out_of_reach_at_start_up_starts_unverified(
         assert not holder.verified
     finally:
         await unreachable.close()
+
+
+async def test_a_reload_refused_for_its_price_is_taken_once_the_price_is_fixed_in_stripe(
+    sandbox: SandboxServer, gateway: StripeGateway, tmp_path: Path
+) -> None:
+    """Regression: the refused file was only looked at again when saved again, so a Price fixed
+    in Stripe's dashboard stayed refused; the periodic re-check now takes it."""
+    price = _price(sandbox, 999)
+    path = _write(tmp_path / "pricing.toml", stripe_price=price)
+    holder = CatalogueHolder(path, check=price_check(gateway), recheck_seconds=0.2)
+    await holder.verify()
+    _sdk(sandbox).v1.prices.update(price, {"active": False})
+    _write(path, stripe_price=price, units=700)
+    assert await holder.refresh() is False
+    assert holder.problems == [
+        f"pack 'pro': stripe_price: Stripe's {price} is archived (inactive), the pack is on sale"
+    ]
+    # Not yet due, and still archived when due: the live catalogue stays, the problem is kept.
+    await holder.refresh()
+    await anyio.sleep(0.25)
+    await holder.refresh()
+    assert holder.catalogue.packs[0].units == 100
+    assert len(holder.problems) == 1
+    # Fixed in Stripe, the file untouched: the next due re-check swaps it in.
+    _sdk(sandbox).v1.prices.update(price, {"active": True})
+    await holder.refresh()
+    assert holder.catalogue.packs[0].units == 100  # not due yet: no round trip on every poll
+    await anyio.sleep(0.25)
+    assert await holder.refresh() is False  # the file did not change; the swap is the re-check's
+    assert holder.catalogue.packs[0].units == 700
+    assert holder.problems == []
+    assert holder.verified
+
+
+async def test_a_live_catalogue_stripe_contradicts_is_asked_again_until_it_agrees(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """Stripe unreachable at start, then contradicting, then fixed: the problem is shown, then cleared."""
+    price = _price(sandbox, 999)
+    path = _write(tmp_path / "pricing.toml", stripe_price=price)
+    answers: list[list[str] | None] = [None, ["pack 'pro': wrong"], []]
+
+    async def check(_catalogue: object) -> list[str]:
+        answer = answers.pop(0)
+        if answer is None:
+            raise PricesUnverified("down")
+        return answer
+
+    holder = CatalogueHolder(path, check=check, recheck_seconds=0)
+    await holder.verify()
+    assert not holder.verified
+    await holder.refresh()
+    assert (holder.verified, holder.problems) == (True, ["pack 'pro': wrong"])
+    await holder.refresh()
+    assert (holder.verified, holder.problems) == (True, [])
+    assert answers == []

@@ -9,6 +9,9 @@ from typing import Any
 import pytest
 import stripe
 
+from app.catalogue import CatalogueHolder
+from app.checkout.status import status_context
+from app.money.models import Order, OrderStatus
 from app.settings import PROJECT_ROOT
 from tests.support.sandbox_server import TEST_KEY
 from tests.support.shop import Shop, filed_receipt, run_shop, wait_for
@@ -105,3 +108,52 @@ def test_automatic_tax_is_asked_for_and_recorded(
         receipt = wait_for(lambda: filed_receipt(shop, order["id"]))
         assert f"Tax: ${tax / 100:.2f}" in receipt
         assert f"Amount paid: ${paid / 100:.2f}" in receipt
+
+
+def test_the_success_page_names_what_was_paid_not_the_list_price() -> None:
+    """Regression: the success page's order line said the pack's $4.99 after the buyer paid
+    $2.99 (half off with a code, tax on top), unlike the account page and the receipt."""
+    catalogue = CatalogueHolder(PROJECT_ROOT / "pricing.toml").catalogue
+    order = Order(
+        id=3,
+        user_id=1,
+        pack_id="coins-500",
+        pack_name="Coin pouch",
+        asset="coins",
+        units=500,
+        bonus=50,
+        amount=499,
+        currency="usd",
+        status=OrderStatus.PAID,
+        amount_discount=250,
+        amount_tax=50,
+        amount_paid=299,
+    )
+    assert status_context(order, catalogue, "en", balance_after=550)["price_text"] == "$2.99"
+    order.amount_paid = None  # not paid yet (or paid before 0010): the snapshot price
+    assert status_context(order, catalogue, "en", balance_after=550)["price_text"] == "$4.99"
+
+
+def test_a_hundred_percent_code_completes_with_nothing_to_pay_and_is_credited_once(shop: Shop) -> None:
+    """Regression: Stripe completes a session whose total is 0 as ``no_payment_required`` with no
+    PaymentIntent; the sandbox said ``paid`` and made one, and fulfilment credited only ``paid``,
+    so against Stripe a free code's order was never credited."""
+    _promotion_code(shop, "FREE", percent_off=100)
+    buyer = shop.buyer().sign_up()
+    sid = buyer.start("coins-500")
+    assert shop.sandbox.call(lambda: shop.sandbox.state.set_promotion_code(sid, "FREE")) is None
+    assert shop.pay(sid, card_number="4242424242424242")["status"] == "succeeded"
+    session = shop.session(sid)
+    assert (session["status"], session["payment_status"], session["payment_intent"]) == (
+        "complete",
+        "no_payment_required",
+        None,
+    )
+    order = wait_for(lambda: (row := shop.order(sid))["status"] == "paid" and row)
+    assert (order["amount_discount"], order["amount_tax"], order["amount_paid"]) == (499, 0, 0)
+    shop.flush()
+    shop.reconcile()
+    assert shop.rows("SELECT units, amount FROM ledger_entry WHERE order_id = :o", o=order["id"]) == [
+        {"units": 550, "amount": 0}
+    ]
+    assert buyer.balances()["coins"] == 550

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.sql import run
-from app.money.fulfilment import fulfil_checkout
+from app.money.events import process_event
+from app.money.fulfilment import credit_order, fulfil_checkout
 from app.money.ledger import balances, check_invariant
 from app.money.models import LedgerEntry, Order, OrderStatus
-from app.money.orders import transition
+from app.money.orders import leave_review, transition
 from app.settings import Settings
-from tests.webhooks.factories import checkout_session, make_order, make_user, pi_for, session_factory
+from tests.webhooks.factories import checkout_session, event, make_order, make_user, pi_for, session_factory
 
 pytestmark = pytest.mark.anyio
 
@@ -177,3 +179,69 @@ async def test_fifty_concurrent_fulfilments_credit_once(sessions: Sessions) -> N
         )
         assert count == 1
         assert await run(db, check_invariant) == []
+
+
+async def test_a_mismatched_charge_is_recorded_so_a_credit_anyway_refunds_in_proportion(
+    sessions: Sessions,
+) -> None:
+    """Regression: a reviewed order kept no amount_paid, so after an admin credited it anyway a
+    full refund of what Stripe really charged (499 of a 999 snapshot) took back half the units."""
+    order = await _order(sessions)
+    cheaper = checkout_session(order, amount=order.amount // 2)
+    cheaper["amount_subtotal"] = order.amount // 2  # e.g. a Price swapped for a cheaper one
+    async with sessions() as db, db.begin():
+        assert (await run(db, fulfil_checkout, cheaper)).outcome == "needs_review"
+    reviewed = await _status(sessions, order)
+    assert (reviewed.amount_paid, reviewed.amount_discount, reviewed.amount_tax) == (order.amount // 2, 0, 0)
+    # An admin credits it anyway, then Stripe refunds the whole charge: every unit goes back.
+    async with sessions() as db, db.begin():
+        moved = await run(
+            db,
+            leave_review,
+            order.id,
+            OrderStatus.PAID,
+            "credited by an admin",
+            payment_intent_id=pi_for(order),
+            fulfilled_at=datetime.now(UTC),
+        )
+        assert moved is not None
+        assert (await run(db, credit_order, moved, cheaper["id"])) is not None
+    assert await _coins(sessions, order) == order.units + order.bonus
+    charge = {
+        "id": "ch_test_review",
+        "object": "charge",
+        "payment_intent": pi_for(order),
+        "amount_refunded": order.amount // 2,
+        "refunds": {"object": "list", "data": []},
+    }
+    async with sessions() as db, db.begin():
+        await db.execute(
+            Order.__table__.update()
+            .where(Order.id == order.id)
+            .values(stripe_payment_intent_id=pi_for(order))
+        )
+        outcome = await run(db, process_event, event("charge.refunded", charge))
+    assert outcome.outcome.startswith("refund applied"), outcome
+    assert await _coins(sessions, order) == 0
+
+
+async def test_a_charge_in_another_currency_records_nothing(sessions: Sessions) -> None:
+    order = await _order(sessions)
+    async with sessions() as db, db.begin():
+        await run(db, fulfil_checkout, checkout_session(order, currency="eur"))
+    assert (await _status(sessions, order)).amount_paid is None
+
+
+async def test_nothing_to_pay_is_credited_only_for_a_total_of_zero(sessions: Sessions) -> None:
+    order = await _order(sessions)
+    charged = checkout_session(order, payment_status="no_payment_required")  # total 999: not free
+    async with sessions() as db, db.begin():
+        assert (await run(db, fulfil_checkout, charged)).outcome == "needs_review"
+    assert await _coins(sessions, order) == 0
+    free_order = await _order(sessions)
+    free = checkout_session(free_order, payment_status="no_payment_required", amount=0)
+    free["total_details"] = {"amount_discount": free_order.amount, "amount_tax": 0}
+    free["payment_intent"] = None
+    async with sessions() as db, db.begin():
+        assert (await run(db, fulfil_checkout, free)).outcome == "credited"
+    assert await _coins(sessions, free_order) == free_order.units + free_order.bonus

@@ -63,6 +63,9 @@ def test_manual_capture(client: stripe.StripeClient, sandbox: SandboxServer) -> 
         2500,
         "COINS HELD",
     )
+    # Captured: the session now reports paid, as Stripe's does (without a checkout.session event).
+    assert client.v1.checkout.sessions.retrieve(session.id).payment_status == "paid"
+    assert "checkout.session.async_payment_succeeded" not in _events(sandbox, session.id)
     with pytest.raises(stripe.InvalidRequestError) as err:
         client.v1.checkout.sessions.create(
             params=session_params(
@@ -580,3 +583,24 @@ def test_catalog_fields_round_trip(client: stripe.StripeClient) -> None:
     assert (made.statement_descriptor, made.tax_code, made.unit_label) == ("GEMS", "txcd_10000000", "gem")
     listed = client.v1.prices.list(params={"recurring": {"usage_type": "licensed", "meter": "m_1"}})
     assert listed.data == []  # one-time prices have no recurring usage
+
+
+def test_a_total_changed_by_the_address_is_shown_before_it_is_charged(
+    client: stripe.StripeClient, sandbox: SandboxServer
+) -> None:
+    """Regression: paying with a country chosen after the total was shown charged the new total
+    (tax added) though the page had said the old one; Stripe's page never charges a total unseen."""
+    session = client.v1.checkout.sessions.create(params=session_params(automatic_tax={"enabled": True}))
+    page = _page(str(session.url)).text
+    assert 'name="total_seen" value="2500"' in page
+    form = {**CARD, "address_country": "AT", "total_seen": "2500"}
+    refused = _post(str(session.url), "zh-CN", intent="pay", email="b@example.com", **form)
+    assert refused.status_code == 400
+    assert "应付总额已随您的地址更新" in refused.text
+    assert 'name="total_seen" value="3000"' in refused.text  # now showing Austria's 20 % on top
+    still = client.v1.checkout.sessions.retrieve(session.id)
+    assert (still.status, still.payment_intent) == ("open", None)  # nothing charged
+    paid = _post(str(session.url), intent="pay", email="b@example.com", **{**form, "total_seen": "3000"})
+    assert paid.status_code == 303
+    done = client.v1.checkout.sessions.retrieve(session.id)
+    assert (done.status, done.amount_total) == ("complete", 3000)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from functools import partial
 from typing import Any
 
@@ -144,6 +145,21 @@ def test_customer_search(module_client: stripe.StripeClient) -> None:
     assert [c.id for c in every] == [cat.id, bob.id, ann.id]
 
 
+def test_customer_search_pages_resume_after_the_last_shown(module_client: stripe.StripeClient) -> None:
+    """Regression: `next_page` was an offset, so a customer made between two pages pushed the
+    results along and the second page repeated one already shown; it is a cursor now."""
+    customers = module_client.v1.customers
+    tag = unique()
+    query = f'metadata["t"]:"{tag}"'
+    made = [customers.create(params={"name": f"N{i}", "metadata": {"t": tag}}).id for i in range(3)]
+    first = customers.search(params={"query": query, "limit": 2})
+    assert [c.id for c in first.data] == [made[2], made[1]]
+    customers.create(params={"name": "later", "metadata": {"t": tag}})  # newest: belongs before page 1
+    second = customers.search(params={"query": query, "limit": 2, "page": first.next_page})
+    assert [c.id for c in second.data] == [made[0]]
+    assert (second.has_more, second.next_page) == (False, None)
+
+
 @pytest.mark.parametrize(
     ("query", "message"),
     [
@@ -175,6 +191,10 @@ def test_customer_search_bad_page(module_client: stripe.StripeClient) -> None:
     with pytest.raises(stripe.InvalidRequestError) as err:
         module_client.v1.customers.search(params={"query": 'name:"x"', "page": "garbage"})
     assert err.value.param == "page"
+    unknown = base64.urlsafe_b64encode(b"sandbox:cus_doesnotexist").decode()
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        module_client.v1.customers.search(params={"query": 'name:"x"', "page": unknown})
+    assert (err.value.http_status, err.value.param) == (400, "page")
 
 
 def test_customer_objects_conform(module_client: stripe.StripeClient, module_sandbox: SandboxServer) -> None:
