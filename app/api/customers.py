@@ -17,6 +17,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any, Final
 
 import msgspec
@@ -266,7 +267,8 @@ async def customer_user_id(db_session: AsyncSession, external_id: str) -> int:
     return (await run(db_session, _customer_or_404, external_id)).id
 
 
-def _load_out(conn: SqlConnection, external_id: str) -> CustomerOut:
+def load_customer(conn: SqlConnection, *, external_id: str) -> CustomerOut:
+    """A customer and their balances; 404 ``customer_not_found`` (the route and its hot path)."""
     return _out(conn, _customer_or_404(conn, external_id))
 
 
@@ -309,7 +311,7 @@ async def put_customer_route(
     summary="A customer and their balances",
 )
 async def get_customer(request: Request[Any, Any, Any], external_id: ExternalId) -> CustomerOut:
-    return await api_read(request, lambda conn: _load_out(conn, external_id))
+    return await api_read(request, partial(load_customer, external_id=external_id))
 
 
 @post(

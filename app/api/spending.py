@@ -29,7 +29,7 @@ from app.accounts.models import User
 from app.api.auth import api_read
 from app.api.body import strict_body
 from app.api.customers import ExternalId, customer_user_id, find_customer_id
-from app.api.idempotency import Idempotency, respond
+from app.api.idempotency import Answer, Idempotency, idempotent, respond
 from app.api.keys import KeyRow
 from app.api.pagination import Page, PageParams, page_of
 from app.api.problems import ProblemDetails, problem_details, problem_responses
@@ -258,33 +258,100 @@ async def _write(request: Request[Any, Any, Any], operation: Callable[[SqlConnec
 # --- debits ----------------------------------------------------------------------------------
 
 
-def debit_change(
-    conn: SqlConnection, *, external_id: str, body: DebitIn, assets: dict[str, int | None], key: str, now: int
+def _spending(
+    conn: SqlConnection,
+    external_id: str,
+    body: DebitIn | HoldIn,
+    assets: dict[str, int | None],
+    spend: Callable[[int], tuple[int, Any]],
 ) -> tuple[int, Any]:
-    """The debit itself, a module-level function: its partial pickles for the writer process."""
+    """A debit's or a hold's answer: 404 for an unknown customer or asset, 402 when it would overdraw."""
     user_id = _customer_with_asset(conn, external_id, body.asset, assets)
     if isinstance(user_id, tuple):
         return user_id
     try:
-        done = debit(
-            conn,
-            user_id=user_id,
-            asset=body.asset,
-            units=body.units,
-            key=key,
-            reason=body.reason,
-            details=_details(body.metadata),
-            now=now,
-            low_threshold=assets[body.asset],
-        )
+        return spend(user_id)
     except Insufficient as error:
         return _insufficient(error)
-    if done is None:
-        return 409, problem_details(409, "already_debited", "This debit was made before.")
-    lots = [LotTaken(lot, units) for lot, units in done.lots]
-    return 201, DebitOut(
-        done.entry_id, external_id, body.asset, body.units, done.available, lots, body.reason, body.metadata
+
+
+def _spend_args(body: DebitIn | HoldIn, assets: dict[str, int | None], key: str, now: int) -> dict[str, Any]:
+    """What ``debit`` and ``place_hold`` take alike from the request."""
+    return {
+        "asset": body.asset,
+        "units": body.units,
+        "key": key,
+        "reason": body.reason,
+        "details": _details(body.metadata),
+        "now": now,
+        "low_threshold": assets[body.asset],
+    }
+
+
+SpendChange = Callable[..., tuple[int, Any]]
+"""``debit_change`` or ``hold_change``."""
+
+
+def spending_operation(
+    operation: str,
+    change: SpendChange,
+    external_id: str,
+    body: DebitIn | HoldIn,
+    assets: dict[str, int | None],
+    server_key_id: int,
+    idempotency_key: str | None,
+) -> Callable[[SqlConnection], Answer]:
+    """The writer operation of a debit or a hold, once per ``Idempotency-Key`` (it pickles)."""
+    spend = partial(
+        change,
+        external_id=external_id,
+        body=body,
+        assets=assets,
+        key=ledger_key(operation, server_key_id, idempotency_key),
+        now=int(time.time()),
     )
+    return idempotent(idempotency_key, server_key_id, operation, (external_id, body), spend)
+
+
+def debit_change(
+    conn: SqlConnection, *, external_id: str, body: DebitIn, assets: dict[str, int | None], key: str, now: int
+) -> tuple[int, Any]:
+    """The debit itself, a module-level function: its partial pickles for the writer process."""
+
+    def spend(user_id: int) -> tuple[int, Any]:
+        done = debit(conn, user_id=user_id, **_spend_args(body, assets, key, now))
+        if done is None:
+            return 409, problem_details(409, "already_debited", "This debit was made before.")
+        lots = [LotTaken(lot, units) for lot, units in done.lots]
+        out = DebitOut(
+            done.entry_id,
+            external_id,
+            body.asset,
+            body.units,
+            done.available,
+            lots,
+            body.reason,
+            body.metadata,
+        )
+        return 201, out
+
+    return _spending(conn, external_id, body, assets, spend)
+
+
+def hold_change(
+    conn: SqlConnection, *, external_id: str, body: HoldIn, assets: dict[str, int | None], key: str, now: int
+) -> tuple[int, Any]:
+    """The hold itself (module-level, like :func:`debit_change`)."""
+
+    def spend(user_id: int) -> tuple[int, Any]:
+        hold = place_hold(
+            conn, user_id=user_id, expires_at=now + body.expires_in, **_spend_args(body, assets, key, now)
+        )
+        if hold is None:
+            return 409, problem_details(409, "already_held", "This hold was placed before.")
+        return 201, _hold_out(conn, hold)
+
+    return _spending(conn, external_id, body, assets, spend)
 
 
 @post(
@@ -304,16 +371,10 @@ async def create_debit(
 ) -> Response[DebitOut]:
     """Checks and spends in one statement; 402 ``insufficient_balance`` (``spendable``): no change."""
     body = await strict_body(request, DebitIn)
-    change = partial(
-        debit_change,
-        external_id=external_id,
-        body=body,
-        assets=assets_of(catalogue),
-        key=_ledger_key("debit", server_key, idempotency),
-        now=int(time.time()),
+    operation = spending_operation(
+        "debit", debit_change, external_id, body, assets_of(catalogue), server_key.id, idempotency.key
     )
-    answer = await _write(request, idempotency.operation("debit", (external_id, body), change))
-    return respond(answer)
+    return respond(await _write(request, operation))
 
 
 # --- holds -----------------------------------------------------------------------------------
@@ -336,35 +397,10 @@ async def create_hold(
 ) -> Response[HoldOut]:
     """Units move from ``available`` to ``reserved``; an open hold past ``expires_at`` releases itself."""
     body = await strict_body(request, HoldIn)
-    assets = assets_of(catalogue)
-    key = _ledger_key("hold", server_key, idempotency)
-    now = int(time.time())
-
-    def change(conn: SqlConnection) -> tuple[int, Any]:
-        user_id = _customer_with_asset(conn, external_id, body.asset, assets)
-        if isinstance(user_id, tuple):
-            return user_id
-        try:
-            hold = place_hold(
-                conn,
-                user_id=user_id,
-                asset=body.asset,
-                units=body.units,
-                expires_at=now + body.expires_in,
-                key=key,
-                reason=body.reason,
-                details=_details(body.metadata),
-                now=now,
-                low_threshold=assets[body.asset],
-            )
-        except Insufficient as error:
-            return _insufficient(error)
-        if hold is None:
-            return 409, problem_details(409, "already_held", "This hold was placed before.")
-        return 201, _hold_out(conn, hold)
-
-    answer = await _write(request, idempotency.operation("hold", (external_id, body), change))
-    return respond(answer)
+    operation = spending_operation(
+        "hold", hold_change, external_id, body, assets_of(catalogue), server_key.id, idempotency.key
+    )
+    return respond(await _write(request, operation))
 
 
 def _closed(error: HoldClosed) -> tuple[int, ProblemDetails]:

@@ -10,6 +10,7 @@ nothing is charged. The check and the charge are one operation of the money writ
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Annotated, Any
 
@@ -22,9 +23,10 @@ from app.api.body import strict_body
 from app.api.problems import problem_responses
 from app.buyer_keys.service import MAX_COST, Verdict, verify_and_charge
 from app.catalogue.reload import CatalogueHolder
+from app.db.sql import SqlConnection
 from app.db.writer import get_writer
 
-__all__ = ("ROUTES", "VerifyRequest", "verify_key")
+__all__ = ("ROUTES", "VerifyRequest", "verify_key", "verify_operation")
 
 
 class VerifyRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -32,6 +34,12 @@ class VerifyRequest(msgspec.Struct, forbid_unknown_fields=True):
 
     key: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     cost: Annotated[int, msgspec.Meta(ge=0, le=MAX_COST)] = 1
+
+
+def verify_operation(body: VerifyRequest, catalogue: CatalogueHolder) -> Callable[[SqlConnection], Verdict]:
+    """The writer operation checking and charging one call (it pickles: a partial)."""
+    low = {a.id: a.low_balance for a in catalogue.catalogue.assets if a.low_balance is not None}
+    return partial(verify_and_charge, key=body.key, cost=body.cost, low_thresholds=low)
 
 
 @post(
@@ -48,10 +56,7 @@ async def verify_key(
 ) -> Response[Verdict]:
     """Valid keys are charged ``cost`` units at once (each verify is a new charge: no retries)."""
     body = await strict_body(request, VerifyRequest)
-    low = {a.id: a.low_balance for a in catalogue.catalogue.assets if a.low_balance is not None}
-    verdict = await get_writer(request.app).call(
-        partial(verify_and_charge, key=body.key, cost=body.cost, low_thresholds=low)
-    )
+    verdict = await get_writer(request.app).call(verify_operation(body, catalogue))
     return Response(
         verdict, status_code=HTTP_200_OK, media_type=MediaType.JSON, headers={"cache-control": "no-store"}
     )

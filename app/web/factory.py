@@ -32,6 +32,7 @@ from app.accounts.sign_in_links import ROUTES as SIGN_IN_LINK_ROUTES
 from app.admin.routes import admin_router
 from app.api.auth import STATE_KEY as API_STATE
 from app.api.auth import ApiContext, KeyCache
+from app.api.hot import HOT_ROUTES as API_HOT_ROUTES
 from app.api.problems import api_aware
 from app.api.routes import ROUTES as API_ROUTES
 from app.api.routes import openapi_config
@@ -207,8 +208,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         template_config=templates,
         middleware=[
-            # Request ids for all; Stripe's webhooks answered before the rest (app/web/hot_paths.py).
-            hot_paths([*WEBHOOK_HOT_ROUTES]),
+            # Request ids for all; webhooks and the API's hottest calls answered before the rest
+            # (app/web/hot_paths.py).
+            hot_paths([*WEBHOOK_HOT_ROUTES, *API_HOT_ROUTES]),
             locale_middleware,
             pricing_fast_path,  # anonymous GET / from the page cache; needs the locale, skips the session
             order_status_fast_path,  # final order-status polls from memory (app/checkout/status.py)
