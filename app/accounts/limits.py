@@ -48,7 +48,9 @@ _TABLE = cast("Table", RateLimitCounter.__table__)
 class Counter(Protocol):
     """Adds one hit to ``key``'s current window and returns the window's count, atomically."""
 
-    async def hit(self, key: str, window: int) -> int: ...
+    async def hit(self, key: str, window: int, count: int = 1) -> int:
+        """``count`` hits at once (the host API's batches: app/api/auth.py)."""
+        ...
 
     async def clear(self, key: str, db_session: AsyncSession) -> None:
         """Forget ``key``; on the database inside the request's transaction (SQLite has one writer)."""
@@ -63,21 +65,21 @@ class SQLCounter:
         self._engine = engine
         self._insert = sqlite_insert if engine.dialect.name == "sqlite" else pg_insert
 
-    async def hit(self, key: str, window: int) -> int:
+    async def hit(self, key: str, window: int, count: int = 1) -> int:
         now = int(time.time())
         table = _TABLE
-        ins = self._insert(table).values(key=key, hits=1, expires_at=now + window)
+        ins = self._insert(table).values(key=key, hits=count, expires_at=now + window)
         over = table.c.expires_at <= now
         upsert = ins.on_conflict_do_update(
             index_elements=[table.c.key],
             set_={
-                "hits": case((over, 1), else_=table.c.hits + 1),
+                "hits": case((over, count), else_=table.c.hits + count),
                 "expires_at": case((over, ins.excluded.expires_at), else_=table.c.expires_at),
             },
         ).returning(table.c.hits)
         async with self._engine.begin() as conn:
             hits = int((await conn.execute(upsert)).scalar_one())
-            if hits == 1:
+            if hits == count:
                 # A window starts: purge the windows that ended, so the table holds live keys only.
                 await conn.execute(delete(table).where(table.c.expires_at <= now))
         return hits
@@ -96,11 +98,11 @@ class RedisCounter:
         self._client = client
         self._prefix = prefix
 
-    async def hit(self, key: str, window: int) -> int:
+    async def hit(self, key: str, window: int, count: int = 1) -> int:
         name = self._prefix + key
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.set(name, 0, ex=window, nx=True)
-            pipe.incr(name)
+            pipe.incrby(name, count)
             _, hits = await pipe.execute()
         return int(hits)
 

@@ -137,17 +137,19 @@ class _Row:
     created_at: datetime
 
 
+_SELECT_CUSTOMER: Final = select(
+    _USERS.c.id,
+    _USERS.c.external_id,
+    _USERS.c.email,
+    _USERS.c.name,
+    _USERS.c.customer_metadata,
+    _USERS.c.created_at,
+).where(_USERS.c.external_id == bindparam("external_id"))
+"""Prebuilt (no per-call cache key), so it also runs on a ``CompiledConnection``."""
+
+
 def _select_customer(conn: SqlConnection, external_id: str) -> _Row | None:
-    row = conn.execute(
-        select(
-            _USERS.c.id,
-            _USERS.c.external_id,
-            _USERS.c.email,
-            _USERS.c.name,
-            _USERS.c.customer_metadata,
-            _USERS.c.created_at,
-        ).where(_USERS.c.external_id == external_id)
-    ).first()
+    row = conn.execute(_SELECT_CUSTOMER, {"external_id": external_id}).first()
     return _Row(*row) if row is not None else None
 
 

@@ -28,6 +28,7 @@ import structlog
 from litestar import Litestar
 from litestar.types import ASGIApp, Receive, Scope, Send
 from prometheus_client import Counter
+from sqlalchemy import Connection
 
 from app.api.auth import STATE_KEY, ApiContext, admit, bearer_token, is_json_media
 from app.api.body import decode_strict
@@ -38,7 +39,9 @@ from app.api.problems import PROBLEM_MEDIA_TYPE, Problem, problem_details
 from app.api.routes import API_BODY_LIMIT
 from app.api.spending import DebitIn, assets_of, debit_change, spending_operation
 from app.buyer_keys.api import VerifyRequest, verify_operation
+from app.db.compiled import CompiledConnection
 from app.db.reader import get_reader
+from app.db.sql import SqlConnection
 from app.db.writer import get_writer
 from app.settings import Settings
 from app.web.hot_paths import HotHandler, HotRoute
@@ -172,10 +175,16 @@ def _idempotency_key(scope: Scope) -> str | None:
     return value
 
 
+def _compiled(read: Callable[[SqlConnection], T], conn: Connection) -> T:
+    """``read`` on the reader's connection through compile-once statements (app/db/compiled.py):
+    its statements are all prebuilt, and SQLAlchemy's per-execution work was a quarter of a read."""
+    return read(CompiledConnection(conn))
+
+
 async def _balances(app: Litestar, scope: Scope, _key: KeyRow, _body: bytes) -> _Reply:
     settings: Settings = app.state["settings"]
     context: ApiContext = app.state[STATE_KEY]
-    read = partial(load_customer, external_id=_external_id(scope["path"]))
+    read = partial(_compiled, partial(load_customer, external_id=_external_id(scope["path"])))
     out = await get_reader(app, settings.database_url, context.engine).call(read)
     return _Reply(200, msgspec.json.encode(out))
 
