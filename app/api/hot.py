@@ -185,7 +185,8 @@ async def _balances(app: Litestar, scope: Scope, _key: KeyRow, _body: bytes) -> 
     settings: Settings = app.state["settings"]
     context: ApiContext = app.state[STATE_KEY]
     read = partial(_compiled, partial(load_customer, external_id=_external_id(scope["path"])))
-    out = await get_reader(app, settings.database_url, context.engine).call(read)
+    reader = get_reader(app, settings.database_url, context.engine)
+    out = reader.call_here(read) if settings.is_sqlite else await reader.call(read)
     return _Reply(200, msgspec.json.encode(out))
 
 

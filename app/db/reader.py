@@ -74,6 +74,16 @@ class Reader:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._run, operation)
 
+    def call_here(self, operation: Callable[[SqlConnection], T]) -> T:
+        """SQLite: run ``operation`` on the calling thread (the event loop), on its own connection.
+
+        For a read of a few indexed rows only: WAL readers never wait for the writer, and the
+        hop to a pool thread and back cost more than the read itself (see app/api/hot.py).
+        """
+        if self._engine is None:
+            raise RuntimeError("call_here is for SQLite")
+        return self._run(operation)
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False)
