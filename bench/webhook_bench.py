@@ -239,7 +239,10 @@ def bench_database(tmp: Path, server_url: str | None) -> Iterator[str]:
 
 
 def production_env(tmp: Path, database_url: str, secret: str, base_url: str) -> dict[str, str]:
-    """This process's environment with the shop's settings replaced by a production set-up on ``tmp``."""
+    """This process's environment with the shop's settings replaced by a production set-up on ``tmp``.
+
+    ``BENCH_EXTRA_ENV="STOREFRONT_X=1 STOREFRONT_Y=0"`` adds settings on top (to compare set-ups).
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STOREFRONT_", "STRIPE_"))}
     env.update(
         STOREFRONT_ENV="production",
@@ -253,6 +256,9 @@ def production_env(tmp: Path, database_url: str, secret: str, base_url: str) -> 
         STOREFRONT_RECONCILE_INTERVAL="0",
         PYTHONWARNINGS="ignore",
     )
+    for pair in os.environ.get("BENCH_EXTRA_ENV", "").split():
+        name, _, value = pair.partition("=")
+        env[name] = value
     return env
 
 
