@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 
-import pytest
 from sqlalchemy.dialects import sqlite
 
 from app.admin.dashboard import TICK_HALF_WIDTH, revenue_chart, revenue_query
@@ -131,10 +130,9 @@ def test_the_revenue_chart_labels_stay_inside_the_drawing() -> None:
     assert all(TICK_HALF_WIDTH <= x <= chart.width - TICK_HALF_WIDTH for x, _label in chart.ticks)
 
 
-def test_the_revenue_sum_reads_the_covering_index_alone(settings: Settings) -> None:
+def test_the_revenue_sum_reads_the_covering_index_alone(sqlite_settings: Settings) -> None:
     """SQLite's plan: paid revenue (COALESCE(amount_paid, amount)) is still an index-only scan."""
-    if not settings.database_url.startswith("sqlite"):
-        pytest.skip("the plan is SQLite's words")
+    settings = sqlite_settings
     make_user(settings, ADMIN_EMAIL, is_admin=True)
     query = revenue_query("sqlite", date(2026, 11, 2)).compile(
         dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}
