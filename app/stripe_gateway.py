@@ -54,6 +54,12 @@ class ProviderRejected(PaymentProviderError):
     code = "stripe_rejected"
 
 
+class CustomerMissing(ProviderRejected):
+    """Stripe has no such Customer (deleted, e.g. from the dashboard): the stored id is stale."""
+
+    code = "customer_missing"
+
+
 class PaymentDeclined(ProviderRejected):
     """The card or bank said no; ``code`` is the decline code."""
 
@@ -84,9 +90,23 @@ def message_for(code: str | None) -> str:
     return messages.get(code or "", messages["stripe_rejected"])
 
 
-def _translate(exc: stripe.StripeError) -> PaymentProviderError:
-    """Map the SDK's exceptions onto our three kinds (the SDK has already retried what it may)."""
+def _translate(exc: stripe.StripeError, *, customer_param: str | None = None) -> PaymentProviderError:
+    """Map the SDK's exceptions onto our three kinds (the SDK has already retried what it may).
+
+    ``customer_param`` names where the call passes a Customer id (``customer`` on a Checkout
+    Session, ``id`` on the Customer's own routes): Stripe's resource_missing there is
+    :class:`CustomerMissing`, which the checkout recovers from.
+    """
     detail = f"{type(exc).__name__}: {exc.user_message or exc._message or ''}"
+    error = exc.error
+    if (
+        customer_param is not None
+        and isinstance(exc, stripe.InvalidRequestError)
+        and exc.code == "resource_missing"
+        and error is not None
+        and getattr(error, "param", None) == customer_param
+    ):
+        return CustomerMissing(detail)
     if isinstance(exc, stripe.APIConnectionError):
         return ProviderUnavailable(detail)
     if isinstance(exc, stripe.RateLimitError):
@@ -115,14 +135,19 @@ def session_idempotency_key(installation_id: str, order: Order) -> str:
     return f"{installation_id}-order-{order.id}{made}-session"
 
 
-def customer_idempotency_key(installation_id: str, user_id: int, created_at: float | None) -> str:
+def customer_idempotency_key(
+    installation_id: str, user_id: int, created_at: float | None, replacing: str | None = None
+) -> str:
     """One key per buyer, so two first checkouts racing each other make one Customer.
 
     Like :func:`session_idempotency_key`: the installation id and the account's creation time
-    keep other databases (and restored copies) on the same Stripe account apart.
+    keep other databases (and restored copies) on the same Stripe account apart. A Customer
+    made to replace a deleted one names it (``replacing``): the first key would replay the
+    deleted Customer for 24 hours, while this one still makes one replacement, however retried.
     """
     made = f"-{int(created_at * 1_000_000)}" if created_at else ""
-    return f"{installation_id}-user-{user_id}{made}-customer"
+    after = f"-after-{replacing}" if replacing else ""
+    return f"{installation_id}-user-{user_id}{made}-customer{after}"
 
 
 def as_mapping(obj: Any) -> dict[str, Any]:
@@ -241,16 +266,23 @@ class StripeGateway:
                 {"idempotency_key": session_idempotency_key(await self.installation_id(), order)},
             )
         except stripe.StripeError as exc:
-            raise _translate(exc) from exc
+            raise _translate(exc, customer_param="customer") from exc
 
     async def create_customer(
-        self, *, user_id: int, email: str, created_at: float | None, name: str | None = None
+        self,
+        *,
+        user_id: int,
+        email: str,
+        created_at: float | None,
+        name: str | None = None,
+        replacing: str | None = None,
     ) -> str:
-        """The buyer's Stripe Customer id; repeating it for one buyer gives the same Customer."""
+        """The buyer's Stripe Customer id; repeating it for one buyer gives the same Customer
+        (``replacing`` names the deleted Customer this one replaces)."""
         params: dict[str, Any] = {"email": email, "metadata": {"user_id": str(user_id)}}
         if name:
             params["name"] = name
-        key = customer_idempotency_key(await self.installation_id(), user_id, created_at)
+        key = customer_idempotency_key(await self.installation_id(), user_id, created_at, replacing)
         try:
             customer = await self.client.v1.customers.create_async(
                 params,  # type: ignore[arg-type]
@@ -269,7 +301,7 @@ class StripeGateway:
         try:
             await self.client.v1.customers.update_async(customer, {"email": email})
         except stripe.StripeError as exc:
-            raise _translate(exc) from exc
+            raise _translate(exc, customer_param="id") from exc
 
     async def retrieve_price(self, price_id: str) -> dict[str, Any]:
         """A pre-made Price, as a plain dict (the catalogue checks it against its pack)."""

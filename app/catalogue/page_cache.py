@@ -121,6 +121,7 @@ class PricingPageCache:
         self.holder = holder
         self.environment = environment
         self.csrf = csrf
+        self.automatic_tax: bool = app.state["settings"].automatic_tax
         self._pages: dict[tuple[str, str, bool], RenderedPage] = {}
         self.renders = 0  # how many variants were rendered; tests watch it
         holder.subscribe(self._catalogue_changed)
@@ -170,7 +171,7 @@ class PricingPageCache:
         i18n.set_locale(locale)
         try:
             html = self.environment.get_template(TEMPLATE).render(
-                sections=pricing_sections(catalogue, locale),
+                sections=pricing_sections(catalogue, locale, automatic_tax=self.automatic_tax),
                 current_user=signed_in,
                 request=request or _PlaceholderRequest(self.app),
                 request_path=PAGE_PATH,

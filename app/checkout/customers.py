@@ -11,18 +11,44 @@ The Customer's email is where Stripe sends receipts, so it follows the account's
 last sent is kept on the account (``stripe_customer_email``) and a checkout whose buyer's email
 differs (changed through the host API, or a Customer made before it was kept) updates the
 Customer first, costing a round trip only then.
+
+A Customer deleted at Stripe (from the dashboard, say) would otherwise fail every later checkout
+of that buyer: when Stripe answers that it has no such Customer, :func:`with_customer` forgets
+the stored id, makes a replacement once (its own idempotency key names the deleted Customer) and
+tries again, so the buyer simply gets their Checkout page.
 """
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import structlog
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import User
-from app.stripe_gateway import StripeGateway
+from app.stripe_gateway import CustomerMissing, StripeGateway
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+
+async def with_customer(
+    db: AsyncSession, gateway: StripeGateway, user: User, use: Callable[[str], Awaitable[T]]
+) -> T:
+    """``use(customer)`` with the buyer's Customer; once more with a new one if Stripe lost it.
+
+    Raises ``PaymentProviderError`` as :func:`customer_for` and ``use`` do (a replacement that
+    is missing too is not retried again).
+    """
+    customer = await customer_for(db, gateway, user)
+    try:
+        return await use(customer)
+    except CustomerMissing:
+        customer = await replace_customer(db, gateway, user, customer)
+        return await use(customer)
 
 
 async def customer_for(db: AsyncSession, gateway: StripeGateway, user: User) -> str:
@@ -33,7 +59,10 @@ async def customer_for(db: AsyncSession, gateway: StripeGateway, user: User) -> 
     """
     customer = user.stripe_customer_id or await _make(db, gateway, user)
     if user.stripe_customer_email != user.email:
-        await gateway.update_customer_email(customer, user.email)
+        try:
+            await gateway.update_customer_email(customer, user.email)
+        except CustomerMissing:
+            return await replace_customer(db, gateway, user, customer)
         await db.execute(
             update(User)
             .where(User.id == user.id)
@@ -45,13 +74,30 @@ async def customer_for(db: AsyncSession, gateway: StripeGateway, user: User) -> 
     return customer
 
 
-async def _make(db: AsyncSession, gateway: StripeGateway, user: User) -> str:
+async def replace_customer(db: AsyncSession, gateway: StripeGateway, user: User, gone: str) -> str:
+    """Forget ``gone`` (Stripe has no such Customer) and make the buyer a new one, with their email."""
+    log.warning("checkout.customer_missing", user_id=user.id, customer=gone)
+    await db.execute(
+        update(User)
+        .where(User.id == user.id, User.stripe_customer_id == gone)
+        .values(stripe_customer_id=None, stripe_customer_email=None)
+        .execution_options(synchronize_session=False)
+    )
+    await db.refresh(user, ["stripe_customer_id", "stripe_customer_email"])
+    if user.stripe_customer_id is not None:
+        # Someone else stored another Customer meanwhile: that one is kept.
+        return await customer_for(db, gateway, user)
+    return await _make(db, gateway, user, replacing=gone)
+
+
+async def _make(db: AsyncSession, gateway: StripeGateway, user: User, replacing: str | None = None) -> str:
     """Create the Customer (with the account's email) and store it unless a racer stored it first."""
     made = await gateway.create_customer(
         user_id=user.id,
         email=user.email,
         name=user.name,
         created_at=user.created_at.timestamp() if user.created_at else None,
+        replacing=replacing,
     )
     await db.execute(
         update(User)

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import User
 from app.catalogue.model import Catalogue, Pack, language_of
-from app.checkout.customers import customer_for
+from app.checkout.customers import with_customer
 from app.db.sql import run
 from app.money.fulfilment import fulfil_checkout
 from app.money.models import Order, OrderStatus
@@ -220,14 +220,18 @@ async def start_checkout(
     db.add(order)
     await db.flush()
     try:
-        customer = await customer_for(db, gateway, user)
-        session = await gateway.create_checkout_session(
-            order,
-            pack,
-            customer=customer,
-            locale=order.locale,
-            base_url=settings.base_url,
-            expires_in=settings.checkout_expiry_seconds,
+        session = await with_customer(
+            db,
+            gateway,
+            user,
+            lambda customer: gateway.create_checkout_session(
+                order,
+                pack,
+                customer=customer,
+                locale=order.locale,
+                base_url=settings.base_url,
+                expires_in=settings.checkout_expiry_seconds,
+            ),
         )
     except PaymentProviderError as exc:
         log.warning("checkout.stripe_failed", order_id=order.id, code=exc.code, detail=exc.detail)

@@ -181,7 +181,7 @@ class Checkout:
                 raise invalid(
                     f"You may only specify one of these parameters: customer, {other}.", param=other
                 )
-        customer = self._store.customers.get(cid)
+        customer = self._store.customers.live(cid)
         if customer is None:
             raise invalid(f"No such customer: '{cid}'", param="customer", code="resource_missing")
         return customer
@@ -225,7 +225,7 @@ class Checkout:
         """The email Checkout already has: `customer_email`, or the session's customer's."""
         if session["customer_email"]:
             return str(session["customer_email"])
-        customer = self._store.customers.get(session["customer"]) if session["customer"] else None
+        customer = self._store.customers.live(session["customer"]) if session["customer"] else None
         return str(customer["email"]) if customer and customer["email"] else None
 
     def set_promotion_code(self, sid: str, code: str | None) -> str | None:
@@ -502,7 +502,8 @@ class Checkout:
             changes["address"] = {k: v for k, v in address.items() if v is not None}
         if wanted.get("name") == "auto" and name:
             changes["name"] = name
-        if changes:
+        # A customer deleted while its session was open has nothing left to update.
+        if changes and self._customers.live(cid) is not None:
             self._customers.update(cid, changes, ctx)
         return str(cid)
 

@@ -1,4 +1,8 @@
-"""Customers: create, retrieve, update, list and search, as Stripe keeps a returning buyer.
+"""Customers: create, retrieve, update, delete, list and search, as Stripe keeps a returning buyer.
+
+A deleted customer is kept as Stripe's stub (`{"id", "object": "customer", "deleted": true}`):
+retrieving it answers the stub, while updating, deleting again, or naming it on a Checkout
+Session or promotion code is `resource_missing`, and lists and searches leave it out.
 
 Checkout attaches one to a session (`customer`) or makes one (`customer_creation=always`) through
 `create` and `customer`, so a session's customer is the same object the API serves.
@@ -10,7 +14,7 @@ import secrets
 
 from . import objects
 from .clock import Clock
-from .errors import invalid
+from .errors import invalid, no_such
 from .events import Emitter, RequestContext
 from .forms import apply_metadata, looks_like_email
 from .ids import new_id
@@ -77,10 +81,30 @@ class Customers:
         return customer
 
     def get(self, customer_id: str) -> Obj:
+        """What retrieving answers: the customer, or the stub of a deleted one."""
         return self._store.get_or_404(self._store.customers, "customer", customer_id)
 
+    def live(self, customer_id: str) -> Obj | None:
+        """The customer unless it does not exist or was deleted (what other objects may name)."""
+        return self._store.customers.live(customer_id)
+
+    def _live_or_404(self, customer_id: str) -> Obj:
+        customer = self.live(customer_id)
+        if customer is None:
+            raise no_such("customer", customer_id)
+        return customer
+
+    def delete(self, customer_id: str, ctx: RequestContext) -> Obj:
+        """Stripe's delete: the stub replaces the customer, `customer.deleted` carries its last state."""
+        customer = self._live_or_404(customer_id)
+        stub: Obj = {"id": customer_id, "object": "customer", "deleted": True}
+        self._store.customers.by_id[customer_id] = stub
+        self._emit("customer.deleted", customer, ctx)
+        self._store.mark_dirty()
+        return stub
+
     def update(self, customer_id: str, params: Obj, ctx: RequestContext) -> Obj:
-        customer = self.get(customer_id)
+        customer = self._live_or_404(customer_id)
         params = _checked(params)
         previous: Obj = {}
         changes: Obj = {k: params[k] for k in _PLAIN if k in params}

@@ -177,7 +177,7 @@ class Discounts:
                 param="max_redemptions",
             )
         customer = params.get("customer")
-        if customer is not None and store.customers.get(customer) is None:
+        if customer is not None and store.customers.live(customer) is None:
             raise invalid(f"No such customer: '{customer}'", param="customer", code="resource_missing")
         restrictions = params.get("restrictions", {})
         if ("minimum_amount" in restrictions) != ("minimum_amount_currency" in restrictions):

@@ -264,6 +264,8 @@ PAGE: dict[str, Spec] = {
 }
 
 RETRIEVE: dict[str, Spec] = {"expand": EXPAND}
+# Stripe's deletes take no parameters (not even `expand`).
+DELETE: dict[str, Spec] = {}
 
 PI_RETRIEVE: dict[str, Spec] = {"expand": EXPAND, **refused("client_secret")}
 
@@ -665,6 +667,7 @@ OPERATIONS: dict[str, dict[str, Spec]] = {
     "GET /v1/customers/search": SEARCH,
     "GET /v1/customers/{id}": RETRIEVE,
     "POST /v1/customers/{id}": CUSTOMER_UPDATE,
+    "DELETE /v1/customers/{id}": DELETE,
     "POST /v1/products": PRODUCT_CREATE,
     "GET /v1/products": PRODUCT_LIST,
     "GET /v1/products/search": SEARCH,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from litestar import Request, Response, get, post
+from litestar import Request, Response, delete, get, post
 from litestar.handlers import HTTPRouteHandler
 
 from . import params as P
@@ -56,7 +56,8 @@ def resource_routes(runtime: SandboxRuntime) -> list[HTTPRouteHandler]:
 
     def route(method: str, path: str, spec: dict[str, Spec], make: Callable[..., Operation]) -> None:
         """Register `path`; `make(**path_params)` builds the operation for one request."""
-        decorator = post(path, status_code=200) if method == "POST" else get(path)
+        decorators = {"POST": post(path, status_code=200), "DELETE": delete(path, status_code=200)}
+        decorator = decorators.get(method) or get(path)
 
         async def handler(request: Request[Any, Any, Any]) -> Response[bytes]:
             return await api.call(request, spec, make(**request.path_params))
@@ -118,7 +119,14 @@ def resource_routes(runtime: SandboxRuntime) -> list[HTTPRouteHandler]:
 
     # -------------------------------------------------------------------------------- customers
     route("POST", "/v1/customers", P.CUSTOMER_CREATE, create(state.create_customer))
-    listed("/v1/customers", P.CUSTOMER_LIST, state.customers, "customer", {"email": "email"})
+    listed(
+        "/v1/customers",
+        P.CUSTOMER_LIST,
+        state.customers,
+        "customer",
+        {"email": "email"},
+        lambda _p: [lambda o: not o.get("deleted")],
+    )
     route(
         "GET",
         "/v1/customers/search",
@@ -127,6 +135,12 @@ def resource_routes(runtime: SandboxRuntime) -> list[HTTPRouteHandler]:
     )
     route("GET", "/v1/customers/{oid:str}", P.RETRIEVE, fetch(state.customer))
     route("POST", "/v1/customers/{oid:str}", P.CUSTOMER_UPDATE, update(state.update_customer))
+    route(
+        "DELETE",
+        "/v1/customers/{oid:str}",
+        P.DELETE,
+        lambda oid: lambda _params, ctx: (200, state.delete_customer(oid, ctx)),
+    )
 
     # --------------------------------------------------------------------- products and prices
     route("POST", "/v1/products", P.PRODUCT_CREATE, create(state.create_product))

@@ -183,7 +183,8 @@ def search(coll: Collection, resource: str, params: Obj, url: str) -> Obj:
     """A `search_result` page, newest first; `next_page` is an opaque token for the following page."""
     match = matcher(params["query"], resource)
     limit: int = params.get("limit", 10)
-    newest_first = list(reversed(coll.dump()))
+    # Deleted objects (Stripe's stubs) are no longer found.
+    newest_first = [o for o in reversed(coll.dump()) if not o.get("deleted")]
     if "page" in params:
         ids = [o["id"] for o in newest_first]
         last_id = _page_after(params["page"])

@@ -125,6 +125,7 @@ class SandboxState(Store):
         self.create_customer = customers.create
         self.customer = customers.get
         self.update_customer = customers.update
+        self.delete_customer = customers.delete
 
         # Tax Rates; Checkout taxes a line with `tax_for_rates` and asks `automatic_tax_for`.
         self.create_tax_rate = tax.create

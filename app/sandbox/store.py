@@ -74,6 +74,11 @@ class Collection:
     def get(self, oid: str) -> Obj | None:
         return self.by_id.get(oid)
 
+    def live(self, oid: str) -> Obj | None:
+        """The object unless it is missing or the stub Stripe leaves of a deleted one."""
+        obj = self.by_id.get(oid)
+        return None if obj is None or obj.get("deleted") else obj
+
     def __len__(self) -> int:
         return len(self.order)
 

@@ -39,6 +39,7 @@ from app.api.routes import openapi_config
 from app.catalogue.page_cache import pricing_fast_path
 from app.catalogue.reload import CatalogueHolder
 from app.catalogue.routes import ROUTES as CATALOGUE_ROUTES
+from app.catalogue.views import price_statement
 from app.checkout.prices import price_check
 from app.checkout.routes import ROUTES as CHECKOUT_ROUTES
 from app.checkout.status import order_status_fast_path
@@ -198,7 +199,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             FlashPlugin(
                 config=FlashConfig(
                     template_config=(
-                        templates := template_config(debug=settings.debug, **template_globals(settings))
+                        templates := template_config(
+                            debug=settings.debug,
+                            **template_globals(settings),
+                            price_statement=price_statement(settings.automatic_tax),
+                        )
                     )
                 )
             ),

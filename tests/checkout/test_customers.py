@@ -21,7 +21,7 @@ from tests.support.shop import PASSWORD, Buyer, Shop
 
 def _customers_of(shop: Shop, email: str) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = shop.sandbox.call(
-        lambda: [dict(c) for c in shop.sandbox.state.customers.by_id.values() if c["email"] == email]
+        lambda: [dict(c) for c in shop.sandbox.state.customers.by_id.values() if c.get("email") == email]
     )
     return found
 
@@ -144,3 +144,50 @@ def test_a_changed_email_reaches_the_customer_at_the_next_checkout_once(sqlite_s
     buyer.start("coins-2500")
     assert sdk.v1.customers.retrieve(customer).email == "set-at-stripe@example.com"
     assert len(_customers_of(shop, new)) == 0
+
+
+def test_a_customer_deleted_at_stripe_is_replaced_at_the_next_checkout(sqlite_shop: Shop) -> None:
+    """Regression: a buyer whose Customer was deleted (from the dashboard) could never check out
+    again: the shop kept sending the stored id and Stripe answered "No such customer"."""
+    shop = sqlite_shop
+    buyer = shop.buyer().sign_up()
+    buyer.start("coins-100")
+    gone = _stored_customer(shop, buyer.email)
+    assert gone is not None
+    sdk = stripe.StripeClient(TEST_KEY, base_addresses={"api": shop.sandbox.url})
+    assert sdk.v1.customers.delete(gone).to_dict()["deleted"] is True
+
+    session = buyer.start("coins-500")  # the buyer just reaches Checkout
+    replacement = _stored_customer(shop, buyer.email)
+    assert replacement is not None
+    assert replacement != gone
+    assert shop.session(session)["customer"] == replacement
+    [made] = _customers_of(shop, buyer.email)
+    assert made["id"] == replacement
+    [row] = shop.rows("SELECT id, stripe_customer_email FROM user_account WHERE email = :e", e=buyer.email)
+    assert made["metadata"] == {"user_id": str(row["id"])}
+    assert row["stripe_customer_email"] == buyer.email
+    page = httpx.get(str(shop.session(session)["url"]), timeout=10)
+    assert buyer.email in page.text
+
+    # Made once: later checkouts keep the replacement.
+    assert shop.session(buyer.start("coins-2500"))["customer"] == replacement
+    assert len(_customers_of(shop, buyer.email)) == 1
+
+
+def test_a_deleted_customer_found_by_the_email_update_is_replaced(sqlite_shop: Shop) -> None:
+    """The same, when the first call to meet the deleted Customer is the email update."""
+    shop = sqlite_shop
+    buyer = shop.buyer().sign_up()
+    buyer.start("coins-100")
+    gone = _stored_customer(shop, buyer.email)
+    assert gone is not None
+    stripe.StripeClient(TEST_KEY, base_addresses={"api": shop.sandbox.url}).v1.customers.delete(gone)
+    new = "moved-" + buyer.email
+    shop.rows("UPDATE user_account SET email = :n WHERE email = :e RETURNING id", n=new, e=buyer.email)
+
+    session = buyer.start("coins-500")
+    [made] = _customers_of(shop, new)
+    assert made["id"] != gone
+    assert _stored_customer(shop, new) == made["id"]
+    assert shop.session(session)["customer"] == made["id"]

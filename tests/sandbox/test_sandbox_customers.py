@@ -1,4 +1,4 @@
-"""Customers through the official SDK: create, retrieve, update, list, search; errors, idempotency."""
+"""Customers through the official SDK: create, retrieve, update, delete, list, search; errors, idempotency."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import stripe
 
-from tests.sandbox.conftest import raw_get, refused, unique
-from tests.sandbox.stripe_spec import conformance_problems, response_problems
+from tests.sandbox.conftest import raw_get, refused, session_params, unique
+from tests.sandbox.stripe_spec import conformance_problems, response_problems, response_validator
 from tests.support.sandbox_server import SandboxServer
 
 
@@ -213,3 +213,36 @@ def test_customer_objects_conform(module_client: stripe.StripeClient, module_san
     problems = {p for obj in objects for p in conformance_problems(obj)}
     problems |= set(response_problems("/v1/customers/search", "get", search))
     assert sorted(problems) == []
+
+
+def test_customer_delete(module_client: stripe.StripeClient, module_sandbox: SandboxServer) -> None:
+    """As Stripe: the stub answers the delete and later retrieves; every other use is resource_missing."""
+    customers = module_client.v1.customers
+    tag = unique()
+    made = customers.create(params={"email": f"gone.{tag}@example.com", "metadata": {"t": tag}})
+    kept = customers.create(params={"email": f"gone.{tag}@example.com"})
+    gone = customers.delete(made.id)
+    assert gone.to_dict() == {"id": made.id, "object": "customer", "deleted": True}
+    stub = raw_get(module_sandbox, f"/v1/customers/{made.id}")
+    assert stub == {"id": made.id, "object": "customer", "deleted": True}
+    assert [e.message for e in response_validator("deleted_customer").iter_errors(stub)] == []
+    assert customers.retrieve(made.id).to_dict().get("deleted") is True
+    for call in (partial(customers.delete, made.id), partial(customers.update, made.id, {"name": "x"})):
+        with pytest.raises(stripe.InvalidRequestError) as err:
+            call()
+        assert err.value.http_status == 404
+        assert err.value.code == "resource_missing"
+        assert f"No such customer: '{made.id}'" in str(err.value.user_message)
+    create_session = module_client.v1.checkout.sessions.create
+    failed = refused(lambda: create_session(session_params(customer=made.id)), "customer", "No such customer")
+    assert failed.code == "resource_missing"
+    listed = customers.list(params={"email": f"gone.{tag}@example.com"})
+    assert [c.id for c in listed.data] == [kept.id]
+    found = customers.search(params={"query": f'metadata["t"]:"{tag}"'})
+    assert found.data == []
+    events = raw_get(module_sandbox, "/v1/events?type=customer.deleted&limit=1")["data"]
+    assert events[0]["data"]["object"]["id"] == made.id
+    assert events[0]["data"]["object"]["email"] == f"gone.{tag}@example.com"
+    assert conformance_problems(events[0]) == []
+    # The customer still makes a Checkout Session until deleted (the same call as above).
+    assert create_session(session_params(customer=kept.id)).customer == kept.id

@@ -64,6 +64,7 @@ SDK_PARAMS = {
     "GET /v1/customers/search": ":CustomerSearchParams",
     "GET /v1/customers/{id}": ":CustomerRetrieveParams",
     "POST /v1/customers/{id}": ":CustomerModifyParams",
+    "DELETE /v1/customers/{id}": ":CustomerDeleteParams",
     "POST /v1/products": ":ProductCreateParams",
     "GET /v1/products": ":ProductListParams",
     "GET /v1/products/search": ":ProductSearchParams",
@@ -405,7 +406,8 @@ def test_every_route_has_a_table_and_every_stripe_parameter_a_row() -> None:
     assert _routed() == sorted(OPERATIONS)
     params, problems = _all_params()
     assert problems == []
-    assert len({p.operation for p in params}) == len(OPERATIONS)
+    # Deletes take no parameter at all (Stripe's and the sandbox's tables are both empty).
+    assert {p.operation for p in params} == {op for op, table in OPERATIONS.items() if table}
     assert sum(p.refused for p in params) > 40
 
 
