@@ -124,15 +124,19 @@ def clamp_expiry(seconds: int) -> int:
     return max(MIN_EXPIRY_SECONDS, min(MAX_EXPIRY_SECONDS, seconds))
 
 
-def session_idempotency_key(installation_id: str, order: Order) -> str:
+def session_idempotency_key(
+    installation_id: str, order: Order, after_lost_customer: str | None = None
+) -> str:
     """Stripe replays the first answer for the same key, so one order never gets two sessions.
 
     Keys are per Stripe account: the installation id keeps two databases on one account apart,
     and the order's creation time keeps a restored copy (same installation id, order ids handed
-    out again) from repeating the keys of orders made after its backup.
+    out again) from repeating the keys of orders made after its backup. The attempt made after
+    Stripe refused a deleted Customer gets a key of its own (that refusal made no session).
     """
     made = f"-{int(order.created_at.timestamp() * 1_000_000)}" if order.created_at else ""
-    return f"{installation_id}-order-{order.id}{made}-session"
+    after = f"-after-{after_lost_customer}" if after_lost_customer else ""
+    return f"{installation_id}-order-{order.id}{made}-session{after}"
 
 
 def customer_idempotency_key(
@@ -250,6 +254,7 @@ class StripeGateway:
         locale: str,
         base_url: str,
         expires_in: int,
+        after_lost_customer: str | None = None,
     ) -> stripe.checkout.Session:
         """Create the hosted payment page for ``order``; safe to repeat (idempotency key)."""
         params = self.session_params(
@@ -263,7 +268,11 @@ class StripeGateway:
         try:
             return await self.client.v1.checkout.sessions.create_async(
                 params,  # type: ignore[arg-type]
-                {"idempotency_key": session_idempotency_key(await self.installation_id(), order)},
+                {
+                    "idempotency_key": session_idempotency_key(
+                        await self.installation_id(), order, after_lost_customer
+                    )
+                },
             )
         except stripe.StripeError as exc:
             raise _translate(exc, customer_param="customer") from exc

@@ -7,6 +7,7 @@ checked is exactly what the shop puts on the wire.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from app.catalogue.model import Pack
 from app.money.models import Order
 from app.sandbox import SandboxConfig
 from app.settings import PROJECT_ROOT
-from app.stripe_gateway import PaymentProviderError, StripeGateway
+from app.stripe_gateway import PaymentProviderError, StripeGateway, session_idempotency_key
 from tests.conftest import make_settings
 from tests.sandbox.stripe_spec import query_problems, request_problems
 from tests.support.aio import run_async
@@ -153,3 +154,14 @@ def test_every_request_the_shop_sends_matches_stripes_schema(
             problems += query_problems(path, query)
     assert problems == []
     assert len([1 for m, p, _q, _b in sent if p.startswith("/v1/events")]) >= 2, "all pages are followed"
+
+
+def test_the_session_made_after_a_lost_customer_has_a_key_of_its_own() -> None:
+    """Stripe may keep a refusal under its idempotency key: the second attempt, with the new
+    Customer, must not reuse the key of the one refused for the deleted Customer."""
+    order = Order(id=7, created_at=datetime(2026, 12, 1, tzinfo=UTC))
+    first = session_idempotency_key("inst", order)
+    assert first == session_idempotency_key("inst", order)  # a plain retry replays
+    after = session_idempotency_key("inst", order, "cus_gone")
+    assert after != first
+    assert after == session_idempotency_key("inst", order, "cus_gone")

@@ -36,19 +36,21 @@ T = TypeVar("T")
 
 
 async def with_customer(
-    db: AsyncSession, gateway: StripeGateway, user: User, use: Callable[[str], Awaitable[T]]
+    db: AsyncSession, gateway: StripeGateway, user: User, use: Callable[[str, str | None], Awaitable[T]]
 ) -> T:
-    """``use(customer)`` with the buyer's Customer; once more with a new one if Stripe lost it.
+    """``use(customer, None)`` with the buyer's Customer; if Stripe lost it, once more with a new
+    one as ``use(new, lost)`` (the call's idempotency key must then differ: Stripe may have kept
+    the refusal under the first).
 
     Raises ``PaymentProviderError`` as :func:`customer_for` and ``use`` do (a replacement that
     is missing too is not retried again).
     """
     customer = await customer_for(db, gateway, user)
     try:
-        return await use(customer)
+        return await use(customer, None)
     except CustomerMissing:
-        customer = await replace_customer(db, gateway, user, customer)
-        return await use(customer)
+        replacement = await replace_customer(db, gateway, user, customer)
+        return await use(replacement, customer)
 
 
 async def customer_for(db: AsyncSession, gateway: StripeGateway, user: User) -> str:

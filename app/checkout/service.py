@@ -224,10 +224,11 @@ async def start_checkout(
             db,
             gateway,
             user,
-            lambda customer: gateway.create_checkout_session(
+            lambda customer, lost: gateway.create_checkout_session(
                 order,
                 pack,
                 customer=customer,
+                after_lost_customer=lost,
                 locale=order.locale,
                 base_url=settings.base_url,
                 expires_in=settings.checkout_expiry_seconds,
