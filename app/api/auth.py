@@ -156,12 +156,11 @@ class ApiContext:
     keys: KeyCache = field(default_factory=lambda: KeyCache(0))
     query_names: dict[int, tuple[Any, frozenset[str]]] = field(default_factory=dict)
     """Each route's query parameters (see :func:`_query_names`)."""
-    _counts: list[CallCounts] = field(default_factory=list)
+    calls: CallCounts = field(init=False)
+    """Each key's calls, batched onto ``limiter.counter``."""
 
-    def call_counts(self) -> CallCounts:
-        if not self._counts:
-            self._counts.append(CallCounts(self.limiter.counter))
-        return self._counts[0]
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "calls", CallCounts(self.limiter.counter))
 
 
 def required_scopes(handler: BaseRouteHandler) -> tuple[str, ...]:
@@ -250,7 +249,7 @@ async def admit(context: ApiContext, token: str, scopes: tuple[str, ...]) -> Key
     if row is None:
         raise Problem(401, "invalid_api_key", "This key is unknown or revoked.", headers=_CHALLENGE)
     # Named by the key's hash, not its id: ids repeat across databases sharing one Redis.
-    hits = await context.call_counts().hit("api:" + digest[:32], context.rate_per_minute)
+    hits = await context.calls.hit("api:" + digest[:32], context.rate_per_minute)
     if hits > context.rate_per_minute:
         # The window began at its first hit, which the counter does not tell: a whole window is safe.
         raise Problem(

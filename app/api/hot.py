@@ -21,7 +21,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import msgspec
 import structlog
@@ -77,8 +77,10 @@ class _Reply:
     headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
-Answerer = Callable[[Litestar, Scope, KeyRow, bytes], Awaitable[_Reply]]
-"""A hot path's own work, given the app, the scope, the admitted key and the body (or b"")."""
+Parser = Callable[[Scope, bytes], Any]
+"""What a hot path takes from the request (its path and body, b"" without one), or ``_Decline``."""
+Answerer = Callable[[Litestar, KeyRow, Any], Awaitable[_Reply]]
+"""A hot path's own work, given the app, the admitted key and what its parser took."""
 
 
 async def _send(send: Send, route: str, reply: _Reply) -> None:
@@ -123,25 +125,23 @@ def _decoded(raw: bytes, of: type[T]) -> T:
         raise _Decline from refused
 
 
-def _hot(
-    route: str, scopes: tuple[str, ...], answer: Answerer, *, body: bool, path_ok: Callable[[str], bool]
-) -> HotHandler:
-    """A hot handler: declines (before the key is counted), the key, the body, problems and 500s."""
+def _hot(route: str, scopes: tuple[str, ...], parse: Parser, answer: Answerer, *, body: bool) -> HotHandler:
+    """A hot handler: the request's shape (declined before the key is counted, so the route's
+    guard counts it once), the key, the answer, problems and 500s."""
 
     async def handler(scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         app: Litestar = scope["litestar_app"]
         raw: bytes | None = None  # the body, once read from ``receive``
         try:
             _plain(scope, body=body)
-            if not path_ok(scope["path"]):
-                raise _Decline
-            context: ApiContext = app.state[STATE_KEY]
-            key = await admit(context, bearer_token(header_text(scope, b"authorization")), scopes)
             if body:
                 raw = await read_body(scope, receive, API_BODY_LIMIT)
                 if raw is None:  # longer than it said
                     raise _Decline
-            reply = await answer(app, scope, key, raw or b"")
+            taken = parse(scope, raw or b"")
+            context: ApiContext = app.state[STATE_KEY]
+            key = await admit(context, bearer_token(header_text(scope, b"authorization")), scopes)
+            reply = await answer(app, key, taken)
         except _Decline:
             await next_app(scope, receive if raw is None else replaying(raw, receive), send)
             return
@@ -159,12 +159,13 @@ def _hot(
     return handler
 
 
-def _external_id(path: str, suffix: str = "") -> str:
-    return path[len(_CUSTOMERS) : len(path) - len(suffix)]
-
-
-def _customer_path(suffix: str) -> Callable[[str], bool]:
-    return lambda path: _EXTERNAL_ID.match(_external_id(path, suffix)) is not None
+def _external_id(scope: Scope, suffix: str = "") -> str:
+    """The customer's id in ``/api/v1/customers/<id><suffix>``; one the route refuses is declined."""
+    path: str = scope["path"]
+    external_id = path[len(_CUSTOMERS) : len(path) - len(suffix)]
+    if _EXTERNAL_ID.match(external_id) is None:
+        raise _Decline
+    return external_id
 
 
 def _idempotency_key(scope: Scope) -> str | None:
@@ -181,19 +182,25 @@ def _compiled(read: Callable[[SqlConnection], T], conn: Connection) -> T:
     return read(CompiledConnection(conn))
 
 
-async def _balances(app: Litestar, scope: Scope, _key: KeyRow, _body: bytes) -> _Reply:
+def _balances_of(scope: Scope, _body: bytes) -> str:
+    return _external_id(scope)
+
+
+async def _balances(app: Litestar, _key: KeyRow, external_id: str) -> _Reply:
     settings: Settings = app.state["settings"]
     context: ApiContext = app.state[STATE_KEY]
-    read = partial(_compiled, partial(load_customer, external_id=_external_id(scope["path"])))
+    read = partial(_compiled, partial(load_customer, external_id=external_id))
     reader = get_reader(app, settings.database_url, context.engine)
     out = reader.call_here(read) if settings.is_sqlite else await reader.call(read)
     return _Reply(200, msgspec.json.encode(out))
 
 
-async def _debit(app: Litestar, scope: Scope, key: KeyRow, raw: bytes) -> _Reply:
-    idempotency_key = _idempotency_key(scope)
-    body = _decoded(raw, DebitIn)
-    external_id = _external_id(scope["path"], "/debits")
+def _debit_of(scope: Scope, raw: bytes) -> tuple[str, DebitIn, str | None]:
+    return _external_id(scope, "/debits"), _decoded(raw, DebitIn), _idempotency_key(scope)
+
+
+async def _debit(app: Litestar, key: KeyRow, taken: tuple[str, DebitIn, str | None]) -> _Reply:
+    external_id, body, idempotency_key = taken
     assets = assets_of(app.state["catalogue"])
     operation = spending_operation("debit", debit_change, external_id, body, assets, key.id, idempotency_key)
     answer: Answer = await get_writer(app).call(operation)
@@ -201,8 +208,11 @@ async def _debit(app: Litestar, scope: Scope, key: KeyRow, raw: bytes) -> _Reply
     return _Reply(answer.status_code, answer.body, media.encode(), _raw(headers))
 
 
-async def _verify(app: Litestar, _scope: Scope, _key: KeyRow, raw: bytes) -> _Reply:
-    body = _decoded(raw, VerifyRequest)
+def _verify_of(_scope: Scope, raw: bytes) -> VerifyRequest:
+    return _decoded(raw, VerifyRequest)
+
+
+async def _verify(app: Litestar, _key: KeyRow, body: VerifyRequest) -> _Reply:
     verdict = await get_writer(app).call(verify_operation(body, app.state["catalogue"]))
     return _Reply(200, msgspec.json.encode(verdict), headers=(_NO_STORE,))
 
@@ -211,19 +221,19 @@ HOT_ROUTES: Final = [
     HotRoute(
         "GET",
         _CUSTOMERS,
-        _hot("balances", ("read",), _balances, body=False, path_ok=_customer_path("")),
+        _hot("balances", ("read",), _balances_of, _balances, body=False),
         suffix="",
     ),
     HotRoute(
         "POST",
         _CUSTOMERS,
-        _hot("debits", ("spend",), _debit, body=True, path_ok=_customer_path("/debits")),
+        _hot("debits", ("spend",), _debit_of, _debit, body=True),
         suffix="/debits",
     ),
     HotRoute(
         "POST",
         "/api/v1/keys/verify",
-        _hot("verify", ("spend",), _verify, body=True, path_ok=lambda _path: True),
+        _hot("verify", ("spend",), _verify_of, _verify, body=True),
     ),
 ]
 """Put ahead of the middleware stack by ``create_app`` (app/web/hot_paths.py)."""

@@ -219,16 +219,7 @@ class Idempotency:
         _check(operation)
         if self.key is None and required:
             raise Problem(422, "idempotency_key_required", f"Send an {HEADER} header.", param=HEADER)
-        # A partial of module-level functions pickles when ``change`` does, so the money writer
-        # may run it in its own process (app/db/writer_process.py).
-        return partial(
-            _run_once,
-            key=self.key,
-            server_key_id=self.server_key_id,
-            operation=operation,
-            request=request,
-            change=change,
-        )
+        return idempotent(self.key, self.server_key_id, operation, request, change)
 
     async def answer(
         self,

@@ -55,15 +55,6 @@ class WriterGone(RuntimeError):
     """The writer process ended before answering: the request is not known to be stored (5xx)."""
 
 
-def _portable(error: BaseException) -> BaseException:
-    """The error itself when it survives pickling, else a RuntimeError saying what it was."""
-    try:
-        pickle.loads(pickle.dumps(error))  # noqa: S301 - our own bytes
-    except Exception:  # an exception class with required arguments, an unpicklable attribute
-        return RuntimeError(f"{type(error).__name__}: {error}")
-    return error
-
-
 def _configure_child_logging(level: str) -> None:
     """The child's log lines go to stderr as JSON, like the app's (Litestar configures those)."""
     structlog.configure(
@@ -103,7 +94,7 @@ def child_main(pipe: Connection, database_url: str, max_batch: int, log_level: s
                 if first == STOP:
                     return
                 jobs, stop = _take(pipe, first, max_batch)
-                pipe.send_bytes(pickle.dumps(_run_jobs(conn, jobs)))
+                pipe.send_bytes(_encoded(_run_jobs(conn, jobs)))
             except (EOFError, BrokenPipeError):  # the server went away: what committed stays
                 return
             if not frozen:
@@ -115,24 +106,49 @@ def child_main(pipe: Connection, database_url: str, max_batch: int, log_level: s
                 frozen = True
 
 
-def _run_jobs(conn: SqlaConnection, jobs: list[tuple[int, bytes]]) -> list[tuple[int, bool, bytes, Any]]:
-    """One batch: ``(job id, done, pickled outcome, error)`` for each job, after the COMMIT."""
+Answer = tuple[int, bool, Any, BaseException | None]
+"""``(job id, done, outcome, error)``."""
+
+
+def _run_jobs(conn: SqlaConnection, jobs: list[tuple[int, bytes]]) -> list[Answer]:
+    """One batch, after its COMMIT: each job's answer."""
     tasks: list[Task[Any]] = []
     for _, blob in jobs:
         try:
             tasks.append(Task(pickle.loads(blob)))  # noqa: S301 - the parent's, over a private pipe
         except Exception as error:  # a class the child cannot import: that job alone fails
-            tasks.append(Task(_unrunnable, error=_portable(error)))
+            tasks.append(Task(_unrunnable, error=error))
     process_batch(conn, [task for task in tasks if task.error is None])
-    answers = []
-    for (job_id, _), task in zip(jobs, tasks, strict=True):
-        failure = _portable(task.error) if task.error is not None else None
-        try:
-            outcome = pickle.dumps(task.outcome)
-        except Exception as unpicklable:
-            outcome, failure = pickle.dumps(None), _portable(unpicklable)
-        answers.append((job_id, task.done and failure is None, outcome, failure))
-    return answers
+    return [
+        (job_id, task.done and task.error is None, task.outcome, task.error)
+        for (job_id, _), task in zip(jobs, tasks, strict=True)
+    ]
+
+
+def _encoded(answers: list[Answer]) -> bytes:
+    """The batch's answers pickled at once (an outcome is pickled once, on its way to the parent).
+
+    An error must survive the parent's unpickling too (an exception class whose constructor wants
+    other arguments does not): a failed job's error is tried both ways, and one that does not
+    come back, or an outcome that does not pickle, is told as an error of its own.
+    """
+    answers = [_portable_error(answer) if answer[3] is not None else answer for answer in answers]
+    try:
+        return pickle.dumps(answers, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        portable = [_portable_error(answer) for answer in answers]
+        return pickle.dumps(portable, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _portable_error(answer: Answer) -> Answer:
+    """``answer`` if it pickles and unpickles, else its job's failure as a RuntimeError naming it."""
+    job_id, _done, _outcome, error = answer
+    try:
+        pickle.loads(pickle.dumps(answer))  # noqa: S301 - our own bytes
+    except Exception as unpicklable:
+        failure = error if error is not None else unpicklable
+        return (job_id, False, None, RuntimeError(f"{type(failure).__name__}: {failure}"))
+    return answer
 
 
 def _unrunnable(_conn: Any) -> None:
@@ -207,8 +223,8 @@ class ProcessWriter:
     def _flush(self, child: _Child) -> None:
         child.flush_scheduled = False
         jobs, child.outbox = child.outbox, []
-        if child.gone or not jobs:
-            self._fail(child, jobs)
+        if child.gone:
+            self._fail(child, [job_id for job_id, _ in jobs])
             return
         try:
             # Blocking only while the pipe's buffer is full, i.e. while the child is busy with
@@ -226,14 +242,17 @@ class ProcessWriter:
                     if future is None or future.done():  # the request went away
                         continue
                     if done:
-                        future.set_result(pickle.loads(outcome))  # noqa: S301 - our child's
+                        future.set_result(outcome)
                     else:
                         future.set_exception(error or RuntimeError("the batch ended without an outcome"))
         except (EOFError, OSError):
             self._lost(child)
+        except Exception:  # answers that do not unpickle: nothing more can be read from this child
+            log.exception("writer.answers_unreadable")
+            self._lost(child)
 
-    def _fail(self, child: _Child, jobs: list[tuple[int, bytes]]) -> None:
-        for job_id, _ in jobs:
+    def _fail(self, child: _Child, job_ids: list[int]) -> None:
+        for job_id in job_ids:
             future = child.waiting.pop(job_id, None)
             if future is not None and not future.done():
                 future.set_exception(WriterGone("the money writer process ended"))
@@ -248,8 +267,7 @@ class ProcessWriter:
             log.error("writer.process_lost", pid=child.process.pid, waiting=len(child.waiting))
         with contextlib.suppress(ValueError, OSError):
             asyncio.get_running_loop().remove_reader(child.pipe.fileno())
-        for job_id in list(child.waiting):
-            self._fail(child, [(job_id, b"")])
+        self._fail(child, list(child.waiting))
         with contextlib.suppress(OSError):
             child.pipe.close()
         if self._child is child:

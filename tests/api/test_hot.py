@@ -7,6 +7,7 @@ the hot paths' wherever the shape is plain.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import msgspec
@@ -15,7 +16,7 @@ from litestar.testing import TestClient
 from prometheus_client import REGISTRY
 
 from app.settings import Settings
-from tests.api.support import assert_problem, make_key
+from tests.api.support import api_client, assert_problem, make_key
 
 C = "/api/v1/customers"
 
@@ -165,3 +166,18 @@ def test_a_key_check_is_answered_by_its_hot_path(client: TestClient[Any]) -> Non
     verdict = msgspec.json.decode(answer.content)
     assert verdict["valid"] is False
     assert _hot("verify", 200) == checks + 1
+
+
+def test_a_call_the_hot_path_hands_on_is_counted_once(api_settings: Settings) -> None:
+    """The route's guard counts what the hot path declines: the hot path must not count it first."""
+    settings = replace(api_settings, api_rate_per_minute=3)
+    key = make_key(settings)
+    with api_client(settings) as client:
+        client.headers.update({"Authorization": f"Bearer {key}"})
+        for _ in range(2):  # declined (not JSON): answered by the route, one call each
+            bad = client.post(
+                f"{C}/nobody/debits", content=b"{", headers={"content-type": "application/json"}
+            )
+            assert_problem(bad, 400, "malformed_json")
+        assert_problem(client.get(f"{C}/nobody"), 404, "customer_not_found", "external_id")  # the third
+        assert_problem(client.get(f"{C}/nobody"), 429, "rate_limited")

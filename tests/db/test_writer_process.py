@@ -50,10 +50,20 @@ async def test_answers_come_after_the_commit_and_a_failure_fails_alone(sqlite_se
         assert isinstance(results[20], ValueError)
         assert str(results[20]) == "bad data"
         assert _stored(sqlite_settings) == 20  # committed when answered; the failure rolled back alone
-        assert await writer.call(writer_ops.count) == 20
+        # An error that does not unpickle fails its own call (named), and no other.
+        odd, fine = await asyncio.gather(
+            writer.call(writer_ops.fail_oddly),
+            writer.call(partial(writer_ops.note, key="beside")),
+            return_exceptions=True,
+        )
+        assert isinstance(odd, RuntimeError)
+        assert "OddError" in str(odd)
+        assert fine == "beside"
+        assert _stored(sqlite_settings) == 21
+        assert await writer.call(writer_ops.count) == 21
         # A closure does not pickle: it runs in this process, on the writer thread, all the same.
         local = await writer.call(lambda conn: writer_ops.count(conn) + 1)
-        assert local == 21
+        assert local == 22
         child = await writer.call(writer_ops.pid)
         assert child != os.getpid()
     finally:

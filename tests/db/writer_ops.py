@@ -37,3 +37,14 @@ def pid(conn: Any) -> int:
 def die(conn: Any) -> None:
     """The child is killed in the middle of a batch."""
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+class OddError(Exception):
+    """Does not survive unpickling: its constructor wants two arguments."""
+
+    def __init__(self, first: str, second: str) -> None:
+        super().__init__(f"{first} {second}")
+
+
+def fail_oddly(conn: Any) -> None:
+    raise OddError("not", "portable")
