@@ -36,7 +36,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from _common import ROOT, WRK, cpu_seconds, free_port, stop, temp_dir, to_ms, uvicorn_command, wait_for
+from _common import ROOT, WRK, base_env, cpu_seconds, free_port, stop, temp_dir, to_ms, uvicorn_command, wait_for
 
 WARMUP_SECONDS = 2
 WARMUP_EVENTS = 10_000
@@ -243,7 +243,7 @@ def production_env(tmp: Path, database_url: str, secret: str, base_url: str) -> 
 
     ``BENCH_EXTRA_ENV="STOREFRONT_X=1 STOREFRONT_Y=0"`` adds settings on top (to compare set-ups).
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STOREFRONT_", "STRIPE_"))}
+    env = base_env()
     env.update(
         STOREFRONT_ENV="production",
         STOREFRONT_VAR_DIR=str(tmp / "var"),
