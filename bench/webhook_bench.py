@@ -36,7 +36,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from _common import ROOT, WRK, base_env, cpu_seconds, free_port, stop, temp_dir, to_ms, uvicorn_command, wait_for
+from _common import (
+    ROOT,
+    WRK,
+    base_env,
+    cpu_seconds,
+    free_port,
+    stop,
+    temp_dir,
+    to_ms,
+    uvicorn_command,
+    wait_for,
+)
 
 WARMUP_SECONDS = 2
 WARMUP_EVENTS = 10_000

@@ -102,7 +102,7 @@ class Order(BigIntAuditBase):
     """Price in the currency's minor units."""
     currency: Mapped[str] = mapped_column(String(3))
     locale: Mapped[str] = mapped_column(String(16), default="en")
-    status: Mapped[str] = mapped_column(String(32), default=OrderStatus.PENDING, index=True)
+    status: Mapped[str] = mapped_column(String(32), default=OrderStatus.PENDING)
     status_reason: Mapped[str | None] = mapped_column(String(500), default=None)
     stripe_session_id: Mapped[str | None] = mapped_column(String(255), unique=True, default=None)
     stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True, default=None)

@@ -30,7 +30,7 @@ from functools import cache, lru_cache
 from typing import Any, Literal, cast
 
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import String, Table, bindparam, func, literal, select, update
+from sqlalchemy import BigInteger, String, Table, bindparam, case, func, literal, select, update
 
 from app.db.sql import SqlConnection
 from app.money.fields import BIGINT_MAX, optional_id
@@ -138,9 +138,23 @@ def _reads() -> dict[str, Any]:
     }
 
 
+def _charge_values() -> dict[str, Any]:
+    """``record_charge``'s effect inside another UPDATE: the first charge recorded stays."""
+    unrecorded = ORDERS.c.amount_paid.is_(None)
+    return {
+        "amount_discount": case((unrecorded, bindparam("discount")), else_=ORDERS.c.amount_discount),
+        "amount_tax": case((unrecorded, bindparam("tax")), else_=ORDERS.c.amount_tax),
+        "amount_paid": func.coalesce(ORDERS.c.amount_paid, bindparam("paid", type_=BigInteger)),
+    }
+
+
 @cache
-def _move(to: OrderStatus, by_session: bool) -> Any:
-    """One UPDATE per target state, built once (the allowed predecessors are part of it)."""
+def _move(to: OrderStatus, by_session: bool, with_charge: bool = False) -> Any:
+    """One UPDATE per target state, built once (the allowed predecessors are part of it).
+
+    ``with_charge``: the move also records the charge (:func:`record_charge`), so a paid order
+    is one row write instead of two.
+    """
     key = ORDERS.c.stripe_session_id == bindparam("sid") if by_session else ORDERS.c.id == bindparam("oid")
     return (
         update(ORDERS)
@@ -153,6 +167,7 @@ def _move(to: OrderStatus, by_session: bool) -> Any:
                 bindparam("pi", type_=String), ORDERS.c.stripe_payment_intent_id
             ),
             fulfilled_at=func.coalesce(ORDERS.c.fulfilled_at, bindparam("fulfilled_at", type_=DateTimeUTC())),
+            **(_charge_values() if with_charge else {}),
         )
         .returning(*_COLUMNS)
     )
@@ -208,26 +223,29 @@ def transition(
     reason: str | None = None,
     payment_intent_id: str | None = None,
     fulfilled_at: datetime | None = None,
+    charge: tuple[int, int, int] | None = None,
 ) -> OrderRow | None:
     """Move one order (by id or Checkout Session id) to ``to`` if its state allows it.
 
-    Returns the order as it now is, or ``None`` when the move was refused (or no such order).
+    ``charge`` (discount, tax, paid) is recorded with the move as :func:`record_charge` would
+    (not at all when the move is refused). Returns the order as it now is, or ``None`` when the
+    move was refused (or no such order).
     """
     if (order_id is None) == (session_id is None):
         raise ValueError("give exactly one of order_id or session_id")
     if not ALLOWED_FROM[to]:
         return None
-    row = conn.execute(
-        _move(to, session_id is not None),
-        {
-            "oid": order_id,
-            "sid": session_id,
-            "now": datetime.now(UTC),
-            "reason": reason[:500] if reason is not None else None,
-            "pi": payment_intent_id,
-            "fulfilled_at": fulfilled_at,
-        },
-    ).first()
+    params: dict[str, Any] = {
+        "oid": order_id,
+        "sid": session_id,
+        "now": datetime.now(UTC),
+        "reason": reason[:500] if reason is not None else None,
+        "pi": payment_intent_id,
+        "fulfilled_at": fulfilled_at,
+    }
+    if charge is not None:
+        params.update(discount=charge[0], tax=charge[1], paid=charge[2])
+    row = conn.execute(_move(to, session_id is not None, charge is not None), params).first()
     return None if row is None else OrderRow(*row)
 
 
