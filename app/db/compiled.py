@@ -81,6 +81,9 @@ class CompiledConnection:
 
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
+        self.sqlalchemy_connection = connection
+        """The SQLAlchemy ``Connection`` underneath, for statements built per call (see
+        :func:`app.db.writer.on_connection`): plans here are kept per statement object forever."""
         self.dialect: Dialect = connection.dialect
         self._driver = connection.connection
         self._plans = _PLANS.setdefault((self.dialect.name, self.dialect.driver), {})

@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.background import running
 from app.db.config import READ_ONLY, make_engine
 from app.db.sql import SqlConnection, dialect_insert
+from app.db.writer import Writer, background_writer, write_transaction
 from app.host_webhooks.service import (
     ATTEMPTS,
     DELIVERIES,
@@ -339,6 +340,8 @@ class Deliverer:
     _inflight: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
     _inflight_at: Counter[int] = field(default_factory=Counter, repr=False)
     """Attempts in flight per endpoint, so a hanging endpoint is held to its share of slots."""
+    writer: Writer | None = None
+    """Where the writes go (:func:`app.db.writer.write_transaction`): the money writer on SQLite."""
     _own_client: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -357,8 +360,7 @@ class Deliverer:
         return int(self.clock())
 
     async def _sync(self, operation: Callable[..., Any], /, **kwargs: Any) -> Any:
-        async with self.engine.begin() as conn:
-            return await conn.run_sync(operation, **kwargs)
+        return await write_transaction(self.writer, self.engine, operation, **kwargs)
 
     async def _probe(self, now: int) -> tuple[bool, bool]:
         token = READ_ONLY.set(True)  # SQLite: a deferred transaction, which never waits for the writer
@@ -543,12 +545,13 @@ def _record_op(
     return record(conn, claimed, outcome, now=now, backoff=backoff, rand=rand)
 
 
-def make_deliverer(settings: Settings, engine: AsyncEngine) -> Deliverer:
+def make_deliverer(settings: Settings, engine: AsyncEngine, writer: Writer | None = None) -> Deliverer:
     return Deliverer(
         engine,
         timeout=settings.host_webhooks_timeout_seconds,
         poll=settings.host_webhooks_poll_seconds,
         keep_days=settings.host_webhooks_keep_days,
+        writer=writer,
     )
 
 
@@ -557,7 +560,7 @@ async def deliverer_lifespan(app: Litestar) -> AsyncIterator[None]:
     """The app's background deliverer (``STOREFRONT_HOST_WEBHOOKS_DELIVER``, on by default)."""
     settings: Settings = app.state["settings"]
     engine = make_engine(settings)
-    deliverer = make_deliverer(settings, engine)
+    deliverer = make_deliverer(settings, engine, background_writer(app))
     try:
         async with running("storefront-host-webhooks", deliverer.run):
             yield

@@ -44,6 +44,7 @@ from app.background import running
 from app.catalogue.reload import CatalogueHolder
 from app.db.config import READ_ONLY, make_engine
 from app.db.sql import SqlConnection
+from app.db.writer import Writer, background_writer, write_transaction
 from app.host_webhooks.delivery import Backoff
 from app.mail.messages import Composer, Content, OrderFacts, Recipient
 from app.mail.outbox import OUTBOX
@@ -196,8 +197,11 @@ class MailWorker:
         backoff: Backoff = BACKOFF,
         lease: int = LEASE,
         attempt_seconds: float = ATTEMPT_SECONDS,
+        writer: Writer | None = None,
     ) -> None:
         self.engine = engine
+        self.writer = writer
+        """Where the writes go (:func:`app.db.writer.write_transaction`): the money writer on SQLite."""
         self.transport = transport
         self.composer = composer
         self.gateway = gateway
@@ -209,9 +213,10 @@ class MailWorker:
         self.attempt_seconds = attempt_seconds
 
     async def claim(self) -> list[Claimed]:
-        now = int(time.time())
-        async with self.engine.begin() as conn:
-            return await conn.run_sync(lambda sync: claim(sync, now=now, limit=self.batch, lease=self.lease))
+        claimed: list[Claimed] = await write_transaction(
+            self.writer, self.engine, claim, now=int(time.time()), limit=self.batch, lease=self.lease
+        )
+        return claimed
 
     async def _receipt_url(self, session_id: str | None) -> str | None:
         """The charge's ``receipt_url`` from Stripe; a receipt goes without it rather than not at all."""
@@ -271,11 +276,16 @@ class MailWorker:
         except Exception as exc:  # a message we cannot compose counts its attempts too: no endless retry
             error = f"{type(exc).__name__}: {exc}"
             log.exception("mail.compose_failed", message_id=item.id, kind=item.kind)
-        now, rand = int(time.time()), random.random()
-        async with self.engine.begin() as conn:
-            status = await conn.run_sync(
-                lambda sync: record(sync, item, error=error, now=now, backoff=self.backoff, rand=rand)
-            )
+        status = await write_transaction(
+            self.writer,
+            self.engine,
+            record,
+            claimed=item,
+            error=error,
+            now=int(time.time()),
+            backoff=self.backoff,
+            rand=random.random(),
+        )
         if status == "sent":
             log.info("mail.sent", message_id=item.id, kind=item.kind)
         return status
@@ -299,14 +309,7 @@ class MailWorker:
 
     async def _release(self, items: list[Claimed]) -> None:
         """End these claims unattempted (due now, no attempt counted), if they are still ours."""
-        now = int(time.time())
-        async with self.engine.begin() as conn:
-            for item in items:
-                await conn.execute(
-                    update(OUTBOX)
-                    .where(OUTBOX.c.id == item.id, OUTBOX.c.claim == item.token)
-                    .values(next_attempt_at=now, claim=None)
-                )
+        await write_transaction(self.writer, self.engine, _release, items=items, now=int(time.time()))
 
     async def _anything_due(self) -> bool:
         """An idle look in a read-only transaction (SQLite: no write lock for the webhook to wait on)."""
@@ -341,6 +344,16 @@ class MailWorker:
                 await asyncio.wait_for(stop.wait(), timeout=pause)
 
 
+def _release(conn: Connection, *, items: list[Claimed], now: int) -> None:
+    """End these claims unattempted (due now, no attempt counted), if they are still ours."""
+    for item in items:
+        conn.execute(
+            update(OUTBOX)
+            .where(OUTBOX.c.id == item.id, OUTBOX.c.claim == item.token)
+            .values(next_attempt_at=now, claim=None)
+        )
+
+
 def make_worker(settings: Settings, engine: AsyncEngine, app: Litestar | None = None) -> MailWorker:
     holder: CatalogueHolder | None = app.state.get("catalogue") if app is not None else None
     gateway: StripeGateway | None = app.state.get("stripe") if app is not None else None
@@ -356,6 +369,7 @@ def make_worker(settings: Settings, engine: AsyncEngine, app: Litestar | None = 
         gateway=gateway,
         reset_minutes=settings.password_reset_seconds // 60,
         poll=settings.mail_poll_seconds,
+        writer=background_writer(app) if app is not None else None,
     )
 
 

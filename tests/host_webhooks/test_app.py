@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from app.db.config import make_engine
+from app.db.writer import STATE_KEY as WRITER_KEY
+from app.db.writer import background_writer
 from app.settings import Settings
 from app.web.factory import create_app
 from tests.host_webhooks.conftest import emit_committed, endpoint, rows
@@ -16,6 +18,7 @@ from tests.host_webhooks.receiver import Receiver
 from tests.support.aio import run_async
 from tests.support.servers import serve_in_thread
 from tests.support.shop import wait_for
+from tests.support.writers import recording_writer
 
 
 def test_the_app_delivers_what_is_emitted(settings: Settings, receiver: tuple[Receiver, str]) -> None:
@@ -104,3 +107,33 @@ def test_settings_from_the_environment(
         read.host_webhooks_poll_seconds,
         read.host_webhooks_timeout_seconds,
     ) == expected
+
+
+def test_on_sqlite_the_deliverer_writes_through_the_money_writer(
+    settings: Settings, receiver: tuple[Receiver, str]
+) -> None:
+    """Its own transactions would take SQLite's write lock from under the writer's batches."""
+    app, base = receiver
+
+    async def prepare() -> str:
+        engine = make_engine(settings)
+        try:
+            await endpoint(engine, app, base + "/hooks", "balance.depleted")
+            return await emit_committed(engine, "balance.depleted", available=0)
+        finally:
+            await engine.dispose()
+
+    shop = create_app(replace(settings, host_webhooks_poll_seconds=0.05))
+    writer = recording_writer(settings.database_url) if settings.is_sqlite else None
+    if writer is not None:
+        shop.state[WRITER_KEY] = writer
+    with serve_in_thread(shop):
+        event_id = run_async(prepare())
+        wait_for(lambda: app.verified(), timeout=15, interval=0.02)
+        # the attempt's record follows the POST
+        wait_for(lambda: writer is None or "_record_op" in writer.background, timeout=5, interval=0.02)
+    assert [e["id"] for e in app.verified()] == [event_id]
+    if writer is not None:
+        assert {"_fan_out_op", "claim", "_record_op"} <= set(writer.background), writer.background
+    else:  # PostgreSQL: the deliverer's own transactions (row locks block nobody's batch)
+        assert background_writer(shop) is None

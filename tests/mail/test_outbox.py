@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from email.message import EmailMessage
 from typing import Any
 
@@ -13,12 +14,19 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.config import make_engine
+from app.db.writer import STATE_KEY as WRITER_KEY
+from app.db.writer import background_writer
 from app.mail.messages import Composer
 from app.mail.outbox import enqueue
 from app.mail.transport import SMTPTransport, TransportError
 from app.mail.worker import MAX_ATTEMPTS, MailWorker, claim, record
 from app.settings import Settings
+from app.web.factory import create_app
+from tests.support.aio import run_async
+from tests.support.servers import serve_in_thread
+from tests.support.shop import wait_for
 from tests.support.smtp import html_of, smtp_server, text_of
+from tests.support.writers import recording_writer
 
 pytestmark = pytest.mark.anyio
 
@@ -248,3 +256,33 @@ async def test_a_slow_server_never_lets_a_lease_run_out_mid_batch(engine: AsyncE
     assert len(sent) == 8
     assert 0 < attempted < 8  # eight half-second sends cannot all start inside a 4 s lease
     assert {row["status"] for row in await _rows(engine)} == {"sent"}
+
+
+def test_on_sqlite_the_apps_mail_worker_writes_through_the_money_writer(settings: Settings) -> None:
+    """Claims and outcomes are operations of the money writer there, not transactions of their own."""
+    shop = create_app(replace(settings, mail_poll_seconds=0.05))
+    writer = recording_writer(settings.database_url) if settings.is_sqlite else None
+    if writer is not None:
+        shop.state[WRITER_KEY] = writer
+
+    async def queue() -> None:
+        engine = make_engine(settings)
+        try:
+            await _queue(engine, await _user(engine))
+        finally:
+            await engine.dispose()
+
+    async def statuses() -> list[str]:
+        engine = make_engine(settings)
+        try:
+            return [row["status"] for row in await _rows(engine)]
+        finally:
+            await engine.dispose()
+
+    with serve_in_thread(shop):
+        run_async(queue())
+        wait_for(lambda: run_async(statuses()) == ["sent"], timeout=15, interval=0.05)
+    if writer is not None:
+        assert {"claim", "record"} <= set(writer.background), writer.background
+    else:  # PostgreSQL: the worker's own transactions
+        assert background_writer(shop) is None
