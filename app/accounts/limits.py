@@ -26,12 +26,13 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import TooManyRequestsException
 from litestar.handlers.base import BaseRouteHandler
 from redis.asyncio import Redis
-from sqlalchemy import Table, case, delete
+from sqlalchemy import Connection, Table, case, delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.accounts.models import RateLimitCounter
+from app.db.writer import Writer, background_writer, write_transaction
 
 STATE_KEY: Final = "limiter"
 ADDRESS_LIMIT: Final = 10
@@ -58,31 +59,42 @@ class Counter(Protocol):
     async def close(self) -> None: ...
 
 
+def _hit(conn: Connection, *, key: str, window: int, count: int, now: int) -> int:
+    """One counter step (the statement is built per call: SQLAlchemy's ``Connection`` runs it)."""
+    table = _TABLE
+    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    ins = insert(table).values(key=key, hits=count, expires_at=now + window)
+    over = table.c.expires_at <= now
+    upsert = ins.on_conflict_do_update(
+        index_elements=[table.c.key],
+        set_={
+            "hits": case((over, count), else_=table.c.hits + count),
+            "expires_at": case((over, ins.excluded.expires_at), else_=table.c.expires_at),
+        },
+    ).returning(table.c.hits)
+    hits = int(conn.execute(upsert).scalar_one())
+    if hits == count:
+        # A window starts: purge the windows that ended, so the table holds live keys only.
+        conn.execute(delete(table).where(table.c.expires_at <= now))
+    return hits
+
+
 class SQLCounter:
-    """Counters in ``rate_limit_counter`` (SQLite or PostgreSQL): one statement per hit."""
+    """Counters in ``rate_limit_counter`` (SQLite or PostgreSQL): one statement per hit.
+
+    On SQLite each hit is an operation of the money writer once the app runs (``writer``, set
+    by :meth:`Limiter.lifespan`): the host API's batched counts and every sign-in would
+    otherwise take SQLite's one write lock from under the writer's batches.
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._insert = sqlite_insert if engine.dialect.name == "sqlite" else pg_insert
+        self.writer: Writer | None = None
 
     async def hit(self, key: str, window: int, count: int = 1) -> int:
-        now = int(time.time())
-        table = _TABLE
-        ins = self._insert(table).values(key=key, hits=count, expires_at=now + window)
-        over = table.c.expires_at <= now
-        upsert = ins.on_conflict_do_update(
-            index_elements=[table.c.key],
-            set_={
-                "hits": case((over, count), else_=table.c.hits + count),
-                "expires_at": case((over, ins.excluded.expires_at), else_=table.c.expires_at),
-            },
-        ).returning(table.c.hits)
-        async with self._engine.begin() as conn:
-            hits = int((await conn.execute(upsert)).scalar_one())
-            if hits == count:
-                # A window starts: purge the windows that ended, so the table holds live keys only.
-                await conn.execute(delete(table).where(table.c.expires_at <= now))
-        return hits
+        return await write_transaction(
+            self.writer, self._engine, _hit, key=key, window=window, count=count, now=int(time.time())
+        )
 
     async def clear(self, key: str, db_session: AsyncSession) -> None:
         await db_session.execute(delete(_TABLE).where(_TABLE.c.key == key))
@@ -189,7 +201,9 @@ class Limiter:
         return client_address(connection.scope, self.trusted)
 
     @asynccontextmanager
-    async def lifespan(self, _app: Litestar) -> AsyncIterator[None]:
+    async def lifespan(self, app: Litestar) -> AsyncIterator[None]:
+        if isinstance(self.counter, SQLCounter):
+            self.counter.writer = background_writer(app)
         try:
             yield
         finally:

@@ -16,6 +16,7 @@ from litestar import Litestar
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.config import READ_ONLY
+from app.db.writer import Writer, background_writer, write_transaction
 from app.money.credits import anything_due, sweep
 from app.settings import Settings
 
@@ -25,11 +26,13 @@ BATCH = 200
 """Balances per transaction: short transactions keep SQLite's writer free for the webhook."""
 
 
-async def sweep_once(engine: AsyncEngine) -> int:
+async def sweep_once(engine: AsyncEngine, writer: Writer | None = None) -> int:
     """Sweep until nothing is due; how many balances were swept.
 
     It asks first in a read-only transaction (SQLite: DEFERRED, no write lock), so an idle
-    sweep every few seconds never queues behind, nor holds up, the webhook's writer.
+    sweep every few seconds never queues behind, nor holds up, the webhook's writer. The sweeps
+    themselves go through ``writer`` when given (the money writer on SQLite:
+    :func:`app.db.writer.write_transaction`).
     """
     token = READ_ONLY.set(True)
     try:
@@ -41,18 +44,17 @@ async def sweep_once(engine: AsyncEngine) -> int:
         return 0
     total = 0
     while True:
-        async with engine.begin() as conn:
-            swept = await conn.run_sync(lambda sync: sweep(sync, limit=BATCH))
+        swept = await write_transaction(writer, engine, sweep, limit=BATCH)
         total += swept
         if swept < BATCH:
             return total
 
 
-async def _loop(engine: AsyncEngine, interval: int) -> None:
+async def _loop(engine: AsyncEngine, writer: Writer | None, interval: int) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            swept = await sweep_once(engine)
+            swept = await sweep_once(engine, writer)
             if swept:
                 log.info("expiry.swept", balances=swept)
         except asyncio.CancelledError:
@@ -66,7 +68,9 @@ def start_expiry_sweeper(app: Litestar, engine: AsyncEngine) -> asyncio.Task[Non
     settings: Settings = app.state["settings"]
     if settings.expiry_interval_seconds <= 0:
         return None
-    return asyncio.create_task(_loop(engine, settings.expiry_interval_seconds), name="storefront-expiry")
+    return asyncio.create_task(
+        _loop(engine, background_writer(app), settings.expiry_interval_seconds), name="storefront-expiry"
+    )
 
 
 async def stop(task: asyncio.Task[None] | None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
@@ -14,9 +15,12 @@ from redis.asyncio import Redis
 from app.accounts import limits
 from app.accounts.limits import Limiter, RedisCounter, SQLCounter, client_address, parse_networks
 from app.db.config import make_engine
+from app.db.writer import STATE_KEY as WRITER_KEY
 from app.settings import Settings, SettingsError, trusted_proxies
+from app.web.factory import create_app
 from tests.accounts.test_limits_http import _redis_answers
 from tests.conftest import missing
+from tests.support.writers import recording_writer
 
 
 async def _passed(limiter: Limiter, key: str, attempts: int = 60, limit: int = 10) -> int:
@@ -128,3 +132,27 @@ def test_trusted_proxies_setting() -> None:
     assert trusted_proxies("127.0.0.1, 10.0.0.0/8 ::1") == ("127.0.0.1/32", "10.0.0.0/8", "::1/128")
     with pytest.raises(SettingsError, match="not-an-ip"):
         trusted_proxies("10.0.0.1,not-an-ip")
+
+
+def test_in_the_app_sql_counts_go_through_the_money_writer_on_sqlite(settings: Settings) -> None:
+    """Each hit is a writer operation there (not a transaction taking SQLite's write lock), and
+    the limit still holds exactly under 60 concurrent attempts."""
+    app = create_app(replace(settings, redis_url=""))
+    limiter: Limiter = app.state[limits.STATE_KEY]
+    assert isinstance(limiter.counter, SQLCounter)
+    writer = recording_writer(settings.database_url) if settings.is_sqlite else None
+    if writer is not None:
+        app.state[WRITER_KEY] = writer
+
+    async def go() -> int:
+        async with limiter.lifespan(app):
+            passed = await _passed(limiter, "k")
+        if writer is not None:
+            await writer.close()
+        return passed
+
+    assert asyncio.run(go()) == 10
+    if writer is not None:
+        assert writer.background == ["_hit"] * 60
+    else:  # PostgreSQL: row locks; the counter's own short transactions
+        assert limiter.counter.writer is None
