@@ -12,19 +12,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache, partial
 from typing import Any, Concatenate, Final, ParamSpec, TypeVar
 
 import structlog
-from sqlalchemy import Connection, case, func, or_, select, update
+from sqlalchemy import Connection, bindparam, case, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import User
 from app.catalogue.model import Catalogue, Pack, language_of
 from app.checkout.customers import with_customer
-from app.db.sql import run
+from app.db.sql import SqlConnection, run
+from app.db.writer import Writer
 from app.money.fulfilment import fulfil_checkout
 from app.money.models import Order, OrderStatus
-from app.money.orders import transition
+from app.money.orders import ORDERS, transition
 from app.settings import Settings
 from app.stripe_gateway import (
     PaymentProviderError,
@@ -257,45 +259,91 @@ async def order_of(
     return None
 
 
-async def claim_check(db: AsyncSession, order_id: int, *, interval: timedelta = CHECK_INTERVAL) -> bool:
+@lru_cache(maxsize=1)
+def _claim_check() -> Any:
+    """Built once (the money writer runs it too: app.db.compiled)."""
+    orders = ORDERS.c
+    return (
+        update(ORDERS)
+        .where(
+            orders.id == bindparam("oid"),
+            orders.status.in_([literal(value) for value in OrderStatus.waiting_values()]),
+            orders.stripe_session_id.is_not(None),
+            or_(
+                orders.checked_at.is_(None),
+                orders.checked_at < bindparam("cutoff", type_=orders.checked_at.type),
+            ),
+        )
+        .values(checked_at=bindparam("now", type_=orders.checked_at.type), updated_at=bindparam("now"))
+        .returning(orders.id)
+    )
+
+
+def claim_check_on(conn: SqlConnection, *, order_id: int, interval_seconds: float) -> bool:
     """Take this order's turn to ask Stripe; the conditional UPDATE lets one caller in per interval."""
     now = datetime.now(UTC)
-    result = await db.execute(
-        update(Order)
-        .where(
-            Order.id == order_id,
-            Order.status.in_(OrderStatus.waiting_values()),
-            Order.stripe_session_id.is_not(None),
-            or_(Order.checked_at.is_(None), Order.checked_at < now - interval),
-        )
-        .values(checked_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(getattr(result, "rowcount", 0) == 1)
+    cutoff = now - timedelta(seconds=interval_seconds)
+    row = conn.execute(_claim_check(), {"oid": order_id, "now": now, "cutoff": cutoff}).first()
+    return row is not None
 
 
-async def apply_session(db: AsyncSession, order: Order, session: dict[str, Any]) -> str:
-    """Bring ``order`` in line with what Stripe says about its session; returns what happened."""
+async def claim_check(db: AsyncSession, order_id: int, *, interval: timedelta = CHECK_INTERVAL) -> bool:
+    """:func:`claim_check_on` in the request's transaction."""
+    return await run(db, claim_check_on, order_id=order_id, interval_seconds=interval.total_seconds())
+
+
+async def apply_session(
+    db: AsyncSession, order: Order, session: dict[str, Any], *, writer: Writer | None = None
+) -> str:
+    """Bring ``order`` in line with what Stripe says about its session; returns what happened.
+
+    With ``writer`` (a read-only request on SQLite) the change is an operation of the money
+    writer, committed before this returns, and the request's read snapshot is ended so that
+    ``order`` is re-read as the writer left it.
+    """
     # fulfil_checkout reads every session state: paid → credit, complete+unpaid → awaiting,
     # expired → expired, open → nothing.
-    result = await _money(db, order, fulfil_checkout, session)
+    if writer is None:
+        result = await _money(db, order, fulfil_checkout, session)
+    else:
+        result = await writer.call(partial(fulfil_checkout, session_obj=session))
+        await db.rollback()  # it read nothing it keeps; the next read starts a fresh snapshot
+        await db.refresh(order)
     return str(result.outcome)
 
 
 async def refresh_from_stripe(
-    db: AsyncSession, gateway: StripeGateway, order: Order, *, interval: timedelta = CHECK_INTERVAL
+    db: AsyncSession,
+    gateway: StripeGateway,
+    order: Order,
+    *,
+    interval: timedelta = CHECK_INTERVAL,
+    writer: Writer | None = None,
 ) -> str | None:
-    """Heal a lost webhook while the buyer waits: at most once per ``interval`` per order."""
+    """Heal a lost webhook while the buyer waits: at most once per ``interval`` per order.
+
+    ``writer``: the request only reads (SQLite's deferred transaction, which must not write);
+    the check's claim and the healing go through the money writer instead.
+    """
     if not OrderStatus(order.status).waiting or not order.stripe_session_id:
         return None
-    if not await claim_check(db, order.id, interval=interval):
+    checked = order.checked_at
+    if checked is not None and checked > datetime.now(UTC) - interval:
+        return None  # asked moments ago (the UPDATE below decides races; this spares it the write)
+    if writer is None:
+        claimed = await claim_check(db, order.id, interval=interval)
+    else:
+        claimed = await writer.call(
+            partial(claim_check_on, order_id=order.id, interval_seconds=interval.total_seconds())
+        )
+    if not claimed:
         return None
     try:
         session = await gateway.retrieve_session(order.stripe_session_id)
     except PaymentProviderError as exc:
         log.warning("checkout.refresh_failed", order_id=order.id, code=exc.code)
         return None
-    outcome = await apply_session(db, order, as_mapping(session))
+    outcome = await apply_session(db, order, as_mapping(session), writer=writer)
     log.info("checkout.refreshed", order_id=order.id, outcome=outcome)
     return outcome
 

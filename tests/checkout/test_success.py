@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
+import time
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
@@ -277,3 +279,25 @@ def test_concurrent_checks_of_one_order_let_one_in(settings: Settings) -> None:
             await engine.dispose()
 
     assert sorted(asyncio.run(run())) == [False] * 7 + [True]
+
+
+def test_polls_never_wait_for_sqlites_write_lock(sqlite_shop: Shop) -> None:
+    """The poll reads in a deferred transaction: held write lock or not, it answers at once."""
+    buyer = sqlite_shop.buyer().sign_up()
+    sid = buyer.start("coins-100")
+    order_id = sqlite_shop.order(sid)["id"]
+    url = f"/checkout/status/{order_id}"
+    assert buyer.client.get(url).status_code == 200  # the first poll asks Stripe (a writer op)
+    path = sqlite_shop.settings.database_url.split(":///", 1)[1]
+    holder = sqlite3.connect(path, isolation_level=None, timeout=0)
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds SQLite's one write lock
+    try:
+        started = time.monotonic()
+        waiting = buyer.client.get(url)  # checked moments ago: nothing to write
+        took = time.monotonic() - started
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert waiting.status_code == 200
+    assert 'data-status="open"' in waiting.text
+    assert took < 2, took
