@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +12,11 @@ from advanced_alchemy.extensions.litestar import (
     SQLAlchemyAsyncConfig,
 )
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from app.db.loop_reads import READ_ONLY as READ_ONLY
+from app.db.loop_reads import loop_reads_creator
 from app.settings import Settings
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -27,15 +29,6 @@ SQLITE_PRAGMAS = ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "bu
 """Every connection to the money database, whoever opens it. ``synchronous=FULL`` makes each
 commit durable across power loss (the WAL is synced at every COMMIT), so a 2xx to Stripe
 never stands for a credit that a crash could take back; group commit keeps its cost low."""
-
-
-READ_ONLY: ContextVar[bool] = ContextVar("storefront_read_only", default=False)
-"""Set for a request that only reads (``app.web.transactions.read_only_requests``): its SQLite
-transactions begin DEFERRED, so they never wait for, nor hold, the write lock.
-
-Safe only for transactions that write nothing, or whose first statement is their only write
-(the session store's upsert): a deferred transaction that reads and then writes fails with
-``SQLITE_BUSY`` instead of waiting when another writer got in between."""
 
 
 WRITER_PRAGMA = "wal_autocheckpoint=0"
@@ -82,8 +75,14 @@ def make_engine(settings: Settings) -> AsyncEngine:
         # Measured reason for the size: with SQLAlchemy's default (5 + 10 overflow) 32 concurrent
         # API reads made and dropped an overflow connection (a thread, a file open, the pragmas)
         # for every request past 15: 152 balance reads/s (bench/credits_bench.py --mode balance).
+        # Read-only requests read on the event loop, not through aiosqlite's thread: app/db/loop_reads.py.
         engine = create_async_engine(
-            settings.database_url, connect_args=SQLITE_CONNECT_ARGS, pool_size=32, max_overflow=32
+            settings.database_url,
+            async_creator=loop_reads_creator(
+                str(make_url(settings.database_url).database), **SQLITE_CONNECT_ARGS
+            ),
+            pool_size=32,
+            max_overflow=32,
         )
         install_sqlite_pragmas(engine.sync_engine)
         return engine
