@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Final
 
-from babel.dates import format_date, format_time
+from babel import Locale
+from babel.dates import DateTimePattern, format_date, parse_pattern
 from babel.numbers import format_decimal
 from litestar import Response, get
 from litestar.plugins.htmx import HTMXRequest, HTMXTemplate
@@ -99,10 +101,19 @@ def format_when(moment: datetime | None, locale: str) -> str:
         return ""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    babel = i18n.babel_name(locale)
+    date_pattern, time_pattern, babel = _when_patterns(i18n.babel_name(locale))
     moment = moment.astimezone(UTC)
-    shown = f"{format_date(moment, 'medium', locale=babel)} {format_time(moment, 'HH:mm', locale=babel)}"
+    shown = f"{date_pattern.apply(moment, babel)} {time_pattern.apply(moment, babel)}"
     return _("%(when)s UTC") % {"when": shown}
+
+
+@lru_cache(maxsize=8)
+def _when_patterns(babel_name: str) -> tuple[DateTimePattern, DateTimePattern, Locale]:
+    """Babel's medium date and ``HH:mm``, parsed once per language: ``format_date`` and
+    ``format_time`` parse the locale and the pattern on every call (~22 µs a time here, for
+    every entry of the history)."""
+    babel = Locale.parse(babel_name)
+    return parse_pattern(babel.date_formats["medium"]), parse_pattern("HH:mm"), babel
 
 
 def pack_name(catalogue: Catalogue, order: Order, locale: str) -> str:
