@@ -21,22 +21,24 @@ from tests.support.shop import wait_for
 from tests.support.writers import recording_writer
 
 
+async def _depleted_for(settings: Settings, app: Receiver, base: str) -> str:
+    """An endpoint for ``balance.depleted`` at the receiver, then one such event committed."""
+    engine = make_engine(settings)
+    try:
+        await endpoint(engine, app, base + "/hooks", "balance.depleted")
+        return await emit_committed(engine, "balance.depleted", available=0)
+    finally:
+        await engine.dispose()
+
+
 def test_the_app_delivers_what_is_emitted(settings: Settings, receiver: tuple[Receiver, str]) -> None:
     app, base = receiver
     assert Settings().host_webhooks_deliver  # the default
 
-    async def prepare() -> str:
-        engine = make_engine(settings)
-        try:
-            await endpoint(engine, app, base + "/hooks", "balance.depleted")
-            return await emit_committed(engine, "balance.depleted", available=0)
-        finally:
-            await engine.dispose()
-
     shop = create_app(replace(settings, host_webhooks_poll_seconds=0.05))
     with serve_in_thread(shop):
         started = time.monotonic()
-        event_id = run_async(prepare())
+        event_id = run_async(_depleted_for(settings, app, base))
         wait_for(lambda: app.verified(), timeout=15, interval=0.02)
         took = time.monotonic() - started
     assert [e["id"] for e in app.verified()] == [event_id]
@@ -115,20 +117,12 @@ def test_on_sqlite_the_deliverer_writes_through_the_money_writer(
     """Its own transactions would take SQLite's write lock from under the writer's batches."""
     app, base = receiver
 
-    async def prepare() -> str:
-        engine = make_engine(settings)
-        try:
-            await endpoint(engine, app, base + "/hooks", "balance.depleted")
-            return await emit_committed(engine, "balance.depleted", available=0)
-        finally:
-            await engine.dispose()
-
     shop = create_app(replace(settings, host_webhooks_poll_seconds=0.05))
     writer = recording_writer(settings.database_url) if settings.is_sqlite else None
     if writer is not None:
         shop.state[WRITER_KEY] = writer
     with serve_in_thread(shop):
-        event_id = run_async(prepare())
+        event_id = run_async(_depleted_for(settings, app, base))
         wait_for(lambda: app.verified(), timeout=15, interval=0.02)
         # the attempt's record follows the POST
         wait_for(lambda: writer is None or "_record_op" in writer.background, timeout=5, interval=0.02)
