@@ -175,6 +175,7 @@ class ProcessWriter:
         self._ids = itertools.count(1)
         self._child: _Child | None = None
         self._local: SqliteWriter | None = None
+        self._unpicklable: set[str] = set()
         self._closed = False
 
     # --- the parent's side -----------------------------------------------------------------
@@ -205,6 +206,7 @@ class ProcessWriter:
         try:
             blob = pickle.dumps(operation, protocol=pickle.HIGHEST_PROTOCOL)
         except (pickle.PicklingError, AttributeError, TypeError):  # a closure: run it in this process
+            self._warn_unpicklable(operation)
             if self._local is None:
                 self._local = SqliteWriter(self._database_url, max_batch=self._max_batch)
             return await self._local.call(operation)
@@ -219,6 +221,14 @@ class ProcessWriter:
             child.flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush, child)
         return await future
+
+    def _warn_unpicklable(self, operation: Any) -> None:
+        """Once per kind of operation: the thread it runs on is a second SQLite writer, which
+        waits for (and holds up) the child's batches, so each such operation is worth a look."""
+        name = getattr(getattr(operation, "func", operation), "__qualname__", type(operation).__name__)
+        if name not in self._unpicklable:
+            self._unpicklable.add(name)
+            log.warning("writer.operation_not_picklable", operation=name)
 
     def _flush(self, child: _Child) -> None:
         child.flush_scheduled = False

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
+from structlog.testing import capture_logs
 
 from app.db.writer_process import ProcessWriter, WriterGone
 from app.money.models import LedgerEntry
@@ -61,9 +62,15 @@ async def test_answers_come_after_the_commit_and_a_failure_fails_alone(sqlite_se
         assert fine == "beside"
         assert _stored(sqlite_settings) == 21
         assert await writer.call(writer_ops.count) == 21
-        # A closure does not pickle: it runs in this process, on the writer thread, all the same.
-        local = await writer.call(lambda conn: writer_ops.count(conn) + 1)
-        assert local == 22
+        # A closure does not pickle: it runs in this process, on the writer thread, all the same,
+        # and the first of its kind is logged (that thread is a second SQLite writer).
+        with capture_logs() as logs:
+            for _ in range(2):
+                local = await writer.call(lambda conn: writer_ops.count(conn) + 1)
+                assert local == 22
+        warned = [e for e in logs if e["event"] == "writer.operation_not_picklable"]
+        assert len(warned) == 1, logs
+        assert "lambda" in warned[0]["operation"]
         child = await writer.call(writer_ops.pid)
         assert child != os.getpid()
     finally:
