@@ -26,6 +26,7 @@ from app.admin.events import ROUTES as EVENT_ROUTES
 from app.admin.ledger import ROUTES as LEDGER_ROUTES
 from app.admin.order_actions import ROUTES as ORDER_ACTION_ROUTES
 from app.admin.orders import ROUTES as ORDER_ROUTES
+from app.web.transactions import LONG_READS_OPT
 
 __all__ = ("ADMIN_HANDLERS", "ADMIN_PATH", "admin_router")
 
@@ -51,4 +52,6 @@ def admin_router() -> Router:
         guards=[admin_guard],
         dependencies={"admin": Provide(provide_admin)},
         include_in_schema=False,
+        # Its reads count, search and export whole tables: never on the event loop (app.db.loop_reads).
+        opt={LONG_READS_OPT: True},
     )

@@ -7,7 +7,8 @@ SQLAlchemy, 2-core machine), so a signed-in page of a dozen statements spent mos
 ~20 ms waiting for threads, and pages queued behind each other under load. Run on the loop,
 the same statement took ~60 µs (figures: ``bench/mixed_load_bench.py`` in README).
 
-It is safe only where nothing can wait: a read in a DEFERRED transaction
+It is safe only where nothing can wait, and only for short reads (:data:`THREAD_READS` keeps the
+admin console's scans off the loop): a read in a DEFERRED transaction
 (:data:`READ_ONLY`) never waits for a lock in WAL mode (writers do not block
 readers, and the writer's checkpoints are PASSIVE), so it never blocks the loop. Anything
 else still goes to the thread: every call outside a read-only request, and in a read-only
@@ -33,7 +34,7 @@ from typing import Any
 
 import aiosqlite
 
-__all__ = ("READ_ONLY", "LoopReadsConnection", "loop_reads_creator")
+__all__ = ("READ_ONLY", "THREAD_READS", "LoopReadsConnection", "loop_reads_creator")
 
 READ_ONLY: ContextVar[bool] = ContextVar("storefront_read_only", default=False)
 """Set for a request that only reads (``app.web.transactions.read_only_requests``): its SQLite
@@ -43,6 +44,13 @@ run on the event loop (below). Kept here, beside its second use; ``app.db.config
 Safe only for transactions that write nothing, or whose first statement is their only write
 (the session store's upsert): a deferred transaction that reads and then writes fails with
 ``SQLITE_BUSY`` instead of waiting when another writer got in between."""
+
+THREAD_READS: ContextVar[bool] = ContextVar("storefront_thread_reads", default=False)
+"""Set for a read-only request whose reads may be long (the admin console: its dashboard counts
+every order by status, its searches scan, its exports read the whole ledger): they stay on
+aiosqlite's thread. A read that waits for no lock still blocks the loop for as long as SQLite
+works on it (a group-by over a million orders took ~60 ms here), and every other request, the
+webhooks' answers included, would wait that long. Set by ``app.web.transactions``."""
 
 
 class LoopReadsConnection(aiosqlite.Connection):
@@ -55,7 +63,8 @@ class LoopReadsConnection(aiosqlite.Connection):
         """A statement of this transaction went to the thread: so does the rest of it."""
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        if READ_ONLY.get() and self._running and self._connection is not None and self._on_loop(fn, args):
+        on_loop = READ_ONLY.get() and not THREAD_READS.get()
+        if on_loop and self._running and self._connection is not None and self._on_loop(fn, args):
             return fn(*args, **kwargs)
         return await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
 

@@ -102,11 +102,12 @@ async def write_transaction(
     """Run ``operation(conn, **kwargs)`` (``conn`` a SQLAlchemy ``Connection``) in one write
     transaction: as an operation of ``writer`` when one is given, else on ``engine``.
 
-    Background workers (the host webhook deliverer, the mail worker) pass the money writer on
-    SQLite: a transaction of their own there takes SQLite's one write lock, and the writer's
-    batch (the webhooks and debits requests wait on) then sleeps in SQLite's busy handler until it
-    is free (the webhook bench's p99 was 52-59 ms with the deliverer's own transactions, 12.9 ms
-    without them). Arguments must pickle for the writer process (module-level functions).
+    Background workers (the host webhook deliverer, the mail worker, the expiry sweeper, the
+    database rate counters) pass the money writer on SQLite (:func:`background_writer`): a
+    transaction of their own there takes SQLite's one write lock, and the writer's batch (the
+    webhooks and debits requests wait on) then sleeps in SQLite's busy handler until it is free
+    (the webhook bench's p99 was 52-59 ms with the deliverer's own transactions, 12.9 ms without
+    them). Arguments must pickle for the writer process (module-level functions).
     """
     if writer is not None:
         result: R = await writer.call(partial(on_connection, operation, **kwargs))

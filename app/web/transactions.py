@@ -18,6 +18,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.db.config import READ_ONLY
+from app.db.loop_reads import THREAD_READS
 
 FinishHandler = Callable[[Message, Scope], Awaitable[None]]
 
@@ -41,6 +42,11 @@ def _commit_first(app: ASGIApp, finish: FinishHandler) -> ASGIApp:
 READ_ONLY_OPT = "read_only"
 """Route option: ``opt={"read_only": True}`` on a handler that never writes to the database."""
 
+LONG_READS_OPT = "long_reads"
+"""Route (or router) option beside ``read_only``: its reads may take SQLite long (whole-table counts,
+searches, exports), so they stay on aiosqlite's thread (``app.db.loop_reads.THREAD_READS``)
+instead of the event loop. The admin console's router sets it."""
+
 
 def read_only_requests(app: ASGIApp) -> ASGIApp:
     """Begin a read-only route's SQLite transactions DEFERRED (``app.db.config.READ_ONLY``).
@@ -56,9 +62,11 @@ def read_only_requests(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send)
             return
         token = READ_ONLY.set(True)
+        long_reads = THREAD_READS.set(bool(handler.opt.get(LONG_READS_OPT)))
         try:
             await app(scope, receive, send)
         finally:
+            THREAD_READS.reset(long_reads)
             READ_ONLY.reset(token)
 
     return middleware

@@ -7,12 +7,13 @@ import re
 import sqlite3
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from app.checkout.service import claim_check
 from app.settings import Settings
-from tests.support.shop import Shop, wait_for
+from tests.support.shop import Shop, run_shop, wait_for
 
 
 def _status_url(page: str) -> str:
@@ -301,3 +302,19 @@ def test_polls_never_wait_for_sqlites_write_lock(sqlite_shop: Shop) -> None:
     assert waiting.status_code == 200
     assert 'data-status="open"' in waiting.text
     assert took < 2, took
+
+
+def test_a_poll_heals_a_lost_webhook_and_shows_the_credit_at_once(migrated_url: str, tmp_path: Path) -> None:
+    """No webhook ever comes: the poll asks Stripe and credits (on SQLite through the money writer,
+    outside the poll's read snapshot), and that same answer shows the order as the credit left it."""
+    with run_shop(tmp_path, migrated_url, sandbox={"webhook_endpoints": []}) as shop:
+        buyer = shop.buyer().sign_up()
+        sid = buyer.start("coins-500")
+        assert shop.pay(sid)["status"] == "succeeded"
+        order_id = shop.order(sid)["id"]
+        healed = buyer.client.get(f"/checkout/status/{order_id}")
+        assert healed.status_code == 286, healed.text[:300]
+        assert 'data-status="paid"' in healed.text
+        assert "Your balance is now 550 coins." in healed.text
+        assert buyer.balances() == {"coins": 550, "quota": 0}
+        assert shop.rows("SELECT count(*) AS n FROM stripe_event") == [{"n": 0}]  # no webhook came

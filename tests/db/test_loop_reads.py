@@ -11,6 +11,7 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.config import READ_ONLY, make_engine
+from app.db.loop_reads import THREAD_READS
 from app.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -66,4 +67,16 @@ async def test_after_a_write_the_rest_of_that_transaction_goes_to_the_thread(eng
             assert await _ran_on(conn) == here
             await conn.rollback()
     finally:
+        READ_ONLY.reset(token)
+
+
+async def test_long_reads_stay_on_aiosqlites_thread(engine: AsyncEngine) -> None:
+    """A read-only request marked for long reads (the admin console) never reads on the loop."""
+    token, long_reads = READ_ONLY.set(True), THREAD_READS.set(True)
+    try:
+        async with engine.connect() as conn:
+            assert await _ran_on(conn) != threading.get_ident()
+            await conn.rollback()
+    finally:
+        THREAD_READS.reset(long_reads)
         READ_ONLY.reset(token)

@@ -245,3 +245,19 @@ async def test_nothing_to_pay_is_credited_only_for_a_total_of_zero(sessions: Ses
     async with sessions() as db, db.begin():
         assert (await run(db, fulfil_checkout, free)).outcome == "credited"
     assert await _coins(sessions, free_order) == free_order.units + free_order.bonus
+
+
+async def test_a_paid_session_of_an_order_under_review_keeps_its_charge_and_credits_nothing(
+    sessions: Sessions,
+) -> None:
+    """The move to paid is refused (a human decides), yet what Stripe charged is kept for the
+    review, as when the charge is recorded with the move (``transition(charge=...)``)."""
+    order = await _order(sessions, status=OrderStatus.NEEDS_REVIEW)
+    paid = checkout_session(order)
+    async with sessions() as db, db.begin():
+        result = await run(db, fulfil_checkout, paid)
+    assert result.outcome == "needs_review"
+    kept = await _status(sessions, order)
+    assert kept.status == OrderStatus.NEEDS_REVIEW
+    assert (kept.amount_paid, kept.amount_discount, kept.amount_tax) == (order.amount, 0, 0)
+    assert await _coins(sessions, order) == 0

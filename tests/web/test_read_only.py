@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
+from types import SimpleNamespace
+from typing import Any
 
 import httpx
 import pytest
 
+from app.admin.routes import ADMIN_PATH
+from app.db.config import READ_ONLY
+from app.db.loop_reads import THREAD_READS
 from app.settings import Settings
 from app.web.factory import create_app
+from app.web.transactions import LONG_READS_OPT, READ_ONLY_OPT, read_only_requests
 from tests.accounts.support import PASSWORD
 from tests.support.servers import free_port, serve_in_thread
 
@@ -90,3 +97,30 @@ def test_an_unchanged_session_is_not_rewritten_but_still_slides_daily(
         monkeypatch.setattr("app.web.sessions.time.time", lambda: later)
         assert client.get("/account").status_code == 200
         assert _expiry(sqlite_settings) > written  # written two days ago: renewed
+
+
+@pytest.mark.parametrize(
+    ("opt", "expected"),
+    [({READ_ONLY_OPT: True}, (True, False)), ({READ_ONLY_OPT: True, LONG_READS_OPT: True}, (True, True))],
+    ids=["short-reads", "long-reads"],
+)
+def test_long_reads_keep_a_read_only_requests_reads_off_the_loop(
+    opt: dict[str, bool], expected: tuple[bool, bool]
+) -> None:
+    seen: list[tuple[bool, bool]] = []
+
+    async def inner(_scope: Any, _receive: Any, _send: Any) -> None:
+        seen.append((READ_ONLY.get(), THREAD_READS.get()))
+
+    scope = {"type": "http", "route_handler": SimpleNamespace(opt=opt)}
+    asyncio.run(read_only_requests(inner)(scope, None, None))  # type: ignore[arg-type]
+    assert seen == [expected]
+
+
+def test_every_admin_page_reads_on_aiosqlites_thread(sqlite_settings: Settings) -> None:
+    """The console counts, searches and exports whole tables: such reads on the event loop would
+    stall every other request (the webhooks' answers too) for as long as SQLite works."""
+    app = create_app(sqlite_settings)
+    handlers = [h for route in app.routes if route.path.startswith(ADMIN_PATH) for h in route.route_handlers]
+    assert len(handlers) > 10
+    assert [h for h in handlers if not h.opt.get(LONG_READS_OPT)] == []
