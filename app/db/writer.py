@@ -106,8 +106,10 @@ async def write_transaction(
     database rate counters) pass the money writer on SQLite (:func:`background_writer`): a
     transaction of their own there takes SQLite's one write lock, and the writer's batch (the
     webhooks and debits requests wait on) then sleeps in SQLite's busy handler until it is free
-    (the webhook bench's p99 was 52-59 ms with the deliverer's own transactions, 12.9 ms without
-    them). Arguments must pickle for the writer process (module-level functions).
+    (``bench/webhook_bench.py``: p99 52-59 ms with the deliverer's own transactions, 12.9 ms with
+    the deliverer off, on one machine; on a slower one 155-520 ms with the workers' own
+    transactions and 26-28 ms through the writer, the same as with them off). Arguments must
+    pickle for the writer process (module-level functions).
     """
     if writer is not None:
         result: R = await writer.call(partial(on_connection, operation, **kwargs))
