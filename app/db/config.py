@@ -12,7 +12,6 @@ from advanced_alchemy.extensions.litestar import (
     SQLAlchemyAsyncConfig,
 )
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.db.loop_reads import READ_ONLY as READ_ONLY
@@ -78,9 +77,7 @@ def make_engine(settings: Settings) -> AsyncEngine:
         # Read-only requests read on the event loop, not through aiosqlite's thread: app/db/loop_reads.py.
         engine = create_async_engine(
             settings.database_url,
-            async_creator=loop_reads_creator(
-                str(make_url(settings.database_url).database), **SQLITE_CONNECT_ARGS
-            ),
+            async_creator=loop_reads_creator(settings.database_url, **SQLITE_CONNECT_ARGS),
             pool_size=32,
             max_overflow=32,
         )

@@ -32,6 +32,8 @@ from functools import partial
 from typing import Any
 
 import aiosqlite
+from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
+from sqlalchemy.engine import make_url
 
 __all__ = ("READ_ONLY", "THREAD_READS", "LoopReadsConnection", "loop_reads_creator")
 
@@ -86,9 +88,14 @@ class LoopReadsConnection(aiosqlite.Connection):
         return name in ("cursor", "fetchone", "fetchmany", "fetchall")
 
 
-def loop_reads_creator(database: str, **connect_args: Any) -> Callable[[], LoopReadsConnection]:
-    """An ``async_creator`` for ``create_async_engine``: SQLite connections of this kind."""
-    return partial(_connect, database, connect_args)
+def loop_reads_creator(database_url: str, **connect_args: Any) -> Callable[[], LoopReadsConnection]:
+    """An ``async_creator`` for ``create_async_engine``: SQLite connections of this kind.
+
+    The file and the driver's options are read from ``database_url`` as SQLAlchemy's aiosqlite
+    dialect reads them (``?timeout=``, ``?uri=true``...); ``connect_args`` win, as they do there.
+    """
+    args, options = SQLiteDialect_aiosqlite().create_connect_args(make_url(database_url))
+    return partial(_connect, str(args[0]), {**options, **connect_args})
 
 
 def _connect(database: str, connect_args: dict[str, Any]) -> LoopReadsConnection:

@@ -11,7 +11,7 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.config import READ_ONLY, make_engine
-from app.db.loop_reads import THREAD_READS
+from app.db.loop_reads import THREAD_READS, loop_reads_creator
 from app.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -80,3 +80,14 @@ async def test_long_reads_stay_on_aiosqlites_thread(engine: AsyncEngine) -> None
     finally:
         THREAD_READS.reset(long_reads)
         READ_ONLY.reset(token)
+
+
+def test_the_urls_driver_options_reach_sqlite(tmp_path: Any) -> None:
+    """As SQLAlchemy's aiosqlite dialect reads them; the app's connect_args win."""
+    creator = loop_reads_creator(f"sqlite+aiosqlite:///{tmp_path}/x.db?timeout=5&uri=true", timeout=30)
+    connection = creator()
+    try:
+        assert connection._connector.args == (f"{tmp_path}/x.db",)  # the file, as sqlite3 is given it
+        assert connection._connector.keywords == {"uri": True, "timeout": 30, "check_same_thread": False}
+    finally:
+        connection.stop()
