@@ -290,18 +290,19 @@ class MailWorker:
             log.info("mail.sent", message_id=item.id, kind=item.kind)
         return status
 
-    async def run_once(self) -> int:
+    async def run_once(self, stop: asyncio.Event | None = None) -> int:
         """Claim and send one batch; how many messages were attempted.
 
         The batch goes one message at a time, so a slow server could make the last ones outlast
         their lease, and another replica would send them too. A message is only started while it
         can end (``attempt_seconds``) with a quarter of the lease to spare; the rest are handed
-        back at once for the next look.
+        back at once for the next look. So are they when ``stop`` is set (the app is stopping: a
+        batch of receipts, each asking Stripe for its link, held shutdown for its whole grace).
         """
         last_start = time.monotonic() + self.lease * 0.75 - self.attempt_seconds
         claimed = await self.claim()
         for n, item in enumerate(claimed):
-            if time.monotonic() > last_start:
+            if time.monotonic() > last_start or (stop is not None and stop.is_set()):
                 await self._release(claimed[n:])
                 return n
             await self.attempt(item)
@@ -332,7 +333,7 @@ class MailWorker:
             busy = False
             try:
                 if await self._anything_due():
-                    busy = await self.run_once() >= self.batch
+                    busy = await self.run_once(stop) >= self.batch
                 failures = 0
             except Exception:
                 failures += 1

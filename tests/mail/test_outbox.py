@@ -258,6 +258,27 @@ async def test_a_slow_server_never_lets_a_lease_run_out_mid_batch(engine: AsyncE
     assert {row["status"] for row in await _rows(engine)} == {"sent"}
 
 
+async def test_a_stopping_worker_hands_back_the_rest_of_its_batch_at_once(engine: AsyncEngine) -> None:
+    """Shutdown does not wait for a batch of slow sends: what is not started goes back, due now."""
+    user_id = await _user(engine)
+    await _queue(engine, user_id, count=6)
+    composer = Composer(base_url="http://shop.test", sender="Shop <shop@shop.test>")
+    slow = Slow(0.3)
+    worker = MailWorker(engine, slow, composer)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().call_later(0.45, stop.set)  # during the second send
+    started = time.monotonic()
+    attempted = await worker.run_once(stop)
+    took = time.monotonic() - started
+    assert attempted == 2, attempted
+    assert took < 1.2, took  # six sends would take 1.8 s
+    rows = await _rows(engine)
+    assert [r["status"] for r in rows].count("sent") == 2
+    left = [r for r in rows if r["status"] == "pending"]
+    assert len(left) == 4
+    assert all(r["claim"] is None and r["attempts"] == 0 for r in left)  # handed back, not counted
+
+
 def test_on_sqlite_the_apps_mail_worker_writes_through_the_money_writer(settings: Settings) -> None:
     """Claims and outcomes are operations of the money writer there, not transactions of their own."""
     shop = create_app(replace(settings, mail_poll_seconds=0.05))
