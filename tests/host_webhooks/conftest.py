@@ -23,7 +23,10 @@ def receiver() -> Iterator[tuple[Receiver, str]]:
     """A receiver and its base URL."""
     app = Receiver()
     with serve_in_thread(app, ready_path="/healthz") as url:
-        yield app, url
+        try:
+            yield app, url
+        finally:
+            app.released.set()  # let held requests go, so the server need not wait for them
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,15 @@ class Receiver:
     _seen: Counter[tuple[str, str]] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    released: threading.Event = field(default_factory=threading.Event)
+    """Set when the test is done: requests held open by a delay are let go (the server stops at once)."""
+
+    async def _hold(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        # A threading.Event: the test sets it from its own thread, outside this server's loop.
+        while not self.released.is_set() and (left := end - time.monotonic()) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(min(0.05, left))
+
     def verified(self, path: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
             return [c.event for c in self.calls if c.event is not None and path in (None, c.path)]
@@ -69,7 +79,7 @@ class Receiver:
                 break
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         if self.delays.get(path, self.delay):
-            await asyncio.sleep(self.delays.get(path, self.delay))
+            await self._hold(self.delays.get(path, self.delay))
         event: dict[str, Any] | None = None
         error: str | None = None
         try:
