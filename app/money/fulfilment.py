@@ -139,22 +139,13 @@ def fulfil_checkout(conn: SqlConnection, session_obj: Mapping[str, Any]) -> Fulf
         record_charge(conn, order, discount=charge[0], tax=charge[1], paid=charge[2])
     else:
         now = datetime.now(UTC)
-        moved = transition(
-            conn,
-            order_id=order.id,
-            to=OrderStatus.PAID,
-            payment_intent_id=pi,
-            fulfilled_at=now,
-            reason="",
-            charge=charge,
+        order = _settle(
+            conn, order, OrderStatus.PAID, payment_intent_id=pi, fulfilled_at=now, reason="", charge=charge
         )
-        if moved is None:  # the charge is kept for the review all the same
-            record_charge(conn, order, discount=charge[0], tax=charge[1], paid=charge[2])
-            order = load_order(conn, "by_id", order.id) or order
-        else:
-            order = moved
         if order.status != OrderStatus.PAID:
-            # needs_review stays for a human; nothing is credited.
+            # The move was refused: needs_review stays for a human, nothing is credited, and the
+            # charge is kept for the review all the same.
+            record_charge(conn, order, discount=charge[0], tax=charge[1], paid=charge[2])
             return FulfilResult("needs_review", order)
     entry = credit_order(conn, order, session_id)
     if entry is None:
