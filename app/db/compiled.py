@@ -80,7 +80,6 @@ class CompiledConnection:
     """
 
     def __init__(self, connection: Connection) -> None:
-        self._connection = connection
         self.sqlalchemy_connection = connection
         """The SQLAlchemy ``Connection`` underneath, for statements built per call (see
         :func:`app.db.writer.on_connection`): plans here are kept per statement object forever."""
@@ -121,7 +120,7 @@ class CompiledConnection:
 
     def begin_nested(self) -> Any:
         """A SAVEPOINT of SQLAlchemy's transaction on the same connection (a context manager)."""
-        return self._connection.begin_nested()
+        return self.sqlalchemy_connection.begin_nested()
 
     def execute(self, statement: Any, parameters: Mapping[str, Any] | None = None, /) -> Rows:
         plan = self._plan(statement)
