@@ -81,7 +81,7 @@ class LoopReadsConnection(aiosqlite.Connection):
             if sql == "BEGIN" or sql.startswith("SELECT"):
                 return True
             # A PRAGMA (a new connection's settings, outside any transaction) writes no rows.
-            self._writing = self._writing or not sql.startswith("PRAGMA")
+            self._writing = not sql.startswith("PRAGMA")
             return False
         if name == "close":  # a cursor's; the connection itself closes on its thread
             return isinstance(getattr(fn, "__self__", None), sqlite3.Cursor)
